@@ -1,0 +1,59 @@
+"""`mailbot parse`: read sources and print what they hold (JSON lines or a readable table).
+
+The JSON form is a contract (DESIGN.md §4): exactly one object per PATH, one per line, in
+input order. Lossy decodes and other warnings go to stderr, naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from parsers import InlineRunner, Limits, ParseResult, PdfPool, Reader
+
+from .errors import UsageError
+
+
+def run_parse(
+    paths: list[str], *, as_json: bool, workers: int = 2, timeout: float | None = None
+) -> int:
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise UsageError(f"no such file: {missing[0]}")
+    if workers < 0:
+        raise UsageError("--workers must be 0 or more")
+    limits = Limits() if timeout is None else replace(Limits(), pdf_timeout_s=timeout)
+    runner = PdfPool(workers, limits) if workers else InlineRunner(limits)
+    found_problem = False
+    progress = sys.stderr.isatty() and len(paths) > 20
+    try:
+        reader = Reader(runner, limits)
+        for index, result in enumerate(reader.read_many(paths), 1):
+            found_problem |= bool(result.problems)
+            for warning in result.warnings:
+                print(f"{result.source}: warning: {warning}", file=sys.stderr)
+            if as_json:
+                print(json.dumps(result.to_json_obj(), ensure_ascii=False), flush=True)
+            else:
+                print_table(result, sys.stdout)
+            if progress:
+                print(f"\r{index}/{len(paths)} read", end="", file=sys.stderr, flush=True)
+    finally:
+        runner.close()
+        if progress:
+            print(file=sys.stderr)
+    return 1 if found_problem else 0
+
+
+def print_table(result: ParseResult, out: TextIO) -> None:
+    out.write(f"{result.source}\n")
+    for notice in result.notices:
+        out.write(
+            f"  notice   {notice.guarantee_number:<16} {notice.auth_key:<14} "
+            f"{notice.kind or '-':<8} {notice.project_name or '-'}  [{notice.origin}]\n"
+        )
+    for problem in result.problems:
+        out.write(f"  problem  {problem.code:<22} {problem.origin}: {problem.detail}\n")

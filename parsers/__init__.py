@@ -1,0 +1,22 @@
+"""Reading library: e-mails and notice PDFs in, guarantee numbers and keys out.
+
+Imports nothing from `mailbot` (DESIGN.md §3). Entry points: `Reader` (with a `PdfPool` for
+untrusted input), the plain data of `model`, and the `Limits` that bound the work.
+"""
+
+from .limits import Limits
+from .model import KINDS, PROBLEM_CODES, Notice, ParseResult, Problem
+from .reader import Reader
+from .sandbox import InlineRunner, PdfPool
+
+__all__ = [
+    "KINDS",
+    "PROBLEM_CODES",
+    "InlineRunner",
+    "Limits",
+    "Notice",
+    "ParseResult",
+    "PdfPool",
+    "Problem",
+    "Reader",
+]

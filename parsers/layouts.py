@@ -1,0 +1,90 @@
+"""Notice layouts as data: titles that identify a layout and the labels of each field.
+
+A layout file (`parsers/layouts/*.toml`) names the layout, its priority, the title words
+that pick it and, per field, the label variants. The engine in `fields` is generic; adding a
+surety's new notice means adding a file here and a golden sample, not code.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from .normalize import fold_spaces, normalize_text
+
+FIELDS = ("project_name", "contractor", "kind", "guarantee_number", "auth_key")
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    priority: int
+    titles: tuple[str, ...]
+    sureties: tuple[str, ...]
+    labels: dict[str, tuple[str, ...]]
+    label_re: re.Pattern[str]
+    label_field: dict[str, str]
+
+    def matches_title(self, folded_page_text: str) -> bool:
+        return any(title in folded_page_text for title in self.titles)
+
+    def field_of(self, label_text: str) -> str:
+        return self.label_field[fold_spaces(label_text)]
+
+
+def _label_pattern(label: str) -> str:
+    """`工事名` → `工\\s*事\\s*名`: letter-spaced labels match too."""
+    return r"\s*".join(re.escape(ch) for ch in label)
+
+
+def _build(data: dict[str, object]) -> Layout:
+    labels_raw = data["labels"]
+    assert isinstance(labels_raw, dict)
+    labels: dict[str, tuple[str, ...]] = {}
+    label_field: dict[str, str] = {}
+    for field_name in FIELDS:
+        variants = tuple(fold_spaces(normalize_text(v)) for v in labels_raw.get(field_name, ()))
+        labels[field_name] = variants
+        for variant in variants:
+            label_field[variant] = field_name
+    # Longest first, so 商品(保証区分) wins over 商品 and 受注者名 over 受注者.
+    ordered = sorted(label_field, key=len, reverse=True)
+    label_re = re.compile("|".join(_label_pattern(v) for v in ordered), re.IGNORECASE)
+    return Layout(
+        name=str(data["name"]),
+        priority=int(data.get("priority", 0)),  # type: ignore[call-overload]
+        titles=tuple(fold_spaces(normalize_text(t)) for t in data.get("titles", ())),  # type: ignore[union-attr]
+        sureties=tuple(fold_spaces(normalize_text(s)) for s in data.get("sureties", ())),  # type: ignore[union-attr]
+        labels=labels,
+        label_re=label_re,
+        label_field=label_field,
+    )
+
+
+@lru_cache(maxsize=1)
+def load_layouts() -> tuple[Layout, ...]:
+    """All bundled layouts, highest priority first (ties by name, for stable output)."""
+    folder = resources.files("parsers") / "layouts"
+    layouts = [
+        _build(tomllib.loads(entry.read_text(encoding="utf-8")))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    ]
+    return tuple(sorted(layouts, key=lambda lay: (-lay.priority, lay.name)))
+
+
+def pick_layout(page_text: str) -> Layout:
+    """The highest-priority layout whose title is on the page; the fallback otherwise."""
+    folded = fold_spaces(normalize_text(page_text))
+    layouts = load_layouts()
+    for layout in layouts:
+        if layout.titles and layout.matches_title(folded):
+            return layout
+    return generic_layout()
+
+
+def generic_layout() -> Layout:
+    return next(lay for lay in load_layouts() if not lay.titles)

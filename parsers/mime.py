@@ -1,0 +1,222 @@
+"""Walk one RFC 5322 message into plain data: body texts and attachment payloads.
+
+Parsing uses the standard library (`BytesParser(policy=policy.default)`, DESIGN.md §8); this
+module adds what Japanese mail needs on top: charset fallbacks (via `charset`), file names in
+RFC 2231, RFC 2047 words inside quoted parameters (Outlook), Mac's `name=` + `filename*`
+pair, forwarded `message/rfc822` parts, and the part-count and size limits. It does not look
+inside attachments: the reader decides what a payload is by its content, not its label.
+"""
+
+from __future__ import annotations
+
+import email.message
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.header import decode_header
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from .charset import decode_bytes
+from .htmltext import html_to_text
+from .limits import Limits
+from .model import Problem
+
+
+@dataclass
+class Attachment:
+    """A payload to look into, with the origin prefix that names it (`attachment:a.zip`)."""
+
+    origin: str
+    name: str
+    data: bytes
+    content_type: str = "application/octet-stream"
+
+
+@dataclass
+class MailContents:
+    """Everything a message holds that the notice readers care about, in MIME order.
+
+    `items` mixes body texts (str), attachments and problems in the order they appear, so
+    that the first place a notice is seen is the one reported and problems read in order.
+    """
+
+    items: list[str | Attachment | Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    parts_seen: int = 0
+
+
+_PARSER = BytesParser(policy=policy.default)
+_UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f/\\]+")
+
+
+def sanitize_name(name: str) -> str:
+    """A file name safe to show and to use as one path element (no separators, no controls)."""
+    name = _UNSAFE_NAME_RE.sub("_", name).strip().lstrip(".")
+    return name[:200] or "unnamed"
+
+
+def parse_message(raw: bytes) -> EmailMessage:
+    return _PARSER.parsebytes(raw)  # type: ignore[return-value]
+
+
+def walk_message(raw: bytes, limits: Limits, prefix: str = "") -> MailContents:
+    """Collect the bodies and attachments of `raw`; `prefix` names an enclosing attachment."""
+    contents = MailContents()
+    if len(raw) > limits.max_message_bytes:
+        contents.items.append(
+            Problem(
+                "attachment_too_large",
+                prefix.rstrip("/") or "message",
+                f"the message is {len(raw):,} bytes, over the limit of "
+                f"{limits.max_message_bytes:,}",
+            )
+        )
+        return contents
+    _walk(parse_message(raw), contents, limits, prefix)
+    return contents
+
+
+def _walk(part: EmailMessage, out: MailContents, limits: Limits, prefix: str) -> None:
+    out.parts_seen += 1
+    if out.parts_seen > limits.max_parts:
+        if not any(isinstance(p, Problem) and p.code == "too_many_parts" for p in out.items):
+            out.items.append(
+                Problem(
+                    "too_many_parts",
+                    prefix.rstrip("/") or "message",
+                    f"the message has more than {limits.max_parts} MIME parts; "
+                    f"only the first {limits.max_parts} were read",
+                )
+            )
+        return
+    ctype = part.get_content_type()
+    if ctype == "message/rfc822":
+        _walk_embedded(part, part_filename(part, out.warnings) or "forwarded.eml", out, limits, prefix)
+        return
+    if part.is_multipart():
+        children = list(part.iter_parts())
+        if ctype == "multipart/alternative":
+            children = _prefer_plain(children)
+        for child in children:
+            _walk(child, out, limits, prefix)  # type: ignore[arg-type]
+        return
+    name = part_filename(part, out.warnings)
+    disposition = (part.get_content_disposition() or "").lower()
+    if name and name.lower().endswith(".eml"):
+        _walk_embedded(part, name or "forwarded.eml", out, limits, prefix)
+        return
+    payload = _payload(part)
+    if ctype.startswith("text/") and disposition != "attachment" and not name:
+        _add_text(part, payload, ctype, out)
+        return
+    label = sanitize_name(name) if name else f"part-{out.parts_seen}"
+    origin = f"{prefix}{label}" if prefix else f"attachment:{label}"
+    if len(payload) > limits.max_attachment_bytes:
+        out.items.append(
+            Problem(
+                "attachment_too_large",
+                origin,
+                f"{len(payload):,} bytes, over the limit of {limits.max_attachment_bytes:,}",
+            )
+        )
+        return
+    out.items.append(Attachment(origin, label, payload, ctype))
+
+
+def _walk_embedded(
+    part: EmailMessage, name: str, out: MailContents, limits: Limits, prefix: str
+) -> None:
+    label = sanitize_name(name)
+    inner_prefix = f"{prefix}{label}/" if prefix else f"attachment:{label}/"
+    if part.get_content_type() == "message/rfc822" and part.is_multipart():
+        inner = part.get_payload(0)
+        _walk(inner, out, limits, inner_prefix)  # type: ignore[arg-type]
+        return
+    raw = _payload(part)
+    if raw:
+        _walk(parse_message(raw), out, limits, inner_prefix)
+
+
+def _prefer_plain(children: list[email.message.Message]) -> list[email.message.Message]:
+    plain = [c for c in children if c.get_content_type() == "text/plain"]
+    others = [c for c in children if not c.get_content_type().startswith("text/")]
+    if plain:
+        return plain[:1] + others
+    return children
+
+
+def _payload(part: email.message.Message) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # malformed transfer encoding: keep what the stdlib gives raw
+        data = None
+    if data is None:
+        raw = part.get_payload()
+        data = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
+    return data
+
+
+def _add_text(part: email.message.Message, payload: bytes, ctype: str, out: MailContents) -> None:
+    decoded = decode_bytes(payload, part.get_content_charset())
+    if decoded.lossy:
+        out.warnings.append(
+            f"body text could not be decoded exactly (declared {part.get_content_charset()!r}, "
+            f"read as {decoded.charset} with replacements)"
+        )
+    text = html_to_text(decoded.text) if ctype == "text/html" else decoded.text
+    out.items.append(text)
+
+
+def part_filename(part: email.message.Message, warnings: list[str]) -> str | None:
+    """The attachment's file name, decoded from whichever form the sender's client used."""
+    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
+        raw = _raw_header(part, header)
+        if raw is None:
+            continue
+        helper = email.message.Message(policy=policy.compat32)
+        helper[header] = raw
+        value = helper.get_param(param, header=header)
+        if value is None:
+            continue
+        if isinstance(value, tuple):  # RFC 2231: (charset, language, percent-decoded latin-1)
+            charset, _lang, text = value
+            name = _decode_param_bytes(text.encode("latin-1", "replace"), charset, warnings)
+        else:
+            name = _decode_words(value, warnings)
+        if name:
+            return name
+    return None
+
+
+def _raw_header(part: email.message.Message, header: str) -> str | None:
+    for key, value in part.raw_items():
+        if key.lower() == header:
+            return str(value)
+    return None
+
+
+def _decode_words(value: str, warnings: list[str]) -> str:
+    """RFC 2047 encoded words, also inside a quoted parameter; raw 8-bit bytes as well."""
+    if "=?" not in value:
+        if value.isascii():
+            return value
+        try:  # raw 8-bit bytes in the header, kept by the parser as surrogates
+            data = value.encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:
+            return value
+        return _decode_param_bytes(data, None, warnings)
+    pieces = []
+    for chunk, charset in decode_header(value.replace("?= =?", "?==?")):
+        if isinstance(chunk, str):
+            pieces.append(chunk)
+        else:
+            pieces.append(_decode_param_bytes(chunk, charset, warnings))
+    return "".join(pieces)
+
+
+def _decode_param_bytes(data: bytes, charset: str | None, warnings: list[str]) -> str:
+    decoded = decode_bytes(data, charset)
+    if decoded.lossy:
+        warnings.append(f"an attachment name could not be decoded exactly ({charset!r})")
+    return decoded.text

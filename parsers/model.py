@@ -1,0 +1,80 @@
+"""Plain data that crosses the reading stages: notices, problems and the result of one source.
+
+Everything here is a frozen dataclass or a list of them, so results can be pickled across
+worker processes, compared in tests and turned into the `mailbot parse --json` contract
+(DESIGN.md §4) without any knowledge of where the bytes came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# DESIGN.md §4: the closed set of problem codes. Add new ones only by extending this tuple
+# together with the design document.
+PROBLEM_CODES: tuple[str, ...] = (
+    "no_notice_found",
+    "incomplete_notice",
+    "encrypted_pdf",
+    "encrypted_archive",
+    "no_text_layer",
+    "unreadable_attachment",
+    "attachment_too_large",
+    "read_timeout",
+    "too_many_parts",
+)
+
+KINDS: tuple[str, ...] = ("前払金保証", "中間前払金保証", "契約保証")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One guarantee number + authentication key pair read from a PDF page or a mail body."""
+
+    guarantee_number: str
+    auth_key: str
+    kind: str | None = None
+    project_name: str | None = None
+    contractor: str | None = None
+    surety: str | None = None
+    origin: str = "body"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that kept a part of the source from being read, with a closed `code`."""
+
+    code: str
+    origin: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.code not in PROBLEM_CODES:
+            raise ValueError(f"unknown problem code {self.code!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ParseResult:
+    """What one source (an .eml or a bare PDF) yielded.
+
+    `warnings` carries facts worth an audit line that are not problems of the contract,
+    such as a lossy charset decode; it is not part of the JSON contract.
+    """
+
+    source: str
+    notices: list[Notice] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "notices": [n.to_dict() for n in self.notices],
+            "problems": [p.to_dict() for p in self.problems],
+        }

@@ -1,0 +1,164 @@
+"""Read every notice in a source (an .eml or a bare PDF): the reading library's entry point.
+
+`Reader` walks the message (`mime`), opens archives (`archive`), sends PDFs to a runner
+(`sandbox`: worker pool or inline) and reads typed bodies (`fields`), keeping MIME order so
+that a notice is reported once, where it says the most. `read_many` keeps several sources
+in flight so the workers stay busy, and yields results in input order.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .archive import expand_zip, is_zip
+from .fields import read_fields, text_lines
+from .layouts import generic_layout
+from .limits import Limits
+from .mime import Attachment, MailContents, sanitize_name, walk_message
+from .model import Notice, ParseResult, Problem
+from .pdfread import PdfReading
+from .sandbox import InlineRunner, PdfRunner
+
+
+def is_pdf(data: bytes) -> bool:
+    return b"%PDF-" in data[:1024]
+
+
+@dataclass
+class _Pending:
+    """One source being read: ordered pieces, some of them PDF readings still running."""
+
+    source: str
+    pieces: list[PdfReading | tuple[Future[PdfReading], str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, *problems: Problem) -> None:
+        if problems:
+            self.pieces.append(PdfReading(problems=list(problems)))
+
+
+class Reader:
+    """Reads sources with one PDF runner; the caller owns (and closes) the runner."""
+
+    def __init__(self, runner: PdfRunner | None = None, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.runner = runner or InlineRunner(self.limits)
+
+    # -- public ------------------------------------------------------------------
+    def read_path(self, path: str | Path) -> ParseResult:
+        return next(self.read_many([path]))
+
+    def read_bytes(self, data: bytes, source: str, name: str | None = None) -> ParseResult:
+        return self._finish(self._start(data, source, name))
+
+    def read_many(self, paths: Iterable[str | Path], window: int = 16) -> Iterator[ParseResult]:
+        """Results in input order, with up to `window` sources read ahead."""
+        queue: collections.deque[_Pending] = collections.deque()
+        for path in paths:
+            p = Path(path)
+            try:
+                data = p.read_bytes()
+            except OSError as exc:
+                pending = _Pending(str(path))
+                pending.add(Problem("unreadable_attachment", "message", f"cannot read {path}: {exc}"))
+            else:
+                pending = self._start(data, str(path), p.name)
+            queue.append(pending)
+            if len(queue) >= window:
+                yield self._finish(queue.popleft())
+        while queue:
+            yield self._finish(queue.popleft())
+
+    # -- stages --------------------------------------------------------------------
+    def _start(self, data: bytes, source: str, name: str | None) -> _Pending:
+        pending = _Pending(source)
+        if is_pdf(data):
+            label = sanitize_name(name or "document.pdf")
+            self._add_attachment(pending, Attachment(f"file:{label}", label, data), depth=0)
+            return pending
+        contents = walk_message(data, self.limits)
+        self._add_contents(pending, contents, depth=0)
+        return pending
+
+    def _add_contents(self, pending: _Pending, contents: MailContents, depth: int) -> None:
+        pending.warnings.extend(contents.warnings)
+        for item in contents.items:
+            if isinstance(item, Problem):
+                pending.add(item)
+            elif isinstance(item, str):
+                pending.pieces.append(_read_body(item))
+            else:
+                self._add_attachment(pending, item, depth)
+
+    def _add_attachment(self, pending: _Pending, item: Attachment, depth: int) -> None:
+        if is_pdf(item.data):
+            pending.pieces.append((self.runner.submit(item.data, item.origin), item.origin))
+        elif is_zip(item.data):
+            if depth >= self.limits.max_depth:
+                pending.add(Problem("attachment_too_large", item.origin, "archives nested too deeply"))
+                return
+            expansion = expand_zip(item.data, item.origin, self.limits)
+            pending.add(*expansion.problems)
+            for member in expansion.members:
+                origin = f"{item.origin}/{member.name}"
+                if member.name.lower().endswith(".eml"):
+                    inner = walk_message(member.data, self.limits, prefix=f"{origin}/")
+                    self._add_contents(pending, inner, depth + 1)
+                else:
+                    self._add_attachment(
+                        pending, Attachment(origin, member.name, member.data), depth + 1
+                    )
+        elif item.name.lower().endswith(".pdf"):
+            pending.add(
+                Problem("unreadable_attachment", item.origin, "the file named .pdf is not a PDF")
+            )
+
+    def _finish(self, pending: _Pending) -> ParseResult:
+        result = ParseResult(pending.source, warnings=pending.warnings)
+        problems: list[Problem] = []
+        # The same pair typed in the body and in the attached PDF is one notice: keep the
+        # occurrence that says the most (the PDF's kind and names), else the first.
+        kept: dict[tuple[str, str], int] = {}
+        for piece in pending.pieces:
+            reading = piece if isinstance(piece, PdfReading) else self.runner.result(*piece)
+            for notice in reading.notices:
+                key = (notice.guarantee_number, notice.auth_key)
+                if key not in kept:
+                    kept[key] = len(result.notices)
+                    result.notices.append(notice)
+                elif _richness(notice) > _richness(result.notices[kept[key]]):
+                    result.notices[kept[key]] = notice
+            problems.extend(reading.problems)
+        if not result.notices and not problems:
+            problems.append(
+                Problem(
+                    "no_notice_found",
+                    "message",
+                    "no 保証契約番号 with its 認証キー was found in the mail or its attachments",
+                )
+            )
+        result.problems = problems
+        return result
+
+
+def _richness(notice: Notice) -> int:
+    fields = (notice.kind, notice.project_name, notice.contractor, notice.surety)
+    return sum(value is not None for value in fields)
+
+
+def _read_body(text: str) -> PdfReading:
+    reading = read_fields(text_lines(text), generic_layout(), "body")
+    problems = []
+    if reading.incomplete:
+        problems.append(
+            Problem(
+                "incomplete_notice",
+                "body",
+                "the mail text gives a guarantee number or an authentication key without the other",
+            )
+        )
+    return PdfReading(list(reading.notices), problems)

@@ -1,0 +1,111 @@
+"""Run PDF reading where a hostile file cannot hurt the caller (DESIGN.md §6).
+
+pdfminer has open hang and decompression-bomb issues, so every PDF is read in a worker
+process with an address-space limit and a wall-clock timeout. `PdfPool` keeps a few workers
+alive across documents (pebble kills and replaces a worker that times out or dies);
+`InlineRunner` reads in the calling process with no limits, for trusted input and for
+measuring the pool's overhead in `bench/`. Both return futures of `PdfReading`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+from concurrent.futures import Future, TimeoutError
+from typing import Protocol
+
+from pebble import ProcessExpired, ProcessPool
+
+from .limits import Limits
+from .model import Problem
+from .pdfread import PdfReading, read_pdf
+
+
+class PdfRunner(Protocol):
+    def submit(self, data: bytes, origin: str) -> Future[PdfReading]: ...
+
+    def result(self, future: Future[PdfReading], origin: str) -> PdfReading: ...
+
+    def close(self) -> None: ...
+
+
+def _limit_memory(extra_bytes: int) -> None:
+    """Worker start: cap the address space at what the worker has now plus `extra_bytes`."""
+    import pdfplumber  # noqa: F401  (import before measuring: the libraries are not the budget)
+    import pypdfium2  # noqa: F401
+
+    with open(f"/proc/{os.getpid()}/statm") as statm:
+        vm_pages = int(statm.read().split()[0])
+    baseline = vm_pages * os.sysconf("SC_PAGE_SIZE")
+    limit = baseline + extra_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+class PdfPool:
+    """Worker processes reused across documents, each limited in memory and time."""
+
+    def __init__(self, workers: int = 2, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["parsers.pdfread", "pdfplumber", "pypdfium2"])
+        self._pool = ProcessPool(
+            max_workers=max(1, workers),
+            initializer=_limit_memory,
+            initargs=(self.limits.pdf_memory_bytes,),
+            context=context,
+        )
+
+    def submit(self, data: bytes, origin: str) -> Future[PdfReading]:
+        return self._pool.schedule(
+            read_pdf,
+            args=(data, origin, self.limits.max_pdf_pages),
+            timeout=self.limits.pdf_timeout_s,
+        )
+
+    def result(self, future: Future[PdfReading], origin: str) -> PdfReading:
+        try:
+            return future.result()
+        except TimeoutError:
+            detail = f"reading the PDF took longer than {self.limits.pdf_timeout_s:g} s"
+            return PdfReading(problems=[Problem("read_timeout", origin, detail)])
+        except MemoryError:
+            detail = "reading the PDF needs more memory than the reader allows (a decompression bomb?)"
+            return PdfReading(problems=[Problem("attachment_too_large", origin, detail)])
+        except ProcessExpired as exc:
+            detail = f"the PDF reader process died (exit code {exc.exitcode})"
+            return PdfReading(problems=[Problem("unreadable_attachment", origin, detail)])
+
+    def close(self) -> None:
+        self._pool.stop()
+        self._pool.join()
+
+    def __enter__(self) -> PdfPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InlineRunner:
+    """Reads in the caller's process: no isolation, no limits beyond the page count."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+
+    def submit(self, data: bytes, origin: str) -> Future[PdfReading]:
+        future: Future[PdfReading] = Future()
+        future.set_result(read_pdf(data, origin, self.limits.max_pdf_pages))
+        return future
+
+    def result(self, future: Future[PdfReading], origin: str) -> PdfReading:
+        return future.result()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> InlineRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

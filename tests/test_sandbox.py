@@ -1,0 +1,58 @@
+"""PDF reading in limited worker processes: bombs and hangs cost one attachment, not the caller."""
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from mailbot.samples.notice_pdf import NoticeFields, render_notice_pdf
+from mailbot.samples.special_pdfs import render_decompression_bomb_pdf, render_slow_pdf
+from parsers import Limits, PdfPool, Reader
+
+FIELDS = NoticeFields(
+    guarantee_number="35075-00001M",
+    auth_key="Z28YUEAJ38ux",
+    kind="前払金保証",
+    project_name="〇〇浄水場△△修繕工事",
+    contractor="〇〇建設 株式会社",
+    surety="東日本建設業保証株式会社",
+)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with PdfPool(workers=2, limits=replace(Limits(), pdf_timeout_s=2.0)) as pool:
+        yield pool
+
+
+def read_pdf(pool, data, name="a.pdf"):
+    return Reader(pool, pool.limits).read_bytes(data, name, name)
+
+
+def test_decompression_bomb_is_stopped_within_its_memory_limit(pool):
+    bomb = render_decompression_bomb_pdf()
+    assert len(bomb) < 4096
+    started = time.monotonic()
+    result = read_pdf(pool, bomb, "bomb.pdf")
+    assert time.monotonic() - started < 5
+    assert [(p.code, p.origin) for p in result.problems] == [
+        ("attachment_too_large", "file:bomb.pdf")
+    ]
+
+
+def test_slow_pdf_times_out_and_the_pool_keeps_working(pool):
+    result = read_pdf(pool, render_slow_pdf(), "slow.pdf")
+    assert [p.code for p in result.problems] == ["read_timeout"]
+    # The killed worker is replaced: the next document is read normally.
+    good = read_pdf(pool, render_notice_pdf(FIELDS), "ok.pdf")
+    assert [n.auth_key for n in good.notices] == ["Z28YUEAJ38ux"] and good.problems == []
+
+
+def test_workers_are_reused_across_documents(pool):
+    data = render_notice_pdf(FIELDS)
+    pids = set()
+    for _ in range(6):
+        future = pool._pool.schedule(__import__("os").getpid)
+        pids.add(future.result())
+        assert read_pdf(pool, data).notices
+    assert len(pids) <= 2
