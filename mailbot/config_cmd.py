@@ -1,0 +1,25 @@
+"""`mailbot config check FILE`: load a configuration and say what it holds, or what is wrong."""
+
+from __future__ import annotations
+
+import argparse
+
+from .config import load_config
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    config = commands.add_parser("config", help="check configuration files")
+    sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = sub.add_parser("check", help="load FILE and report errors (exit 2) or a summary")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: ok")
+    print(f"  store: {config.store_url or '(default: --store, MAILBOT_STORE_URL, ./mailbot.db)'}")
+    for key, policy in config.issuers.items():
+        aliases = f" (aliases: {', '.join(policy.aliases)})" if policy.aliases else ""
+        print(f"  issuer {key}: {policy.name}{aliases}; rules: {', '.join(policy.chain)}")
+    return 0

@@ -1,0 +1,290 @@
+"""The guarantee store: open a database, apply history events, read versions back.
+
+`Store.open(url)` migrates the schema and loads the key-hashing secret; `apply(events)` adds
+new / amendment / correction / cancellation events in order inside one transaction (all or
+nothing, errors name the event's source line) and skips events already imported; `versions`
+returns a guarantee's history for verification. Works the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from parsers.normalize import fold_spaces, normalize_text
+
+from .migrate import upgrade
+from .model import VERSION_FIELDS, GuaranteeEvent
+from .schema import guarantees, key_failures, versions
+from .secret import key_hash, load_secret
+
+CHUNK = 500
+
+
+class StoreError(Exception):
+    """Events that cannot be applied; nothing was written."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a guarantee as stored (the key only as its HMAC)."""
+
+    guarantee_number: str
+    version: int
+    event: str
+    change_no: int | None
+    key_hash: str
+    kind: str | None
+    issuer: str | None
+    contractor: str | None
+    project_name: str | None
+    jv_name: str | None
+    contract_amount: int | None
+    guaranteed_amount: int | None
+    bank: str | None
+    term_start: date | None
+    term_end: date | None
+    expires_on: date | None
+    contract_date: date | None
+    awarded_on: date | None
+    surety: str | None
+    issued_at: datetime | None
+    low_bid: bool
+    contract_key: str
+
+
+_VERSION_COLUMNS = [versions.c[f.name] for f in fields(Version)]
+
+
+@dataclass
+class ApplyReport:
+    added: int = 0
+    skipped: int = 0
+
+
+def contract_key(issuer: str | None, project: str | None, contractor: str | None) -> str:
+    """A stable hash of the normalised names that identify one construction contract."""
+    text = "|".join(fold_spaces(normalize_text(v or "")) for v in (issuer, project, contractor))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, engine: Engine, secret: bytes) -> None:
+        self.engine = engine
+        self._secret = secret
+
+    @classmethod
+    def open(cls, url: str, secret: bytes | None = None) -> Store:
+        engine = create_engine(url, future=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        upgrade(engine)
+        return cls(engine, secret if secret is not None else load_secret(url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def hash_key(self, auth_key: str) -> str:
+        return key_hash(self._secret, auth_key)
+
+    # -- reading -------------------------------------------------------------------
+    def versions(self, number: str, conn: Connection | None = None) -> list[Version]:
+        """All versions of `number`, oldest first (empty if the number is unknown)."""
+        query = (
+            select(*_VERSION_COLUMNS)
+            .where(versions.c.guarantee_number == number)
+            .order_by(versions.c.version)
+        )
+        if conn is not None:
+            return [Version(**row._mapping) for row in conn.execute(query)]
+        with self.engine.connect() as own:
+            return [Version(**row._mapping) for row in own.execute(query)]
+
+    def latest_of_contract(self, key: str) -> list[Version]:
+        """The latest version of every guarantee of one contract (same issuer/project/contractor)."""
+        query = (
+            select(*_VERSION_COLUMNS)
+            .join(
+                guarantees,
+                (guarantees.c.guarantee_number == versions.c.guarantee_number)
+                & (guarantees.c.latest_version == versions.c.version),
+            )
+            .where(versions.c.contract_key == key)
+        )
+        with self.engine.connect() as conn:
+            return [Version(**row._mapping) for row in conn.execute(query)]
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(guarantees)).scalar_one()
+
+    # -- throttle ------------------------------------------------------------------
+    def record_key_failure(self, scope: str, subject: str, at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(key_failures).values(scope=scope, subject=subject, at=at))
+
+    def key_failures_since(self, scope: str, subject: str, since: datetime) -> int:
+        query = select(func.count()).where(
+            key_failures.c.scope == scope,
+            key_failures.c.subject == subject,
+            key_failures.c.at >= since,
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    # -- writing -------------------------------------------------------------------
+    def apply(
+        self,
+        events: Iterable[GuaranteeEvent],
+        progress: Callable[[int], None] | None = None,
+    ) -> ApplyReport:
+        """Apply events in order in one transaction; raise StoreError (writing nothing)."""
+        report = ApplyReport()
+        errors: list[str] = []
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            batch: list[GuaranteeEvent] = []
+            for item in events:
+                batch.append(item)
+                if len(batch) >= CHUNK:
+                    self._apply_chunk(conn, batch, now, report, errors)
+                    if progress:
+                        progress(len(batch))
+                    batch = []
+            if batch:
+                self._apply_chunk(conn, batch, now, report, errors)
+                if progress:
+                    progress(len(batch))
+            if errors:
+                conn.rollback()
+                raise StoreError(errors)
+        return report
+
+    def _apply_chunk(
+        self,
+        conn: Connection,
+        batch: Sequence[GuaranteeEvent],
+        now: datetime,
+        report: ApplyReport,
+        errors: list[str],
+    ) -> None:
+        numbers = {e.guarantee_number for e in batch}
+        latest = self._latest_rows(conn, numbers)
+        seen_hashes = self._row_hashes(conn, numbers)
+        for item in batch:
+            row_hash = self._row_hash(item)
+            number = item.guarantee_number
+            if row_hash in seen_hashes.get(number, set()):
+                report.skipped += 1
+                continue
+            previous = latest.get(number)
+            problem = _check_event(item, previous)
+            if problem:
+                errors.append(f"{item.source or number}: {problem}")
+                continue
+            values = self._version_values(item, previous, row_hash, now)
+            if previous is None:
+                conn.execute(
+                    insert(guarantees).values(
+                        guarantee_number=number, latest_version=1, created_at=now
+                    )
+                )
+                conn.execute(insert(versions).values(**values))
+            else:
+                conn.execute(insert(versions).values(**values))
+                conn.execute(
+                    update(guarantees)
+                    .where(guarantees.c.guarantee_number == number)
+                    .values(latest_version=values["version"])
+                )
+            latest[number] = Version(**{f.name: values[f.name] for f in fields(Version)})
+            seen_hashes.setdefault(number, set()).add(row_hash)
+            report.added += 1
+
+    def _latest_rows(self, conn: Connection, numbers: set[str]) -> dict[str, Version]:
+        query = (
+            select(*_VERSION_COLUMNS)
+            .join(
+                guarantees,
+                (guarantees.c.guarantee_number == versions.c.guarantee_number)
+                & (guarantees.c.latest_version == versions.c.version),
+            )
+            .where(versions.c.guarantee_number.in_(numbers))
+        )
+        return {row.guarantee_number: Version(**row._mapping) for row in conn.execute(query)}
+
+    def _row_hashes(self, conn: Connection, numbers: set[str]) -> dict[str, set[str]]:
+        query = select(versions.c.guarantee_number, versions.c.row_hash).where(
+            versions.c.guarantee_number.in_(numbers)
+        )
+        out: dict[str, set[str]] = {}
+        for number, row_hash in conn.execute(query):
+            out.setdefault(number, set()).add(row_hash)
+        return out
+
+    def _row_hash(self, item: GuaranteeEvent) -> str:
+        data = asdict(replace(item, source="", auth_key=None))
+        data["key"] = self.hash_key(item.auth_key) if item.auth_key else None
+        text = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _version_values(
+        self, item: GuaranteeEvent, previous: Version | None, row_hash: str, now: datetime
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in VERSION_FIELDS:
+            new = getattr(item, name)
+            values[name] = new if new is not None or previous is None else getattr(previous, name)
+        if item.event == "cancellation" or not item.auth_key:
+            assert previous is not None  # _check_event guarantees it
+            values["key_hash"] = previous.key_hash
+        else:
+            values["key_hash"] = self.hash_key(item.auth_key)
+        values.update(
+            guarantee_number=item.guarantee_number,
+            version=(previous.version + 1) if previous else 1,
+            event=item.event,
+            change_no=item.change_no,
+            contract_key=contract_key(
+                values["issuer"], values["project_name"], values["contractor"]
+            ),
+            row_hash=row_hash,
+            source=item.source,
+            recorded_at=now,
+            low_bid=bool(values["low_bid"]),
+        )
+        return values
+
+
+def _check_event(item: GuaranteeEvent, previous: Version | None) -> str | None:
+    """Why `item` cannot follow `previous`, in one sentence; None when it can."""
+    if item.event == "new":
+        if previous is not None:
+            return f"guarantee {item.guarantee_number} already exists (use 変更 or 訂正)"
+        if not item.auth_key:
+            return "a 新規 guarantee needs its 認証キー"
+        return None
+    if previous is None:
+        return f"guarantee {item.guarantee_number} is not in the store (a 新規 row must come first)"
+    if previous.event == "cancellation":
+        return f"guarantee {item.guarantee_number} is cancelled (取消); nothing can follow"
+    return None

@@ -1,0 +1,243 @@
+"""`mailbot store …`: import surety exports, issue, show, amend and cancel guarantees.
+
+`issue` and `amend --new-key` are for sureties, the demo and tests: they generate a
+12-character key with a CSPRNG, print it once (it is never stored in clear) and render the
+notice PDF with the sample renderer. `show` prints a guarantee's history, never a key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import string
+import sys
+from pathlib import Path
+
+from parsers.normalize import canonical_number, clean_value
+
+from .config import load_config
+from .errors import UsageError
+from .store import GuaranteeEvent, Store, StoreError, resolve_store_url
+from .verify_cmd import add_store_options, parse_date_arg
+
+KEY_ALPHABET = string.ascii_letters + string.digits
+KEY_LENGTH = 12
+FIELD_OPTIONS = {
+    "kind": "kind", "issuer": "issuer", "contractor": "contractor", "project": "project_name",
+    "jv": "jv_name", "surety": "surety", "bank": "bank",
+}
+AMOUNT_OPTIONS = {"contract_amount": "contract_amount", "amount": "guaranteed_amount"}
+DATE_OPTIONS = {
+    "term_start": "term_start", "term_end": "term_end", "expires_on": "expires_on",
+    "contract_date": "contract_date", "awarded_on": "awarded_on",
+}
+
+
+def new_key() -> str:
+    """A 12-character key with at least one upper, one lower letter and one digit."""
+    while True:
+        key = "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
+        if any(c.isupper() for c in key) and any(c.islower() for c in key) and any(
+            c.isdigit() for c in key
+        ):
+            return key
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    store = commands.add_parser("store", help="the guarantee store")
+    sub = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+
+    imp = sub.add_parser("import", help="import a surety export (CSV or JSON Lines)")
+    imp.add_argument("file", metavar="FILE")
+    add_store_options(imp)
+    imp.set_defaults(func=run_import)
+
+    issue = sub.add_parser("issue", help="register a new guarantee and print its key once")
+    issue.add_argument("number", metavar="NUMBER")
+    _field_options(issue, required=True)
+    issue.add_argument("--pdf", metavar="OUT", help="write the notice PDF here (default NUMBER.pdf)")
+    add_store_options(issue)
+    issue.set_defaults(func=run_issue)
+
+    show = sub.add_parser("show", help="a guarantee's history (never the key)")
+    show.add_argument("number", metavar="NUMBER")
+    add_store_options(show)
+    show.set_defaults(func=run_show)
+
+    amend = sub.add_parser("amend", help="record a change (変更) or correction (訂正)")
+    amend.add_argument("number", metavar="NUMBER")
+    amend.add_argument("--correction", action="store_true", help="訂正 instead of 変更")
+    amend.add_argument("--change-no", type=int, help="変更番号")
+    amend.add_argument("--new-key", action="store_true", help="issue a new key (printed once)")
+    amend.add_argument("--pdf", metavar="OUT", help="with --new-key: write the new notice PDF")
+    _field_options(amend, required=False)
+    add_store_options(amend)
+    amend.set_defaults(func=run_amend)
+
+    cancel = sub.add_parser("cancel", help="record a cancellation (取消)")
+    cancel.add_argument("number", metavar="NUMBER")
+    add_store_options(cancel)
+    cancel.set_defaults(func=run_cancel)
+
+
+def _field_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    for option in ("kind", "issuer", "contractor", "project"):
+        parser.add_argument(f"--{option}", required=required)
+    for option in ("jv", "surety", "bank"):
+        parser.add_argument(f"--{option}")
+    for option in AMOUNT_OPTIONS:
+        parser.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar="YEN")
+    for option in DATE_OPTIONS:
+        parser.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar="DATE")
+
+
+def _open(args: argparse.Namespace) -> Store:
+    config = load_config(args.config)
+    return Store.open(resolve_store_url(args.store, config.store_url))
+
+
+def _number(text: str) -> str:
+    number = canonical_number(text)
+    if number is None:
+        raise UsageError(f"NUMBER: {text!r} is not a guarantee number (like 35075-00001M)")
+    return number
+
+
+def _event_fields(args: argparse.Namespace) -> dict[str, object]:
+    from parsers.values import parse_amount
+
+    values: dict[str, object] = {}
+    for option, name in FIELD_OPTIONS.items():
+        if getattr(args, option, None):
+            values[name] = clean_value(getattr(args, option))
+    for option, name in AMOUNT_OPTIONS.items():
+        if getattr(args, option, None):
+            try:
+                values[name] = parse_amount(getattr(args, option))
+            except ValueError as exc:
+                raise UsageError(f"--{option.replace('_', '-')}: {exc}") from None
+    for option, name in DATE_OPTIONS.items():
+        if getattr(args, option, None):
+            values[name] = parse_date_arg(getattr(args, option), f"--{option.replace('_', '-')}")
+    kind = values.get("kind")
+    if kind is not None and kind not in ("前払金保証", "中間前払金保証", "契約保証"):
+        raise UsageError(f"--kind: {kind!r} is not 前払金保証, 中間前払金保証 or 契約保証")
+    return values
+
+
+def _apply(store: Store, event: GuaranteeEvent) -> None:
+    try:
+        store.apply([event])
+    except StoreError as exc:
+        raise UsageError(exc.errors[0]) from None
+
+
+def _write_notice(store: Store, number: str, key: str, out: str | None) -> Path:
+    from .samples.notice_pdf import NoticeFields, render_notice_pdf
+
+    latest = store.versions(number)[-1]
+    fields = NoticeFields(
+        guarantee_number=number, auth_key=key, kind=latest.kind or "",
+        project_name=latest.project_name or "", contractor=latest.contractor or "",
+        surety=latest.surety or "東日本建設業保証株式会社",
+    )
+    path = Path(out or f"{number}.pdf")
+    path.write_bytes(render_notice_pdf(fields))
+    return path
+
+
+def run_issue(args: argparse.Namespace) -> int:
+    number = _number(args.number)
+    key = new_key()
+    store = _open(args)
+    try:
+        _apply(store, GuaranteeEvent(number, "new", key, source="cli", **_event_fields(args)))
+        pdf = _write_notice(store, number, key, args.pdf)
+    finally:
+        store.close()
+    print(f"issued {number}; 認証キー {key} (shown once, not stored in clear)")
+    print(f"notice PDF: {pdf}")
+    return 0
+
+
+def run_amend(args: argparse.Namespace) -> int:
+    number = _number(args.number)
+    key = new_key() if args.new_key else None
+    event = "correction" if args.correction else "amendment"
+    store = _open(args)
+    try:
+        _apply(store, GuaranteeEvent(number, event, key, change_no=args.change_no,
+                                     source="cli", **_event_fields(args)))
+        pdf = _write_notice(store, number, key, args.pdf) if key else None
+    finally:
+        store.close()
+    print(f"recorded {'訂正' if args.correction else '変更'} of {number}")
+    if key:
+        print(f"new 認証キー {key} (shown once); notice PDF: {pdf}")
+    return 0
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    number = _number(args.number)
+    store = _open(args)
+    try:
+        _apply(store, GuaranteeEvent(number, "cancellation", source="cli"))
+    finally:
+        store.close()
+    print(f"recorded 取消 of {number}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    number = _number(args.number)
+    store = _open(args)
+    try:
+        history = store.versions(number)
+    finally:
+        store.close()
+    if not history:
+        print(f"{number}: not in the store", file=sys.stderr)
+        return 1
+    for v in history:
+        print(f"{number} v{v.version} {v.event}" + (f" 変更番号{v.change_no}" if v.change_no else ""))
+        for name in ("kind", "issuer", "contractor", "jv_name", "project_name", "contract_amount",
+                     "guaranteed_amount", "bank", "term_start", "term_end", "expires_on",
+                     "contract_date", "awarded_on", "surety", "issued_at", "low_bid"):
+            value = getattr(v, name)
+            if value not in (None, False):
+                print(f"  {name}: {value}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from .store.importfile import ImportFileError, read_import_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    try:
+        events = read_import_file(path)
+    except ImportFileError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    store = _open(args)
+    try:
+        report = _apply_with_progress(store, events, path)
+    except StoreError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"{path}: nothing imported", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"{path}: {report.added} events imported, {report.skipped} already in the store")
+    return 0
+
+
+def _apply_with_progress(store: Store, events: list[GuaranteeEvent], path: Path):  # noqa: ANN202
+    from tqdm import tqdm
+
+    with tqdm(total=len(events), unit="row", desc=f"importing {path.name}",
+              disable=None, file=sys.stderr) as bar:
+        return store.apply(events, progress=bar.update)

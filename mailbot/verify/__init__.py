@@ -1,0 +1,28 @@
+"""Verification: compare what a notice says with what the surety issued.
+
+`verify(store, Submission, IssuerPolicy)` runs the issuer's ordered rule chain (one rule per
+module in `rules/`) and returns a `VerifyResult` with outcome codes (DESIGN.md §4), Japanese
+reasons fit for a reply, the store's and the notice's values where they differ, and the trail
+of rules that hit and missed. It knows the store, not where the mail came from.
+"""
+
+from .chain import VerifyResult, verify
+from .policy import DEFAULT_CHAIN, AmountRules, IssuerPolicy, Throttle
+from .rule import Submission
+
+OUTCOMES = (
+    "verified", "unknown_number", "key_mismatch", "issuer_mismatch", "kind_mismatch",
+    "project_mismatch", "contractor_mismatch", "cancelled", "superseded", "expired",
+    "amount_rule", "not_eligible", "throttled",
+)
+
+__all__ = [
+    "DEFAULT_CHAIN",
+    "OUTCOMES",
+    "AmountRules",
+    "IssuerPolicy",
+    "Submission",
+    "Throttle",
+    "VerifyResult",
+    "verify",
+]

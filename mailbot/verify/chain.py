@@ -1,0 +1,75 @@
+"""Run an issuer's rule chain over a submission and record the result.
+
+The chain is an ordered list of rule names (DESIGN.md §9), read top to bottom; every rule
+that runs leaves a line in the trail, hit or not. Failed key checks (unknown number, wrong
+key) are recorded for the throttle after the chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mailbot.errors import UsageError
+from mailbot.store import Store
+
+from .policy import IssuerPolicy
+from .rule import Context, Difference, Submission
+from .rules import RULES
+
+FAILED_KEY_OUTCOMES = ("unknown_number", "key_mismatch")
+
+
+@dataclass
+class VerifyResult:
+    guarantee_number: str
+    outcomes: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool:
+        return self.outcomes == ["verified"]
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "guarantee_number": self.guarantee_number,
+            "outcomes": self.outcomes,
+            "reasons": self.reasons,
+            "rules": self.rules,
+        }
+
+
+def check_chain(names: tuple[str, ...]) -> None:
+    unknown = [n for n in names if n not in RULES]
+    if unknown:
+        raise UsageError(f"unknown verification rule {unknown[0]!r} (known: {', '.join(RULES)})")
+
+
+def verify(store: Store, submission: Submission, policy: IssuerPolicy) -> VerifyResult:
+    check_chain(policy.chain)
+    now = submission.at or datetime.now(UTC)
+    ctx = Context(submission, policy, store, store.versions(submission.guarantee_number), now)
+    result = VerifyResult(submission.guarantee_number)
+    for name in policy.chain:
+        verdict = RULES[name].check(ctx)
+        result.rules.append({"rule": name, "hit": verdict.hit})
+        if verdict.hit:
+            assert verdict.outcome and verdict.reason
+            result.outcomes.append(verdict.outcome)
+            result.reasons.append(verdict.reason)
+            result.differences.extend(verdict.differences)
+        if verdict.stop:
+            break
+    if not result.outcomes:
+        result.outcomes = ["verified"]
+        result.reasons = [
+            f"保証契約番号 {submission.guarantee_number} の電子保証を確認しました。"
+        ]
+    if any(o in FAILED_KEY_OUTCOMES for o in result.outcomes):
+        store.record_key_failure("number", submission.guarantee_number, now)
+        if submission.sender:
+            store.record_key_failure("sender", submission.sender, now)
+    return result

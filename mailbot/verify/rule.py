@@ -1,0 +1,71 @@
+"""What a verification rule sees and says (DESIGN.md §9: a name, a description, `check()`).
+
+A rule gets the `Context` (the submission, the guarantee's versions, the issuer's policy,
+the store for the few rules that ask more) and returns a `Verdict`: whether it hit, the
+outcome code and Japanese reason when it did, the differing values for the audit trail, and
+whether the chain must stop (nothing more may be said once the key is wrong).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from mailbot.store import Store, Version
+
+from .policy import IssuerPolicy
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a notice (or a clerk) claims about a guarantee."""
+
+    guarantee_number: str
+    auth_key: str
+    on: date
+    kind: str | None = None
+    project_name: str | None = None
+    contractor: str | None = None
+    sender: str | None = None  # the mail's From address, for the throttle
+    at: datetime | None = None  # when the check happens (throttle windows); default now
+
+
+@dataclass
+class Context:
+    submission: Submission
+    policy: IssuerPolicy
+    store: Store
+    versions: list[Version]
+    now: datetime
+    matched_version: Version | None = None  # set by key_matches
+
+    @property
+    def latest(self) -> Version | None:
+        return self.versions[-1] if self.versions else None
+
+
+@dataclass(frozen=True)
+class Difference:
+    field: str
+    store: object
+    notice: object
+
+
+@dataclass(frozen=True)
+class Verdict:
+    hit: bool
+    outcome: str | None = None
+    reason: str | None = None
+    differences: tuple[Difference, ...] = field(default_factory=tuple)
+    stop: bool = False
+
+
+MISS = Verdict(hit=False)
+
+
+class Rule(Protocol):
+    name: str
+    description: str
+
+    def check(self, ctx: Context) -> Verdict: ...

@@ -1,0 +1,80 @@
+"""`mailbot verify NUMBER KEY …`: a clerk checks one guarantee at a terminal (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+
+from parsers.normalize import canonical_key, canonical_number, clean_value
+
+from .config import load_config
+from .errors import UsageError
+from .store import Store, resolve_store_url
+from .verify import IssuerPolicy, Submission, verify
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="URL", help="SQLAlchemy URL of the guarantee store")
+    parser.add_argument("--config", metavar="FILE", help="mailbot configuration (TOML)")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    cmd = commands.add_parser("verify", help="check a guarantee number and key against the store")
+    cmd.add_argument("number", metavar="NUMBER")
+    cmd.add_argument("key", metavar="KEY")
+    cmd.add_argument("--issuer", metavar="NAME", help="the receiving issuer (config ID or name)")
+    cmd.add_argument("--kind", metavar="K", help="前払金保証, 中間前払金保証 or 契約保証")
+    cmd.add_argument("--project", metavar="P", help="工事名 as submitted")
+    cmd.add_argument("--contractor", metavar="C", help="受注者名 as submitted")
+    cmd.add_argument("--on", metavar="DATE", help="submission date (default today)")
+    cmd.add_argument("--sender", metavar="ADDR", help="sender address, for the throttle")
+    cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    add_store_options(cmd)
+    cmd.set_defaults(func=run)
+
+
+def parse_date_arg(text: str, option: str) -> date:
+    from parsers.values import parse_date
+
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    number = canonical_number(args.number)
+    if number is None:
+        raise UsageError(f"NUMBER: {args.number!r} is not a guarantee number (like 35075-00001M)")
+    key = canonical_key(args.key)
+    if key is None:
+        raise UsageError("KEY: not an authentication key (8–32 ASCII letters and digits)")
+    config = load_config(args.config)
+    # Without --issuer the issuer rule does not apply and the default ratios are used.
+    policy = config.issuer(args.issuer) if args.issuer else IssuerPolicy()
+    submission = Submission(
+        guarantee_number=number,
+        auth_key=key,
+        on=parse_date_arg(args.on, "--on") if args.on else date.today(),
+        kind=clean_value(args.kind) if args.kind else None,
+        project_name=args.project,
+        contractor=args.contractor,
+        sender=args.sender,
+    )
+    store = Store.open(resolve_store_url(args.store, config.store_url))
+    try:
+        result = verify(store, submission, policy)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(result.to_json_obj(), ensure_ascii=False))
+    else:
+        print(f"{number}: {', '.join(result.outcomes)}")
+        for reason in result.reasons:
+            print(f"  {reason}")
+        for diff in result.differences:
+            print(f"  {diff.field}: store {diff.store!s} / submitted {diff.notice!s}")
+        trail = ", ".join(f"{r['rule']}{'!' if r['hit'] else ''}" for r in result.rules)
+        print(f"  rules: {trail}")
+    return 0 if result.verified else 1

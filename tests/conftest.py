@@ -1,0 +1,35 @@
+"""Fixtures: the guarantee store on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from mailbot.store import Store
+
+from .servers import create_database, postgres_server
+
+TEST_SECRET = b"test-secret-for-the-store-0123456789"
+_db_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    server = request.getfixturevalue("pg_server")
+    return create_database(server, f"t{next(_db_names)}")
+
+
+@pytest.fixture
+def store(store_url):
+    opened = Store.open(store_url, secret=TEST_SECRET)
+    yield opened
+    opened.close()
