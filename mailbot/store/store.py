@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from parsers.normalize import fold_spaces, normalize_text
@@ -65,6 +77,45 @@ class Version:
 
 
 _VERSION_COLUMNS = [versions.c[f.name] for f in fields(Version)]
+_LATEST_JOIN = (guarantees.c.guarantee_number == versions.c.guarantee_number) & (
+    guarantees.c.latest_version == versions.c.version
+)
+# Built once: constructing SQLAlchemy expressions costs more than running them.
+_VERSIONS = (
+    select(*_VERSION_COLUMNS)
+    .where(versions.c.guarantee_number == bindparam("number"))
+    .order_by(versions.c.version)
+)
+_CONTRACT = (
+    select(*_VERSION_COLUMNS)
+    .join(guarantees, _LATEST_JOIN)
+    .where(versions.c.contract_key == bindparam("key"))
+)
+_FAIL_N = and_(
+    key_failures.c.scope == "number",
+    key_failures.c.subject == bindparam("n"),
+    key_failures.c.at >= bindparam("n_since"),
+)
+_FAIL_S = and_(
+    key_failures.c.scope == "sender",
+    key_failures.c.subject == bindparam("s"),
+    key_failures.c.at >= bindparam("s_since"),
+)
+_SET_LATEST = (
+    update(guarantees)
+    .where(guarantees.c.guarantee_number == bindparam("n"))
+    .values(latest_version=bindparam("v"))
+)
+_FAILURES_N = select(func.count()).where(_FAIL_N)
+# Versions and both throttle counts in one round trip: the common path of a verification.
+_VERSIONS_WITH_FAILURES = _VERSIONS.add_columns(
+    select(func.count()).where(_FAIL_N).scalar_subquery().label("failures_n"),
+    select(func.count()).where(_FAIL_S).scalar_subquery().label("failures_s"),
+)
+_FAILURES_NS = select(
+    func.coalesce(func.sum(case((_FAIL_N, 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_FAIL_S, 1), else_=0)), 0),
+).where(or_(_FAIL_N, _FAIL_S))
 
 
 @dataclass
@@ -109,29 +160,42 @@ class Store:
     # -- reading -------------------------------------------------------------------
     def versions(self, number: str, conn: Connection | None = None) -> list[Version]:
         """All versions of `number`, oldest first (empty if the number is unknown)."""
-        query = (
-            select(*_VERSION_COLUMNS)
-            .where(versions.c.guarantee_number == number)
-            .order_by(versions.c.version)
-        )
-        if conn is not None:
-            return [Version(**row._mapping) for row in conn.execute(query)]
-        with self.engine.connect() as own:
-            return [Version(**row._mapping) for row in own.execute(query)]
+        with self._connection(conn) as c:
+            return [Version(**row._mapping) for row in c.execute(_VERSIONS, {"number": number})]
 
-    def latest_of_contract(self, key: str) -> list[Version]:
+    @contextmanager
+    def _connection(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's connection, or a short-lived one of our own."""
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect() as own:
+                yield own
+
+    def versions_and_failures(
+        self,
+        number: str,
+        number_since: datetime,
+        sender: str | None,
+        sender_since: datetime,
+        conn: Connection,
+    ) -> tuple[list[Version], tuple[int, int]]:
+        """`versions(number)` and `key_failures_since(...)` in one query when the number exists."""
+        params = {"number": number, "n": number, "n_since": number_since, "s": sender or "",
+                  "s_since": sender_since}
+        rows = conn.execute(_VERSIONS_WITH_FAILURES, params).all()
+        if not rows:
+            return [], self.key_failures_since(number, number_since, sender, sender_since, conn)
+        found = [
+            Version(**{k: v for k, v in row._mapping.items() if not k.startswith("failures_")})
+            for row in rows
+        ]
+        return found, (rows[0].failures_n, rows[0].failures_s if sender else 0)
+
+    def latest_of_contract(self, key: str, conn: Connection | None = None) -> list[Version]:
         """The latest version of every guarantee of one contract (same issuer/project/contractor)."""
-        query = (
-            select(*_VERSION_COLUMNS)
-            .join(
-                guarantees,
-                (guarantees.c.guarantee_number == versions.c.guarantee_number)
-                & (guarantees.c.latest_version == versions.c.version),
-            )
-            .where(versions.c.contract_key == key)
-        )
-        with self.engine.connect() as conn:
-            return [Version(**row._mapping) for row in conn.execute(query)]
+        with self._connection(conn) as c:
+            return [Version(**row._mapping) for row in c.execute(_CONTRACT, {"key": key})]
 
     def count(self) -> int:
         with self.engine.connect() as conn:
@@ -142,14 +206,22 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(insert(key_failures).values(scope=scope, subject=subject, at=at))
 
-    def key_failures_since(self, scope: str, subject: str, since: datetime) -> int:
-        query = select(func.count()).where(
-            key_failures.c.scope == scope,
-            key_failures.c.subject == subject,
-            key_failures.c.at >= since,
-        )
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one()
+    def key_failures_since(
+        self,
+        number: str,
+        number_since: datetime,
+        sender: str | None = None,
+        sender_since: datetime | None = None,
+        conn: Connection | None = None,
+    ) -> tuple[int, int]:
+        """Failed key checks for `number` and from `sender` since each window's start."""
+        params = {"n": number, "n_since": number_since, "s": sender or "",
+                  "s_since": sender_since or number_since}
+        with self._connection(conn) as c:
+            if sender is None:
+                return int(c.execute(_FAILURES_N, params).scalar_one()), 0
+            n_count, s_count = c.execute(_FAILURES_NS, params).one()
+        return int(n_count), int(s_count)
 
     # -- writing -------------------------------------------------------------------
     def apply(
@@ -190,6 +262,8 @@ class Store:
         numbers = {e.guarantee_number for e in batch}
         latest = self._latest_rows(conn, numbers)
         seen_hashes = self._row_hashes(conn, numbers)
+        new_numbers: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
         for item in batch:
             row_hash = self._row_hash(item)
             number = item.guarantee_number
@@ -203,31 +277,30 @@ class Store:
                 continue
             values = self._version_values(item, previous, row_hash, now)
             if previous is None:
-                conn.execute(
-                    insert(guarantees).values(
-                        guarantee_number=number, latest_version=1, created_at=now
-                    )
+                new_numbers.append(
+                    {"guarantee_number": number, "latest_version": 1, "created_at": now}
                 )
-                conn.execute(insert(versions).values(**values))
-            else:
-                conn.execute(insert(versions).values(**values))
-                conn.execute(
-                    update(guarantees)
-                    .where(guarantees.c.guarantee_number == number)
-                    .values(latest_version=values["version"])
-                )
+            rows.append(values)
             latest[number] = Version(**{f.name: values[f.name] for f in fields(Version)})
             seen_hashes.setdefault(number, set()).add(row_hash)
             report.added += 1
+        if errors or not rows:
+            return  # the transaction will be rolled back: spare the writes
+        if new_numbers:
+            conn.execute(insert(guarantees), new_numbers)
+        conn.execute(insert(versions), rows)
+        moved = [
+            {"n": v.guarantee_number, "v": v.version}
+            for v in latest.values()
+            if v.version > 1 and v.guarantee_number in numbers
+        ]
+        if moved:
+            conn.execute(_SET_LATEST, moved)
 
     def _latest_rows(self, conn: Connection, numbers: set[str]) -> dict[str, Version]:
         query = (
             select(*_VERSION_COLUMNS)
-            .join(
-                guarantees,
-                (guarantees.c.guarantee_number == versions.c.guarantee_number)
-                & (guarantees.c.latest_version == versions.c.version),
-            )
+            .join(guarantees, _LATEST_JOIN)
             .where(versions.c.guarantee_number.in_(numbers))
         )
         return {row.guarantee_number: Version(**row._mapping) for row in conn.execute(query)}

@@ -51,18 +51,27 @@ def check_chain(names: tuple[str, ...]) -> None:
 def verify(store: Store, submission: Submission, policy: IssuerPolicy) -> VerifyResult:
     check_chain(policy.chain)
     now = submission.at or datetime.now(UTC)
-    ctx = Context(submission, policy, store, store.versions(submission.guarantee_number), now)
     result = VerifyResult(submission.guarantee_number)
-    for name in policy.chain:
-        verdict = RULES[name].check(ctx)
-        result.rules.append({"rule": name, "hit": verdict.hit})
-        if verdict.hit:
-            assert verdict.outcome and verdict.reason
-            result.outcomes.append(verdict.outcome)
-            result.reasons.append(verdict.reason)
-            result.differences.extend(verdict.differences)
-        if verdict.stop:
-            break
+    limits = policy.throttle
+    with store.engine.connect() as conn:
+        found, failures = store.versions_and_failures(
+            submission.guarantee_number,
+            now - limits.number_window,
+            submission.sender,
+            now - limits.sender_window,
+            conn,
+        )
+        ctx = Context(submission, policy, store, found, now, conn=conn, failures=failures)
+        for name in policy.chain:
+            verdict = RULES[name].check(ctx)
+            result.rules.append({"rule": name, "hit": verdict.hit})
+            if verdict.hit:
+                assert verdict.outcome and verdict.reason
+                result.outcomes.append(verdict.outcome)
+                result.reasons.append(verdict.reason)
+                result.differences.extend(verdict.differences)
+            if verdict.stop:
+                break
     if not result.outcomes:
         result.outcomes = ["verified"]
         result.reasons = [

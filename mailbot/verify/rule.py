@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
+from sqlalchemy.engine import Connection
+
 from mailbot.store import Store, Version
 
 from .policy import IssuerPolicy
@@ -38,6 +40,8 @@ class Context:
     store: Store
     versions: list[Version]
     now: datetime
+    conn: Connection | None = None  # one connection for all the chain's reads
+    failures: tuple[int, int] = (0, 0)  # failed key checks: (for the number, from the sender)
     matched_version: Version | None = None  # set by key_matches
 
     @property

@@ -51,7 +51,7 @@ class AmountRules:
                 return f"中間前払金は請負金額の{_tenths(rules.intermediate_max)}以内"
             total = sum(
                 (o.guaranteed_amount or 0)
-                for o in ctx.store.latest_of_contract(v.contract_key)
+                for o in ctx.store.latest_of_contract(v.contract_key, ctx.conn)
                 if o.kind in ADVANCE_KINDS and o.event != "cancellation"
                 and o.guarantee_number != v.guarantee_number
             ) + (v.guaranteed_amount or 0)

@@ -16,15 +16,9 @@ class Throttle:
 
     def check(self, ctx: Context) -> Verdict:
         limits = ctx.policy.throttle
-        store, sub = ctx.store, ctx.submission
-        over_number = (
-            store.key_failures_since("number", sub.guarantee_number, ctx.now - limits.number_window)
-            >= limits.per_number
-        )
-        over_sender = bool(sub.sender) and (
-            store.key_failures_since("sender", sub.sender or "", ctx.now - limits.sender_window)
-            >= limits.per_sender
-        )
-        if over_number or over_sender:
+        by_number, by_sender = ctx.failures  # counted over the policy's windows by `verify`
+        if by_number >= limits.per_number or (
+            ctx.submission.sender and by_sender >= limits.per_sender
+        ):
             return Verdict(hit=True, outcome="throttled", reason=REASON, stop=True)
         return MISS
