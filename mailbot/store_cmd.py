@@ -210,21 +210,23 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from .store.importfile import ImportFileError, read_import_file
 
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
+    store = _open(args)  # a config or secret mistake is reported before any reading
     try:
-        events = read_import_file(path)
-    except ImportFileError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        return 1
-    store = _open(args)
-    try:
-        report = _apply_with_progress(store, events, path)
-    except StoreError as exc:
+        # disable=None: bars only when stderr is a terminal, never in logs or CI.
+        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, disable=None,
+                  desc=f"reading {path.name}", file=sys.stderr) as bar:
+            events = read_import_file(path, progress=lambda done: bar.update(done - bar.n))
+        with tqdm(total=len(events), unit="row", disable=None, desc="writing",
+                  file=sys.stderr) as bar:
+            report = store.apply(events, progress=bar.update)
+    except (ImportFileError, StoreError) as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
         print(f"{path}: nothing imported", file=sys.stderr)
@@ -233,11 +235,3 @@ def run_import(args: argparse.Namespace) -> int:
         store.close()
     print(f"{path}: {report.added} events imported, {report.skipped} already in the store")
     return 0
-
-
-def _apply_with_progress(store: Store, events: list[GuaranteeEvent], path: Path):  # noqa: ANN202
-    from tqdm import tqdm
-
-    with tqdm(total=len(events), unit="row", desc=f"importing {path.name}",
-              disable=None, file=sys.stderr) as bar:
-        return store.apply(events, progress=bar.update)

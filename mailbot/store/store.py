@@ -145,11 +145,12 @@ class Store:
 
     @classmethod
     def open(cls, url: str, secret: bytes | None = None) -> Store:
+        secret = secret if secret is not None else load_secret(url)  # before touching the DB
         engine = create_engine(url, future=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         upgrade(engine)
-        return cls(engine, secret if secret is not None else load_secret(url))
+        return cls(engine, secret)
 
     def close(self) -> None:
         self.engine.dispose()
