@@ -60,7 +60,7 @@ def expand_zip(data: bytes, origin: str, limits: Limits) -> Expansion:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = [i for i in archive.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # BadZipFile, NotImplementedError, IndexError … on hostile input
         out.problems.append(Problem("unreadable_attachment", origin, f"the zip is damaged ({exc})"))
         return out
     if any(i.flag_bits & _ENCRYPTED_FLAG for i in infos):
@@ -91,7 +91,7 @@ def expand_zip(data: bytes, origin: str, limits: Limits) -> Expansion:
         try:
             with archive.open(info) as stream:
                 content = stream.read(min(budget, limits.max_attachment_bytes) + 1)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        except Exception as exc:  # zlib.error, LZMAError, bad CRC, unsupported method …
             out.problems.append(
                 Problem("unreadable_attachment", f"{origin}/{_safe_path(member_name(info))}",
                         f"the zip member could not be extracted ({exc})")

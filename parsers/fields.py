@@ -3,10 +3,17 @@
 Input is a page (or a mail body) as lines of segments; a segment is a run of text with its
 horizontal extent, split where a PDF line has a wide gap (a table cell boundary or a
 label/value gap). The notice's own prose mentions 「保証契約番号」と「認証キー」 too, so a
-label only counts where it starts a segment (or follows white space) and is followed by a
-separator, white space or the end of the segment; its value must then validate
-(`normalize.canonical_number` / `canonical_key`). Fields are grouped into notices in reading
-order: a field seen twice starts the next notice.
+label only counts where it starts a segment (after list marks and brackets) or follows white
+space, and is followed by a separator, white space or the end of the segment. A value must
+then be exactly a value: the first word of the text after the label, of the next cell, or of
+the line below, validated whole (`normalize.canonical_number` / `canonical_key`), never a
+pattern found somewhere inside prose. A header row of labels reads the cells below it, one
+record per row.
+
+Fields are grouped into notices in reading order: a field seen twice starts the next notice.
+When any number or key stands without its partner (or a value continues on the next line)
+the unit is `incomplete` and yields no notice at all: a pairing guessed from a list would be
+a wrong notice, and no notice is better than a wrong one.
 """
 
 from __future__ import annotations
@@ -16,7 +23,16 @@ from dataclasses import dataclass, field
 
 from .layouts import Layout
 from .model import KINDS, Notice
-from .normalize import canonical_key, canonical_number, clean_value, fold_spaces, normalize_text
+from .normalize import (
+    canonical_key,
+    canonical_number,
+    clean_value,
+    fold_spaces,
+    is_ascii_lookalike,
+    normalize_text,
+)
+
+MAX_BODY_CHARS = 200_000  # a typed body longer than this is read up to here
 
 
 @dataclass(frozen=True)
@@ -54,21 +70,38 @@ class PageReading:
     incomplete: bool
 
 
-_PREFIX = re.compile(r"^[\s>・■●◆◇○□▪*※\-]*")
-_SEPARATOR = re.compile(r"^\s*[:=]\s*|^\s+|^$")
-_SEPARATOR_PREFIX = re.compile(r"^[\s:=]+")
-_NUMBER_TOKEN = re.compile(r"[0-9]{3,}\s*-\s*[0-9]{3,}[A-Za-z]?(?![A-Za-z0-9])")
-_KEY_TOKEN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{8,32}(?![A-Za-z0-9])")
+# List marks and opening brackets that may stand before a label: 1. ① ■ 【 「 （ → ★ …
+_PREFIX = re.compile(
+    r"^[\s・■□●○◆◇▪▫★☆※*→⇒-]*(?:[0-9]{1,2}[.)]|[\u2460-\u2473]|\([0-9]{1,2}\))?"
+    r"[\s・■□●○◆◇▪▫★☆※*→⇒-]*[【「『\[(<〈《]?"
+)
+_BEFORE = " \t,、，。"
+# After a label: an optional closing bracket, then a separator, white space or the end.
+_SEPARATOR = re.compile(
+    r"^(?:[】」』\])>〉》]\s*[:=、,→]?\s*|\s*(?:[:=、,→(]|は)\s*|\s+|$)"
+)
+_NUMBER_WORD = re.compile(r"[0-9]+-[0-9]+[A-Za-z]?")
+_ALNUM_WORD = re.compile(r"[A-Za-z0-9]+")
+_HYPHEN_SPACES = re.compile(r"(?<=[0-9])\s*-\s*(?=[0-9])")
+_LEADING_SEPARATORS = re.compile(r"^[\s:=、,]+")
+_QUOTE = re.compile(r"^\s*>")
+_CELL_BREAK = re.compile(r"\t|[ \u3000]{2,}")
 
 
 def text_lines(text: str) -> list[Line]:
-    """A mail body as lines; tabs (HTML table cells) separate segments."""
+    """A mail body as lines; tabs (HTML table cells) separate segments.
+
+    Quoted lines (`> …`) belong to an earlier mail and are left out: a reply quoting a
+    stale notice must not submit its key again.
+    """
     lines = []
-    for raw in normalize_text(text).splitlines():
-        cells = [c.strip() for c in raw.split("\t")]
-        segs = tuple(Segment(c, float(i), i + 0.9) for i, c in enumerate(cells) if c)
-        if segs:
-            lines.append(Line(segs))
+    for raw in text[:MAX_BODY_CHARS].splitlines():
+        if _QUOTE.match(raw):
+            continue
+        # Tabs (HTML cells) and runs of spaces (a table typed with full-width spaces) part cells.
+        cells = [normalize_text(c).strip() for c in _CELL_BREAK.split(raw)]
+        # A blank line stays, as a line without segments: it ends a paragraph.
+        lines.append(Line(tuple(Segment(c, float(i), i + 0.9) for i, c in enumerate(cells) if c)))
     return lines
 
 
@@ -86,8 +119,7 @@ def _hits_in_segment(layout: Layout, text: str, line: int, seg: int) -> list[_Hi
     prefix_end = _PREFIX.match(text).end()  # type: ignore[union-attr]
     for match in layout.label_re.finditer(text):
         start = match.start()
-        at_start = start == prefix_end
-        if not at_start and not (start > 0 and text[start - 1] in " \t,、，。>"):
+        if start != prefix_end and not (start > 0 and text[start - 1] in _BEFORE):
             continue
         sep = _SEPARATOR.match(text[match.end() :])
         if sep is None:
@@ -98,71 +130,153 @@ def _hits_in_segment(layout: Layout, text: str, line: int, seg: int) -> list[_Hi
     return hits
 
 
-def _value_candidates(lines: list[Line], hits: list[_Hit], idx: int) -> list[str]:
-    """Where the value of hits[idx] may be, most likely first."""
-    hit = hits[idx]
-    seg = lines[hit.line].segments[hit.seg]
-    nxt = hits[idx + 1] if idx + 1 < len(hits) else None
-    end = nxt.start if nxt and nxt.line == hit.line and nxt.seg == hit.seg else len(seg.text)
-    inline = seg.text[hit.value_start : end].strip()
-    if inline:
-        return [inline]
-    candidates = []
-    segments = lines[hit.line].segments
-    label_segs = {h.seg for h in hits if h.line == hit.line}
-    if hit.seg + 1 < len(segments) and hit.seg + 1 not in label_segs:
-        candidates.append(segments[hit.seg + 1].text)
-    if hit.line + 1 < len(lines):
-        below = lines[hit.line + 1]
-        label_lines = {h.line for h in hits}
-        # Header row of a table: the value is the cell under the label.
-        for cell in below.segments:
-            if cell.x0 < seg.x1 and cell.x1 > seg.x0:
-                candidates.append(cell.text)
-                break
-        if hit.line + 1 not in label_lines:
-            candidates.append(below.text)
-    return candidates
+_WORD = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+
+
+def _first_word(text: str) -> str | None:
+    """The letters-and-digits word a value starts with, if it ends cleanly: at white space,
+    punctuation or Japanese text — not at an ASCII look-alike such as ① or Ⅸ, which would
+    mean the real value is longer than what we could read."""
+    text = _LEADING_SEPARATORS.sub("", _HYPHEN_SPACES.sub("-", text))
+    match = _WORD.match(text[:80])
+    if match is None or match.end() > 64:
+        return None
+    after = text[match.end() : match.end() + 1]
+    if after and (after == "-" or is_ascii_lookalike(after)):
+        return None
+    return match.group(0)
 
 
 def _validate(field_name: str, value: str) -> str | None:
-    value = _SEPARATOR_PREFIX.sub("", value)
+    value = _LEADING_SEPARATORS.sub("", value).strip()
     if field_name == "guarantee_number":
-        token = _NUMBER_TOKEN.search(value)
-        return canonical_number(token.group(0)) if token else None
+        word = _first_word(value)
+        return canonical_number(word) if word and _NUMBER_WORD.fullmatch(word) else None
     if field_name == "auth_key":
-        token = _KEY_TOKEN.search(value)
-        return canonical_key(token.group(0)) if token else None
+        word = _first_word(value)
+        return canonical_key(word) if word and _ALNUM_WORD.fullmatch(word) else None
     if field_name == "kind":
         folded = fold_spaces(value)
         return next((k for k in sorted(KINDS, key=len, reverse=True) if k in folded), None)
     return clean_value(value)
 
 
+class _Page:
+    """One unit's lines with its label hits indexed once."""
+
+    def __init__(self, lines: list[Line], layout: Layout) -> None:
+        self.lines = lines
+        self.hits = [
+            hit
+            for li, line in enumerate(lines)
+            for si, seg in enumerate(line.segments)
+            for hit in _hits_in_segment(layout, seg.text, li, si)
+        ]
+        self.label_lines = {h.line for h in self.hits}
+        self.label_segs = {(h.line, h.seg) for h in self.hits}
+        self.header_lines = {
+            li for li in self.label_lines if self._is_header_row(li)
+        }
+
+    def _is_header_row(self, li: int) -> bool:
+        """A table header: at least two cells on the line, each nothing but a label."""
+        cells = [h for h in self.hits if h.line == li]
+        segs = self.lines[li].segments
+        bare = [h for h in cells if not segs[h.seg].text[h.value_start :].strip()]
+        return len(bare) >= 2 and len(bare) == len(cells) == len(segs)
+
+    def label_only(self, hit: _Hit) -> bool:
+        return not self.lines[hit.line].segments[hit.seg].text[hit.value_start :].strip()
+
+
+def _observations(page: _Page) -> list[tuple[str, str | None, bool]]:
+    """(field, validated value or None, continues-on-next-line) in reading order."""
+    out: list[tuple[str, str | None, bool]] = []
+    for idx, hit in enumerate(page.hits):
+        if hit.line in page.header_lines:
+            continue
+        value, continued = _read_value(page, idx)
+        out.append((hit.field, value, continued))
+    for li in sorted(page.header_lines):
+        out.extend(_table_rows(page, li))
+    return out
+
+
+def _read_value(page: _Page, idx: int) -> tuple[str | None, bool]:
+    hit = page.hits[idx]
+    segments = page.lines[hit.line].segments
+    seg = segments[hit.seg]
+    nxt = page.hits[idx + 1] if idx + 1 < len(page.hits) else None
+    same_seg = nxt is not None and (nxt.line, nxt.seg) == (hit.line, hit.seg)
+    inline = seg.text[hit.value_start : nxt.start if same_seg and nxt else len(seg.text)].strip()
+    candidates: list[tuple[str, int]] = []  # (text, the line it stands on)
+    if inline:
+        candidates.append((inline, hit.line))
+    elif hit.seg + 1 < len(segments) and (hit.line, hit.seg + 1) not in page.label_segs:
+        candidates.append((segments[hit.seg + 1].text, hit.line))
+    elif (
+        hit.line + 1 < len(page.lines)
+        and hit.line + 1 not in page.label_lines
+        and page.lines[hit.line + 1].segments
+    ):
+        candidates.append((page.lines[hit.line + 1].segments[0].text, hit.line + 1))
+    for candidate, line in candidates:
+        value = _validate(hit.field, candidate)
+        if value is not None:
+            return value, _continues(page, hit.field, line, candidate)
+    return None, False
+
+
+def _continues(page: _Page, field_name: str, line: int, candidate: str) -> bool:
+    """A number or key ending its line, with a bare letters-and-digits line right below:
+    the value was wrapped, and what we have is only its beginning."""
+    if field_name not in ("guarantee_number", "auth_key") or line + 1 >= len(page.lines):
+        return False
+    if " " in candidate.strip() or line + 1 in page.label_lines:
+        return False
+    below = page.lines[line + 1]
+    return len(below.segments) == 1 and bool(_ALNUM_WORD.fullmatch(below.segments[0].text))
+
+
+def _table_rows(page: _Page, li: int) -> list[tuple[str, str | None, bool]]:
+    """Rows under a header row of labels, each read cell by cell under its label."""
+    header = [h for h in page.hits if h.line == li]
+    out: list[tuple[str, str | None, bool]] = []
+    for row in range(li + 1, len(page.lines)):
+        if row in page.label_lines:
+            break
+        cells = page.lines[row].segments
+        found = False
+        for hit in header:
+            label = page.lines[li].segments[hit.seg]
+            cell = next((c for c in cells if c.x0 < label.x1 and c.x1 > label.x0), None)
+            if cell is not None:
+                found = True
+                out.append((hit.field, _validate(hit.field, cell.text), False))
+        if not found:
+            break
+    return out
+
+
 def read_fields(lines: list[Line], layout: Layout, origin: str) -> PageReading:
     """All notices on one page or body; `incomplete` if a number or key stood alone."""
-    hits = [
-        hit
-        for li, line in enumerate(lines)
-        for si, seg in enumerate(line.segments)
-        for hit in _hits_in_segment(layout, seg.text, li, si)
-    ]
+    page = _Page(lines, layout)
     records: list[Record] = []
     current = Record()
-    for idx, hit in enumerate(hits):
-        value = None
-        for candidate in _value_candidates(lines, hits, idx):
-            value = _validate(hit.field, candidate)
-            if value is not None:
-                break
+    doubtful = False
+    for field_name, value, continued in _observations(page):
+        doubtful |= continued
         if value is None:
             continue
-        if hit.field in current.values:
+        if field_name in current.values:
             records.append(current)
             current = Record()
-        current.values[hit.field] = value
+        current.values[field_name] = value
     records.append(current)
-    surety = _find_surety(lines, layout)
+    if doubtful or any(r.partial() for r in records):
+        return PageReading([], True)
+    # Only a notice page names its surety; typed text is the contractor's words.
+    surety = _find_surety(lines, layout) if "#page=" in origin else None
     notices = [
         Notice(
             guarantee_number=r.values["guarantee_number"],
@@ -170,15 +284,22 @@ def read_fields(lines: list[Line], layout: Layout, origin: str) -> PageReading:
             kind=r.values.get("kind"),
             project_name=r.values.get("project_name"),
             contractor=r.values.get("contractor"),
-            surety=surety if origin != "body" else None,
+            surety=surety,
             origin=origin,
         )
         for r in records
         if r.complete()
     ]
-    return PageReading(notices, any(r.partial() for r in records))
+    return PageReading(notices, False)
 
 
 def _find_surety(lines: list[Line], layout: Layout) -> str | None:
+    """The surety named on a line of its own (the notice's signature); else the only one
+    the page mentions; None when the page names several."""
+    standalone = {fold_spaces(seg.text) for line in lines for seg in line.segments}
+    for name in layout.sureties:
+        if name in standalone:
+            return name
     folded = fold_spaces("".join(line.text for line in lines))
-    return next((s for s in layout.sureties if s in folded), None)
+    mentioned = [name for name in layout.sureties if name in folded]
+    return mentioned[0] if len(mentioned) == 1 else None

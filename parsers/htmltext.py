@@ -23,7 +23,7 @@ class _TextCollector(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
             self.skipping += 1
-        elif tag in _BLOCKS:
+        elif tag == "br":
             self.parts.append("\n")
         elif tag in _CELLS:
             self.parts.append("\t")

@@ -32,12 +32,18 @@ class Layout:
         return any(title in folded_page_text for title in self.titles)
 
     def field_of(self, label_text: str) -> str:
-        return self.label_field[fold_spaces(label_text)]
+        """The field a matched label names (labels match case-insensitively: 認証KEY)."""
+        return self.label_field[_label_key(label_text)]
+
+
+def _label_key(label: str) -> str:
+    return fold_spaces(label).replace("ー", "-").casefold()
 
 
 def _label_pattern(label: str) -> str:
-    """`工事名` → `工\\s*事\\s*名`: letter-spaced labels match too."""
-    return r"\s*".join(re.escape(ch) for ch in label)
+    """`工事名` → `工\\s*事\\s*名`: letter-spaced labels match too, and a long-vowel mark
+    typed as a hyphen (認証キ－, folded to `-`) still reads as one."""
+    return r"\s*".join("[ー-]" if ch == "ー" else re.escape(ch) for ch in label)
 
 
 def _build(data: dict[str, object]) -> Layout:
@@ -49,9 +55,9 @@ def _build(data: dict[str, object]) -> Layout:
         variants = tuple(fold_spaces(normalize_text(v)) for v in labels_raw.get(field_name, ()))
         labels[field_name] = variants
         for variant in variants:
-            label_field[variant] = field_name
+            label_field[_label_key(variant)] = field_name
     # Longest first, so 商品(保証区分) wins over 商品 and 受注者名 over 受注者.
-    ordered = sorted(label_field, key=len, reverse=True)
+    ordered = sorted({v for vs in labels.values() for v in vs}, key=len, reverse=True)
     label_re = re.compile("|".join(_label_pattern(v) for v in ordered), re.IGNORECASE)
     return Layout(
         name=str(data["name"]),

@@ -34,16 +34,27 @@ class Attachment:
 
 
 @dataclass
+class BodyText:
+    """Text a person typed: the mail body (`body`) or a text attachment (its origin)."""
+
+    text: str
+    origin: str = "body"
+
+
+@dataclass
 class MailContents:
     """Everything a message holds that the notice readers care about, in MIME order.
 
-    `items` mixes body texts (str), attachments and problems in the order they appear, so
-    that the first place a notice is seen is the one reported and problems read in order.
+    `items` mixes texts, attachments and problems in the order they appear, so that
+    notices and problems are reported in the order a reader of the mail meets them.
     """
 
-    items: list[str | Attachment | Problem] = field(default_factory=list)
+    items: list[BodyText | Attachment | Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     parts_seen: int = 0
+
+
+MAX_NESTING = 20  # multiparts and forwarded messages inside each other
 
 
 _PARSER = BytesParser(policy=policy.default)
@@ -63,21 +74,31 @@ def parse_message(raw: bytes) -> EmailMessage:
 def walk_message(raw: bytes, limits: Limits, prefix: str = "") -> MailContents:
     """Collect the bodies and attachments of `raw`; `prefix` names an enclosing attachment."""
     contents = MailContents()
+    where = prefix.rstrip("/") or "message"
     if len(raw) > limits.max_message_bytes:
         contents.items.append(
             Problem(
                 "attachment_too_large",
-                prefix.rstrip("/") or "message",
+                where,
                 f"the message is {len(raw):,} bytes, over the limit of "
                 f"{limits.max_message_bytes:,}",
             )
         )
         return contents
-    _walk(parse_message(raw), contents, limits, prefix)
+    try:
+        message = parse_message(raw)
+    except RecursionError:
+        contents.items.append(_too_deep(where))
+        return contents
+    _walk(message, contents, limits, prefix, 0)
     return contents
 
 
-def _walk(part: EmailMessage, out: MailContents, limits: Limits, prefix: str) -> None:
+def _too_deep(where: str) -> Problem:
+    return Problem("too_many_parts", where, f"MIME parts nested more than {MAX_NESTING} deep")
+
+
+def _walk(part: EmailMessage, out: MailContents, limits: Limits, prefix: str, depth: int) -> None:
     out.parts_seen += 1
     if out.parts_seen > limits.max_parts:
         if not any(isinstance(p, Problem) and p.code == "too_many_parts" for p in out.items):
@@ -90,28 +111,41 @@ def _walk(part: EmailMessage, out: MailContents, limits: Limits, prefix: str) ->
                 )
             )
         return
+    if depth > MAX_NESTING:
+        out.items.append(_too_deep(prefix.rstrip("/") or "message"))
+        return
     ctype = part.get_content_type()
     if ctype == "message/rfc822":
-        _walk_embedded(part, part_filename(part, out.warnings) or "forwarded.eml", out, limits, prefix)
+        name = _safe_filename(part, out.warnings) or "forwarded.eml"
+        _walk_embedded(part, name, out, limits, prefix, depth)
         return
     if part.is_multipart():
-        children = list(part.iter_parts())
-        if ctype == "multipart/alternative":
-            children = _prefer_plain(children)
-        for child in children:
-            _walk(child, out, limits, prefix)  # type: ignore[arg-type]
+        for child in part.iter_parts():
+            _walk(child, out, limits, prefix, depth + 1)  # type: ignore[arg-type]
         return
-    name = part_filename(part, out.warnings)
+    label = f"part-{out.parts_seen}"
+    try:
+        _leaf(part, out, limits, prefix, depth)
+    except Exception as exc:  # a header or encoding the standard library chokes on
+        origin = f"{prefix}{label}" if prefix else f"attachment:{label}"
+        out.items.append(
+            Problem("unreadable_attachment", origin, f"the MIME part is malformed ({exc!r:.120})")
+        )
+
+
+def _leaf(part: EmailMessage, out: MailContents, limits: Limits, prefix: str, depth: int) -> None:
+    name = _safe_filename(part, out.warnings)
     disposition = (part.get_content_disposition() or "").lower()
     if name and name.lower().endswith(".eml"):
-        _walk_embedded(part, name or "forwarded.eml", out, limits, prefix)
+        _walk_embedded(part, name, out, limits, prefix, depth)
         return
     payload = _payload(part)
-    if ctype.startswith("text/") and disposition != "attachment" and not name:
-        _add_text(part, payload, ctype, out)
-        return
+    ctype = part.get_content_type()
     label = sanitize_name(name) if name else f"part-{out.parts_seen}"
     origin = f"{prefix}{label}" if prefix else f"attachment:{label}"
+    if ctype in ("text/plain", "text/html") and disposition != "attachment":
+        _add_text(part, payload, ctype, out, "body")
+        return
     if len(payload) > limits.max_attachment_bytes:
         out.items.append(
             Problem(
@@ -121,29 +155,37 @@ def _walk(part: EmailMessage, out: MailContents, limits: Limits, prefix: str) ->
             )
         )
         return
+    if ctype in ("text/plain", "text/html") or label.lower().endswith((".txt", ".htm", ".html")):
+        _add_text(part, payload, ctype, out, origin)  # a typed notice saved as a file
+        return
     out.items.append(Attachment(origin, label, payload, ctype))
 
 
+def _safe_filename(part: EmailMessage, warnings: list[str]) -> str | None:
+    try:
+        return part_filename(part, warnings)
+    except Exception:
+        warnings.append("an attachment name could not be decoded; the part is named by number")
+        return None
+
+
 def _walk_embedded(
-    part: EmailMessage, name: str, out: MailContents, limits: Limits, prefix: str
+    part: EmailMessage, name: str, out: MailContents, limits: Limits, prefix: str, depth: int
 ) -> None:
     label = sanitize_name(name)
     inner_prefix = f"{prefix}{label}/" if prefix else f"attachment:{label}/"
     if part.get_content_type() == "message/rfc822" and part.is_multipart():
         inner = part.get_payload(0)
-        _walk(inner, out, limits, inner_prefix)  # type: ignore[arg-type]
+        _walk(inner, out, limits, inner_prefix, depth + 1)  # type: ignore[arg-type]
         return
     raw = _payload(part)
     if raw:
-        _walk(parse_message(raw), out, limits, inner_prefix)
-
-
-def _prefer_plain(children: list[email.message.Message]) -> list[email.message.Message]:
-    plain = [c for c in children if c.get_content_type() == "text/plain"]
-    others = [c for c in children if not c.get_content_type().startswith("text/")]
-    if plain:
-        return plain[:1] + others
-    return children
+        try:
+            inner = parse_message(raw)
+        except RecursionError:
+            out.items.append(_too_deep(inner_prefix.rstrip("/")))
+            return
+        _walk(inner, out, limits, inner_prefix, depth + 1)
 
 
 def _payload(part: email.message.Message) -> bytes:
@@ -157,15 +199,17 @@ def _payload(part: email.message.Message) -> bytes:
     return data
 
 
-def _add_text(part: email.message.Message, payload: bytes, ctype: str, out: MailContents) -> None:
+def _add_text(
+    part: email.message.Message, payload: bytes, ctype: str, out: MailContents, origin: str
+) -> None:
     decoded = decode_bytes(payload, part.get_content_charset())
     if decoded.lossy:
         out.warnings.append(
-            f"body text could not be decoded exactly (declared {part.get_content_charset()!r}, "
-            f"read as {decoded.charset} with replacements)"
+            f"text of {origin} could not be decoded exactly (declared "
+            f"{part.get_content_charset()!r}, read as {decoded.charset} with replacements)"
         )
     text = html_to_text(decoded.text) if ctype == "text/html" else decoded.text
-    out.items.append(text)
+    out.items.append(BodyText(text, origin))
 
 
 def part_filename(part: email.message.Message, warnings: list[str]) -> str | None:

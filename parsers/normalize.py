@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Every dash-like code point seen in notices, folded to ASCII '-' everywhere.
 _DASH_RE = re.compile("[\u2010-\u2015\u2212\u2796\uff0d\ufe63\u2043\u02d7]")
@@ -56,9 +57,36 @@ NUMBER_RE = re.compile(r"^[0-9]{3,}-[0-9]{3,}[A-Z]?$")
 KEY_RE = re.compile(r"^[A-Za-z0-9]{8,32}$")
 
 
+@lru_cache(maxsize=4096)
+def is_ascii_lookalike(ch: str) -> bool:
+    """A character NFKC would turn into ASCII letters or digits although it is not a
+    full-width form: ① → 1, Ⅸ → IX, ² → 2, ℓ → l. Folding those would let a key that was
+    never issued read as one that was, so they are kept as they are (and then fail to
+    validate as a key or number)."""
+    if "\uff01" <= ch <= "\uff5e":
+        return False
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded != ch and folded.isascii() and any(c.isalnum() for c in folded)
+
+
+def _nfkc(text: str) -> str:
+    if text.isascii():
+        return text
+    out: list[str] = []
+    start = 0
+    for index, ch in enumerate(text):
+        if ord(ch) > 0x7F and is_ascii_lookalike(ch):
+            out.append(unicodedata.normalize("NFKC", text[start:index]))
+            out.append(ch)
+            start = index + 1
+    out.append(unicodedata.normalize("NFKC", text[start:]))
+    return "".join(out)
+
+
 def normalize_text(text: str) -> str:
-    """NFKC plus the foldings NFKC misses; keeps line breaks, collapses runs of spaces."""
-    text = unicodedata.normalize("NFKC", text.translate(_RADICALS_TABLE))
+    """NFKC (except ASCII look-alikes) plus the foldings NFKC misses; keeps line breaks,
+    collapses runs of spaces."""
+    text = _nfkc(text.translate(_RADICALS_TABLE))
     text = _DASH_RE.sub("-", text)
     return _SPACE_RE.sub(" ", text)
 
@@ -75,7 +103,10 @@ def clean_value(text: str) -> str | None:
 
 
 def canonical_number(text: str) -> str | None:
-    """The contract form of a guarantee number (`35075-00001M`), or None if it is not one."""
+    """The contract form of a guarantee number (`35075-00001M`), or None if it is not one.
+
+    The trailing letter is upper-cased on purpose: numbers are issued in capitals and a
+    typist's `m` names the same guarantee (unlike keys, whose case is part of the secret)."""
     value = _NUMBER_DASH_RE.sub("-", fold_spaces(normalize_text(text))).upper()
     return value if NUMBER_RE.match(value) else None
 

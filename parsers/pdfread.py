@@ -115,7 +115,8 @@ def _plumber_pages(data: bytes, max_pages: int) -> list[_Page]:
     from pdfminer.pdfdocument import PDFPasswordIncorrect
 
     try:
-        pdf = pdfplumber.open(io.BytesIO(data), password="", unicode_norm="NFKC")
+        # No unicode_norm: normalize_text folds later, keeping ASCII look-alikes (①, Ⅸ) as they are.
+        pdf = pdfplumber.open(io.BytesIO(data), password="")
     except Exception as exc:
         if _caused_by(exc, PDFPasswordIncorrect):
             raise _Encrypted() from exc

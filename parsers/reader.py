@@ -18,7 +18,7 @@ from .archive import expand_zip, is_zip
 from .fields import read_fields, text_lines
 from .layouts import generic_layout
 from .limits import Limits
-from .mime import Attachment, MailContents, sanitize_name, walk_message
+from .mime import Attachment, BodyText, MailContents, sanitize_name, walk_message
 from .model import Notice, ParseResult, Problem
 from .pdfread import PdfReading
 from .sandbox import InlineRunner, PdfRunner
@@ -76,12 +76,14 @@ class Reader:
     # -- stages --------------------------------------------------------------------
     def _start(self, data: bytes, source: str, name: str | None) -> _Pending:
         pending = _Pending(source)
-        if is_pdf(data):
-            label = sanitize_name(name or "document.pdf")
-            self._add_attachment(pending, Attachment(f"file:{label}", label, data), depth=0)
-            return pending
-        contents = walk_message(data, self.limits)
-        self._add_contents(pending, contents, depth=0)
+        try:
+            if data.lstrip()[:5] == b"%PDF-" or (name or "").lower().endswith(".pdf"):
+                label = sanitize_name(name or "document.pdf")
+                self._add_attachment(pending, Attachment(f"file:{label}", label, data), depth=0)
+            else:
+                self._add_contents(pending, walk_message(data, self.limits), depth=0)
+        except Exception as exc:  # last line of defence: one source never stops the others
+            pending.add(Problem("unreadable_attachment", "message", f"could not be read ({exc!r:.160})"))
         return pending
 
     def _add_contents(self, pending: _Pending, contents: MailContents, depth: int) -> None:
@@ -89,33 +91,37 @@ class Reader:
         for item in contents.items:
             if isinstance(item, Problem):
                 pending.add(item)
-            elif isinstance(item, str):
-                pending.pieces.append(_read_body(item))
+            elif isinstance(item, BodyText):
+                pending.pieces.append(_read_text(item))
             else:
                 self._add_attachment(pending, item, depth)
 
     def _add_attachment(self, pending: _Pending, item: Attachment, depth: int) -> None:
-        if is_pdf(item.data):
+        # A stored (uncompressed) zip holds "%PDF-" near its start: zips are checked first.
+        if is_zip(item.data):
+            self._add_zip(pending, item, depth)
+        elif is_pdf(item.data):
             pending.pieces.append((self.runner.submit(item.data, item.origin), item.origin))
-        elif is_zip(item.data):
-            if depth >= self.limits.max_depth:
-                pending.add(Problem("attachment_too_large", item.origin, "archives nested too deeply"))
-                return
-            expansion = expand_zip(item.data, item.origin, self.limits)
-            pending.add(*expansion.problems)
-            for member in expansion.members:
-                origin = f"{item.origin}/{member.name}"
-                if member.name.lower().endswith(".eml"):
-                    inner = walk_message(member.data, self.limits, prefix=f"{origin}/")
-                    self._add_contents(pending, inner, depth + 1)
-                else:
-                    self._add_attachment(
-                        pending, Attachment(origin, member.name, member.data), depth + 1
-                    )
-        elif item.name.lower().endswith(".pdf"):
+        elif item.name.lower().endswith((".pdf", ".zip")):
+            kind = item.name.rsplit(".", 1)[-1].upper()
             pending.add(
-                Problem("unreadable_attachment", item.origin, "the file named .pdf is not a PDF")
+                Problem("unreadable_attachment", item.origin, f"the file named .{kind.lower()} "
+                        f"is not a {kind} (damaged, or another format renamed)")
             )
+
+    def _add_zip(self, pending: _Pending, item: Attachment, depth: int) -> None:
+        if depth >= self.limits.max_depth:
+            pending.add(Problem("attachment_too_large", item.origin, "archives nested too deeply"))
+            return
+        expansion = expand_zip(item.data, item.origin, self.limits)
+        pending.add(*expansion.problems)
+        for member in expansion.members:
+            origin = f"{item.origin}/{member.name}"
+            if member.name.lower().endswith(".eml"):
+                inner = walk_message(member.data, self.limits, prefix=f"{origin}/")
+                self._add_contents(pending, inner, depth + 1)
+            else:
+                self._add_attachment(pending, Attachment(origin, member.name, member.data), depth + 1)
 
     def _finish(self, pending: _Pending) -> ParseResult:
         result = ParseResult(pending.source, warnings=pending.warnings)
@@ -124,7 +130,7 @@ class Reader:
         # occurrence that says the most (the PDF's kind and names), else the first.
         kept: dict[tuple[str, str], int] = {}
         for piece in pending.pieces:
-            reading = piece if isinstance(piece, PdfReading) else self.runner.result(*piece)
+            reading = piece if isinstance(piece, PdfReading) else self._result(*piece)
             for notice in reading.notices:
                 key = (notice.guarantee_number, notice.auth_key)
                 if key not in kept:
@@ -132,7 +138,7 @@ class Reader:
                     result.notices.append(notice)
                 elif _richness(notice) > _richness(result.notices[kept[key]]):
                     result.notices[kept[key]] = notice
-            problems.extend(reading.problems)
+            problems.extend(p for p in reading.problems if p not in problems)
         if not result.notices and not problems:
             problems.append(
                 Problem(
@@ -145,20 +151,29 @@ class Reader:
         return result
 
 
+    def _result(self, future: Future[PdfReading], origin: str) -> PdfReading:
+        try:
+            return self.runner.result(future, origin)
+        except Exception as exc:  # a reader bug must cost one attachment, not the mail
+            detail = f"the PDF reader failed ({exc!r:.160})"
+            return PdfReading(problems=[Problem("unreadable_attachment", origin, detail)])
+
+
 def _richness(notice: Notice) -> int:
     fields = (notice.kind, notice.project_name, notice.contractor, notice.surety)
     return sum(value is not None for value in fields)
 
 
-def _read_body(text: str) -> PdfReading:
-    reading = read_fields(text_lines(text), generic_layout(), "body")
+def _read_text(item: BodyText) -> PdfReading:
+    reading = read_fields(text_lines(item.text), generic_layout(), item.origin)
     problems = []
     if reading.incomplete:
         problems.append(
             Problem(
                 "incomplete_notice",
-                "body",
-                "the mail text gives a guarantee number or an authentication key without the other",
+                item.origin,
+                "the text gives a guarantee number or an authentication key without the other "
+                "(or one broken across lines)",
             )
         )
     return PdfReading(list(reading.notices), problems)

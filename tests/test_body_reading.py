@@ -1,5 +1,7 @@
 """Notices typed into mail text: labels, prose, several notices, incomplete ones."""
 
+import pytest
+
 from parsers.fields import read_fields, text_lines
 from parsers.layouts import generic_layout
 
@@ -55,9 +57,13 @@ def test_number_without_key_is_incomplete_not_half_a_notice():
     assert result.notices == [] and result.incomplete
 
 
-def test_quoted_reply_lines_are_read():
-    result = read("> 保証契約番号：35075-00001M\n> 認証キー：Z28YUEAJ38ux\n")
-    assert len(result.notices) == 1
+def test_quoted_reply_lines_are_not_read():
+    # A reply quoting the old notice must not submit the stale key again.
+    result = read(
+        "保証契約番号：35075-00001M\n認証キー：aB3dEf7hJk9m\n\n"
+        "> 保証契約番号：35075-00001M\n> 認証キー：Z28YUEAJ38ux\n"
+    )
+    assert [n.auth_key for n in result.notices] == ["aB3dEf7hJk9m"]
 
 
 def test_html_table_cells():
@@ -71,3 +77,78 @@ def test_html_table_cells():
     assert [(n.guarantee_number, n.auth_key) for n in result.notices] == [
         ("35075-00001M", "Z28YUEAJ38ux")
     ]
+
+
+# --- Regressions from the review of the reader: never a wrong notice. ---------------------
+
+def pairs(text):
+    return [(n.guarantee_number, n.auth_key) for n in read(text).notices]
+
+
+def test_key_wrapped_onto_the_next_line_is_incomplete_not_a_prefix():
+    result = read("保証契約番号：35075-00001M\n認証キー：Z28YUEAJ3\n8ux\n")
+    assert result.notices == [] and result.incomplete
+
+
+def test_a_signature_after_a_blank_line_is_not_a_wrapped_key():
+    assert pairs("保証契約番号：35075-00001M\n認証キー：Z28YUEAJ38ux\n\nTANAKA\n") == [
+        ("35075-00001M", "Z28YUEAJ38ux")
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "保証契約番号：35075-00001M\n認証キー：別途PDFにてお送りします（Ref: INV20240601）\n",
+        "保証契約番号：35075-00001M\n認証キー: see the attached document\n",
+        "保証契約番号：未定（TEL 03-1234-5678）\n認証キー：Z28YUEAJ38ux\n",
+        "保証契約番号：\n045-123-4567\n認証キー：Z28YUEAJ38ux\n",
+        "保証契約番号：35075-00001M\n認証キー\n受注者名 SUZUKIKENSETSU\n",
+        "保証契約番号：35075-00001M\n保証契約番号：35075-00002M\n認証キー：Z28YUEAJ38ux\n"
+        "認証キー：Qw2Er4Ty6Ui0\n",
+        "保証契約番号：35075-00001M\n認証キー：Ⅸ28YUEAJ38ux\n",
+        "保証契約番号：35075-00001M\n認証キー：Z28YUEAJ38ux①\n",
+        "保証契約番号：35075-00001M\n認証キー：Z28YUE²AJ38ux\n",
+        "保証契約番号：35075-00001M\n認証キー：Z28YUE-AJ38ux\n",
+    ],
+)
+def test_doubtful_values_give_no_notice(text):
+    result = read(text)
+    assert result.notices == [] and result.incomplete
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "【保証契約番号】35075-00001M\n【認証キー】Z28YUEAJ38ux",
+        "「保証契約番号」35075-00001M\n「認証キー」Z28YUEAJ38ux",
+        "①保証契約番号：35075-00001M\n②認証キー：Z28YUEAJ38ux",
+        "1.保証契約番号：35075-00001M\n2.認証キー：Z28YUEAJ38ux",
+        "★保証契約番号：35075-00001M\n★認証キー：Z28YUEAJ38ux",
+        "保証契約番号→35075-00001M\n認証キー→Z28YUEAJ38ux",
+        "保証契約番号（35075-00001M）\n認証キー（Z28YUEAJ38ux）",
+        "保証契約番号は 35075-00001M 、認証キーは Z28YUEAJ38ux です。",
+        "保証契約番号：35075-00001M（旧 35075-00000M）\n認証キー：Z28YUEAJ38ux",
+        "保証契約番号：35075-00001M\n認証KEY：Z28YUEAJ38ux",
+        "保証契約番号：35075-00001M\n認証キ－：Z28YUEAJ38ux",
+    ],
+)
+def test_label_forms_contractors_type(text):
+    assert pairs(text) == [("35075-00001M", "Z28YUEAJ38ux")]
+
+
+def test_a_table_typed_with_wide_spaces_reads_every_row():
+    text = (
+        "保証契約番号　　　認証キー\n35075-00001M　　Z28YUEAJ38ux\n35075-00002M　　Q9wERtyU12ab\n"
+    )
+    assert pairs(text) == [("35075-00001M", "Z28YUEAJ38ux"), ("35075-00002M", "Q9wERtyU12ab")]
+
+
+def test_a_single_wide_space_stays_inside_a_name():
+    result = read("受注者名：〇〇建設\u3000株式会社\n保証契約番号：35075-00001M\n認証キー：Z28YUEAJ38ux")
+    assert result.notices[0].contractor == "〇〇建設 株式会社"
+
+
+def test_huge_typed_values_give_no_notice():
+    result = read("保証契約番号：" + "1" * 60000 + "\n" + "認証キー：\n" * 5000)
+    assert result.notices == []
