@@ -22,6 +22,7 @@ from .verify_cmd import add_store_options, parse_date_arg
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 12
+ANALYZE_AFTER = 10_000  # rows; refresh planner statistics after an import this large
 FIELD_OPTIONS = {
     "kind": "kind", "issuer": "issuer", "contractor": "contractor", "project": "project_name",
     "jv": "jv_name", "surety": "surety", "bank": "bank",
@@ -226,6 +227,8 @@ def run_import(args: argparse.Namespace) -> int:
         with tqdm(total=len(events), unit="row", disable=None, desc="writing",
                   file=sys.stderr) as bar:
             report = store.apply(events, progress=bar.update)
+        if report.added >= ANALYZE_AFTER:
+            store.analyze()
     except (ImportFileError, StoreError) as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)

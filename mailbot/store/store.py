@@ -26,6 +26,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -154,6 +155,12 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def analyze(self) -> None:
+        """Refresh the planner statistics: after a large import PostgreSQL would otherwise
+        plan the contract lookups as sequential scans until autovacuum comes round."""
+        with self.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
 
     def hash_key(self, auth_key: str) -> str:
         return key_hash(self._secret, auth_key)
