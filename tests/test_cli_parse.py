@@ -4,16 +4,9 @@ import json
 import subprocess
 import sys
 
-from mailbot.samples.notice_pdf import NoticeFields, render_notice_pdf
+from mailbot.samples.notice_pdf import render_notice_pdf
 
-FIELDS = NoticeFields(
-    guarantee_number="35075-00001M",
-    auth_key="Z28YUEAJ38ux",
-    kind="前払金保証",
-    project_name="〇〇浄水場△△修繕工事",
-    contractor="〇〇建設 株式会社",
-    surety="東日本建設業保証株式会社",
-)
+from .notices import FIELDS
 
 
 def mailbot(*args):

@@ -8,11 +8,12 @@ import zipfile
 from mailbot.samples.notice_pdf import NoticeFields, render_notice_pdf
 from parsers import Reader
 
+from .notices import FIELDS as EJCS
+
+FIELDS = NoticeFields(**{**EJCS.__dict__, "guarantee_number": "35075-00002M",
+                         "auth_key": "Qw2Er4Ty6Ui0"})
+
 BODY = "保証契約番号：35075-00001M\r\n認証キー：Z28YUEAJ38ux\r\n"
-FIELDS = NoticeFields(
-    guarantee_number="35075-00002M", auth_key="Qw2Er4Ty6Ui0", kind="契約保証",
-    project_name="〇〇橋補修工事", contractor="〇〇建設 株式会社", surety="東日本建設業保証株式会社",
-)
 
 
 def read(raw: bytes):

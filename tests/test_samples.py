@@ -34,19 +34,10 @@ from mailbot.samples import (
 )
 from mailbot.samples.catalog import HOSTILE, expected_lines
 from mailbot.samples.jis import encode_iso2022jp_cp932
+from parsers.model import PROBLEM_CODES as CONTRACT_PROBLEM_CODES
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBLEM_CODES = {
-    "no_notice_found",
-    "incomplete_notice",
-    "encrypted_pdf",
-    "encrypted_archive",
-    "no_text_layer",
-    "unreadable_attachment",
-    "attachment_too_large",
-    "read_timeout",
-    "too_many_parts",
-}
+PROBLEM_CODES = set(CONTRACT_PROBLEM_CODES)
 NOTICE_KEYS = [
     "guarantee_number",
     "auth_key",
