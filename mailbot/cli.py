@@ -52,7 +52,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import config_cmd, store_cmd, verify_cmd
+    from . import config_cmd, intake_cmd, store_cmd, verify_cmd
 
     parser = argparse.ArgumentParser(
         prog="mailbot",
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_cmd.register(commands)
     verify_cmd.register(commands)
     config_cmd.register(commands)
+    intake_cmd.register(commands)
     return parser
 
 

@@ -22,4 +22,12 @@ def run_check(args: argparse.Namespace) -> int:
     for key, policy in config.issuers.items():
         aliases = f" (aliases: {', '.join(policy.aliases)})" if policy.aliases else ""
         print(f"  issuer {key}: {policy.name}{aliases}; rules: {', '.join(policy.chain)}")
+    for mailbox in config.mailboxes:
+        where = (f"{mailbox.user}@{mailbox.host}:{mailbox.port}/{mailbox.folder}"
+                 if mailbox.kind == "imap" else f"{mailbox.listen_host}:{mailbox.listen_port}")
+        print(f"  mailbox {mailbox.name}: {mailbox.kind} {where}, role {mailbox.role}"
+              + (f", issuer {mailbox.issuer}" if mailbox.issuer else ""))
+    for number, route in enumerate(config.routes, 1):
+        print(f"  route {number} {route.name}" + (" (stop)" if route.stop else ""))
+    print(f"  spool: {config.spool_dir}")
     return 0

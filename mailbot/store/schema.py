@@ -84,3 +84,56 @@ key_failures = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_key_failures_lookup", key_failures.c.scope, key_failures.c.subject, key_failures.c.at)
+
+# -- intake ledger (migration 0002) ------------------------------------------------------
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mailbox", String(120), nullable=False),
+    Column("uidvalidity", BigInteger),  # IMAP only
+    Column("uid", BigInteger),  # IMAP only
+    Column("sha256", String(64), nullable=False),
+    Column("spool_name", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("message_id", Text),
+    Column("sender", Text),
+    Column("subject", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    # received → processing → decided → replied, or → quarantined
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decision", Text),  # JSON: notices, problems, routing, outcomes, rules
+    Column("action", String(200)),  # mailbox action after the decision, e.g. "move:電子保証/処理済"
+    Column("action_state", String(16), nullable=False, default="none"),  # none|pending|done
+    Column("reply_wanted", Boolean, nullable=False, default=True),
+    UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_ledger_uid"),
+    UniqueConstraint("mailbox", "sha256", name="uq_ledger_content"),
+)
+Index("ix_ledger_state", ledger.c.state)
+Index("ix_ledger_action", ledger.c.mailbox, ledger.c.action_state)
+
+mailbox_state = Table(
+    "mailbox_state",
+    metadata,
+    Column("mailbox", String(120), primary_key=True),
+    Column("uidvalidity", BigInteger),
+    Column("last_uid", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("last_error_at", DateTime(timezone=True)),
+    Column("last_sync_at", DateTime(timezone=True)),
+)
+
+reply_requests = Table(
+    "reply_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ledger_id", Integer, ForeignKey("ledger.id"), nullable=False, unique=True),
+    Column("to_addr", Text, nullable=False),
+    Column("template", String(80), nullable=False),
+    Column("context", Text, nullable=False),  # JSON handed to the template
+    Column("state", String(16), nullable=False),  # stored (until the outbox issue) → queued → sent
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -48,7 +48,10 @@ def check_chain(names: tuple[str, ...]) -> None:
         raise UsageError(f"unknown verification rule {unknown[0]!r} (known: {', '.join(RULES)})")
 
 
-def verify(store: Store, submission: Submission, policy: IssuerPolicy) -> VerifyResult:
+def verify(
+    store: Store, submission: Submission, policy: IssuerPolicy, record_failures: bool = True
+) -> VerifyResult:
+    """Run the chain; `record_failures=False` (replays, dry runs) leaves the throttle alone."""
     check_chain(policy.chain)
     now = submission.at or datetime.now(UTC)
     result = VerifyResult(submission.guarantee_number)
@@ -77,7 +80,7 @@ def verify(store: Store, submission: Submission, policy: IssuerPolicy) -> Verify
         result.reasons = [
             f"保証契約番号 {submission.guarantee_number} の電子保証を確認しました。"
         ]
-    if any(o in FAILED_KEY_OUTCOMES for o in result.outcomes):
+    if record_failures and any(o in FAILED_KEY_OUTCOMES for o in result.outcomes):
         store.record_key_failure("number", submission.guarantee_number, now)
         if submission.sender:
             store.record_key_failure("sender", submission.sender, now)

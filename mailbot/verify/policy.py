@@ -55,6 +55,12 @@ class IssuerPolicy:
     amounts: AmountRules = field(default_factory=AmountRules)
     throttle: Throttle = field(default_factory=Throttle)
     chain: tuple[str, ...] = DEFAULT_CHAIN
+    staff: tuple[str, ...] = ()  # addresses told about what needs a human
+    template_set: str = "default"
+    departments: tuple[tuple[str, str], ...] = ()  # (kind, department) pairs
+
+    def department_for(self, kind: str | None) -> str | None:
+        return dict(self.departments).get(kind or "")
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -1,0 +1,93 @@
+"""The admin's configuration file (TOML) loaded into typed objects.
+
+`[store] url`, `[spool] dir`, one `[issuers.ID]` table per issuer (verification policy,
+staff, template set, departments by kind), `[[mailboxes]]` (IMAP inboxes and SMTP/LMTP
+listeners) and `[[routes]]`. Errors raise `ConfigError` naming the file, the key path and
+the reason (and the line when the TOML parser gives one). Secrets never live here.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailbot.verify.policy import IssuerPolicy
+
+from .intake import MailboxConfig, Route, read_mailbox, read_route
+from .issuers import read_issuer
+from .reader import ConfigError, TomlReader
+
+__all__ = ["Config", "ConfigError", "MailboxConfig", "Route", "load_config"]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    store_url: str | None = None
+    spool_dir: Path = Path("spool")
+    issuers: dict[str, IssuerPolicy] = field(default_factory=dict)
+    mailboxes: tuple[MailboxConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+
+    def issuer(self, name: str) -> IssuerPolicy:
+        """The policy of issuer `name` (its ID or any of its names); defaults otherwise."""
+        if name in self.issuers:
+            return self.issuers[name]
+        for policy in self.issuers.values():
+            if name in policy.names:
+                return policy
+        return IssuerPolicy(name=name)
+
+    def mailbox(self, name: str) -> MailboxConfig:
+        for mailbox in self.mailboxes:
+            if mailbox.name == name:
+                return mailbox
+        raise ConfigError(f"{self.path}: no mailbox named {name!r}")
+
+
+def load_config(path: str | Path | None) -> Config:
+    if path is None:
+        return Config()
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {file}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: {exc}") from exc
+    r = TomlReader(file)
+    r.no_extra(data, ("store", "spool", "issuers", "mailboxes", "routes"), "")
+    store = r.table(data, "store", optional=True)
+    r.no_extra(store, ("url",), "store")
+    spool = r.table(data, "spool", optional=True)
+    r.no_extra(spool, ("dir",), "spool")
+    issuers_raw = r.table(data, "issuers", optional=True)
+    issuers = {
+        key: read_issuer(r, r.table(issuers_raw, key, "issuers"), f"issuers.{key}")
+        for key in issuers_raw
+    }
+    mailboxes = tuple(
+        read_mailbox(r, item, i, set(issuers)) for i, item in enumerate(r.tables(data, "mailboxes"))
+    )
+    names = [m.name for m in mailboxes]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise r.fail(f"mailboxes.{duplicate}", "two mailboxes have this name")
+    routes = tuple(
+        read_route(r, item, i, set(names), set(issuers))
+        for i, item in enumerate(r.tables(data, "routes"))
+    )
+    spool_dir = Path(r.string(spool, "dir", "spool", optional=True, default="spool") or "spool")
+    if not spool_dir.is_absolute():
+        spool_dir = file.parent / spool_dir
+    return Config(
+        path=file,
+        store_url=r.string(store, "url", "store", optional=True),
+        spool_dir=spool_dir,
+        issuers=issuers,
+        mailboxes=mailboxes,
+        routes=routes,
+    )

@@ -1,0 +1,189 @@
+"""`mailbot run`: sources, pipeline and scheduler in one process.
+
+Sources (an IMAP watcher thread per IMAP mailbox, an SMTP/LMTP listener per listener
+mailbox) only spool and record messages in the ledger. The pipeline loop claims recorded
+messages one at a time, decides them and records the decision, reply request and mailbox
+action in one transaction; a crash in the pipeline counts an attempt, and the third one
+quarantines the message with its traceback. The scheduler (APScheduler 3) triggers a
+periodic full re-sync of the IMAP mailboxes. SIGTERM/SIGINT let the message in hand finish,
+then stop everything; a `kill -9` loses nothing, since the ledger is the state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from mailbot.config import Config, MailboxConfig
+from mailbot.ledger import Entry, Ledger, Spool
+from mailbot.pipeline.decide import decide
+from mailbot.pipeline.facts import mail_facts
+from mailbot.store import Store
+from parsers import Limits, PdfPool, Reader
+
+log = logging.getLogger("mailbot.daemon")
+decisions_log = logging.getLogger("mailbot.decision")
+
+RESYNC_MINUTES = 10
+
+
+class Pipeline:
+    """Claims ledger rows and decides them; usable without any source (tests, replay)."""
+
+    def __init__(self, config: Config, store: Store, ledger: Ledger, reader: Reader) -> None:
+        self.config = config
+        self.store = store
+        self.ledger = ledger
+        self.reader = reader
+        self.mailboxes = {m.name: m for m in config.mailboxes}
+
+    def process_one(self) -> bool:
+        """Decide the oldest waiting message; False when there is none."""
+        entry = self.ledger.claim()
+        if entry is None:
+            return False
+        try:
+            self._decide(entry)
+        except Exception:
+            state = self.ledger.fail(entry.id, traceback.format_exc())
+            log.error("message %s (ledger %d) failed in the pipeline, attempt %d: now %s",
+                      entry.message_id, entry.id, entry.attempts, state)
+        return True
+
+    def _decide(self, entry: Entry) -> None:
+        mailbox = self.mailboxes.get(entry.mailbox)
+        if mailbox is None:
+            raise RuntimeError(f"mailbox {entry.mailbox!r} is no longer in the configuration")
+        raw = self.ledger.raw(entry)
+        facts = mail_facts(raw, mailbox.name)
+        decision = decide(raw, facts, mailbox, self.config, self.store, self.reader,
+                          entry.received_at, reply_wanted=entry.reply_wanted)
+        self.ledger.decide(entry.id, decision.record, decision.reply, decision.action)
+        decisions_log.info(json.dumps({
+            "ledger_id": entry.id, "message_id": facts.message_id, "mailbox": mailbox.name,
+            "status": decision.status, "outcomes": decision.outcomes,
+            "problems": [p["code"] for p in decision.record["problems"]],
+            "action": decision.action,
+        }, ensure_ascii=False))
+
+
+class Daemon:
+    def __init__(self, config: Config, store: Store, *, workers: int = 2,
+                 since: date | None = None, reply_to_backfill: bool | None = None,
+                 limits: Limits | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.ledger = Ledger(store.engine, Spool(config.spool_dir))
+        self.pool = PdfPool(workers, limits or Limits())
+        self.pipeline = Pipeline(config, store, self.ledger, Reader(self.pool, self.pool.limits))
+        self.since = since
+        self.reply_to_backfill = reply_to_backfill
+        self.stop = threading.Event()
+        self.news = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._watchers: list[Any] = []
+        self._listeners: list[Any] = []
+        self._scheduler: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        recovered = self.ledger.recover()
+        if recovered:
+            log.warning("recovered %d message(s) left in processing by a previous run", recovered)
+        for mailbox in self.config.mailboxes:
+            if mailbox.kind == "imap":
+                self._start_watcher(mailbox)
+        self._start_listeners()
+        self._start_scheduler()
+        self.news.set()  # decide what is already waiting
+
+    def run(self) -> None:
+        """The pipeline loop, until `stop` is set."""
+        while not self.stop.is_set():
+            worked = self.pipeline.process_one()
+            if worked:
+                self._wake_watchers()
+                continue
+            self.news.wait(timeout=1.0)
+            self.news.clear()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.news.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        for listener in self._listeners:
+            listener.stop()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        for watcher in self._watchers:
+            watcher.close()
+        self.pool.close()
+
+    # -- parts --------------------------------------------------------------------------
+    def _on_new(self, count: int) -> None:
+        if count:
+            self.news.set()
+
+    def _start_watcher(self, mailbox: MailboxConfig) -> None:
+        from mailbot.sources.imap import ImapSettings, ImapWatcher
+
+        settings = ImapSettings(
+            name=mailbox.name, host=mailbox.host, port=mailbox.port, user=mailbox.user,
+            password=mailbox.password, tls=mailbox.tls, folder=mailbox.folder,
+            poll_seconds=mailbox.poll_seconds, idle_renew_seconds=mailbox.idle_renew_seconds,
+            since=self.since or mailbox.since,
+            reply_to_backfill=(self.reply_to_backfill if self.reply_to_backfill is not None
+                               else mailbox.reply_to_backfill),
+        )
+        watcher = ImapWatcher(settings, self.ledger, on_new=self._on_new, progress=True)
+        thread = threading.Thread(target=watcher.run, args=(self.stop,),
+                                  name=f"imap-{mailbox.name}", daemon=True)
+        self._watchers.append(watcher)
+        self._threads.append(thread)
+        thread.start()
+
+    def _start_listeners(self) -> None:
+        from mailbot.sources.smtp import IntakeListener, ListenerSettings
+
+        by_endpoint: dict[tuple[str, int, bool], list[MailboxConfig]] = {}
+        for mailbox in self.config.mailboxes:
+            if mailbox.kind in ("smtp", "lmtp"):
+                key = (mailbox.listen_host, mailbox.listen_port, mailbox.kind == "lmtp")
+                by_endpoint.setdefault(key, []).append(mailbox)
+        for (host, port, lmtp), mailboxes in by_endpoint.items():
+            settings = ListenerSettings(
+                host=host, port=port, lmtp=lmtp,
+                max_message_bytes=max(m.max_message_bytes for m in mailboxes),
+                mailboxes={a: m.name for m in mailboxes for a in m.addresses},
+                default_mailbox=next((m.name for m in mailboxes if not m.addresses), None),
+            )
+            listener = IntakeListener(settings, self.ledger, on_new=self._on_new)
+            listener.start()
+            self._listeners.append(listener)
+            log.info("listening for %s on %s:%d", "LMTP" if lmtp else "SMTP", host,
+                     listener.port)
+
+    def _wake_watchers(self) -> None:
+        for watcher in self._watchers:
+            wake: Callable[[], None] | None = getattr(watcher, "wake", None)
+            if wake is not None:
+                wake()
+
+    def _start_scheduler(self) -> None:
+        if not self._watchers:
+            return
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self._scheduler = BackgroundScheduler(timezone="Asia/Tokyo")
+        # A periodic full re-sync catches what IDLE missed (DESIGN.md §8); business state
+        # stays in our tables, the job store holds nothing worth keeping.
+        self._scheduler.add_job(self._wake_watchers, "interval", minutes=RESYNC_MINUTES,
+                                id="imap-resync", misfire_grace_time=300, coalesce=True,
+                                max_instances=1)
+        self._scheduler.start()

@@ -1,0 +1,205 @@
+"""`mailbot run`, `status`, `replay` and `quarantine`: the intake daemon and its ledger."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .config import Config, load_config
+from .errors import UsageError
+from .ledger import Ledger, Spool
+from .store import Store, resolve_store_url
+from .verify_cmd import parse_date_arg
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="run the intake daemon (sources, pipeline, scheduler)")
+    _common(run)
+    run.add_argument("--since", metavar="DATE", help="backfill IMAP mail received since DATE")
+    run.add_argument("--reply-to-backfill", action="store_true",
+                     help="also reply to the backfilled mail (default: decide, do not reply)")
+    run.add_argument("--workers", type=int, default=2, help="PDF reader processes (default 2)")
+    run.set_defaults(func=run_daemon)
+
+    status = commands.add_parser("status", help="per-mailbox counts, backlog and last error")
+    _common(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=run_status)
+
+    replay = commands.add_parser("replay", help="decide .eml files with no servers involved")
+    _common(replay)
+    replay.add_argument("paths", nargs="+", metavar="PATH")
+    replay.add_argument("--mailbox", help="decide as if received by this mailbox "
+                        "(default: the first issuer mailbox)")
+    replay.add_argument("--json", action="store_true", help="one decision record per line")
+    replay.set_defaults(func=run_replay)
+
+    quarantine = commands.add_parser("quarantine", help="messages the pipeline could not decide")
+    sub = quarantine.add_subparsers(dest="quarantine_command", metavar="ACTION", required=True)
+    for action, text in (("list", "list quarantined messages"),
+                         ("show", "show one with its traceback"),
+                         ("retry", "put one back in line with fresh attempts")):
+        cmd = sub.add_parser(action, help=text)
+        _common(cmd)
+        if action != "list":
+            cmd.add_argument("id", type=int, metavar="ID")
+        cmd.set_defaults(func=run_quarantine)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", required=True, help="mailbot.toml")
+    parser.add_argument("--store", metavar="URL", help="override the config's store URL")
+
+
+def _open(args: argparse.Namespace) -> tuple[Config, Store, Ledger]:
+    config = load_config(args.config)
+    store = Store.open(resolve_store_url(args.store, config.store_url))
+    return config, store, Ledger(store.engine, Spool(config.spool_dir))
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+
+    logging.getLogger("mailbot").setLevel(logging.INFO)
+    config, store, _ledger = _open(args)
+    if not config.mailboxes:
+        raise UsageError(f"{args.config}: no [[mailboxes]] to watch")
+    since = parse_date_arg(args.since, "--since") if args.since else None
+    daemon = Daemon(config, store, workers=args.workers, since=since,
+                    reply_to_backfill=True if args.reply_to_backfill else None)
+
+    def stop(signum: int, _frame: object) -> None:
+        logging.getLogger("mailbot.daemon").info("signal %d: finishing the message in hand", signum)
+        daemon.stop.set()
+        daemon.news.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        daemon.start()
+        daemon.run()
+    finally:
+        daemon.shutdown()
+        store.close()
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from .store.schema import mailbox_state
+
+    config, store, ledger = _open(args)
+    try:
+        counts = ledger.counts()
+        with store.engine.connect() as conn:
+            states = {row.mailbox: row for row in conn.execute(select(mailbox_state))}
+    finally:
+        store.close()
+    report = {}
+    for mailbox in [m.name for m in config.mailboxes] + sorted(set(counts) - {
+            m.name for m in config.mailboxes}):
+        by_state = counts.get(mailbox, {})
+        state = states.get(mailbox)
+        report[mailbox] = {
+            "counts": by_state,
+            "backlog": by_state.get("received", 0) + by_state.get("processing", 0),
+            "last_sync": state.last_sync_at.isoformat() if state and state.last_sync_at else None,
+            "last_error": state.last_error if state else None,
+            "last_error_at": state.last_error_at.isoformat()
+            if state and state.last_error_at else None,
+        }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    for mailbox, info in report.items():
+        counts_text = ", ".join(f"{k} {v}" for k, v in sorted(info["counts"].items())) or "empty"
+        print(f"{mailbox}: {counts_text}; backlog {info['backlog']}")
+        if info["last_sync"]:
+            print(f"  last sync {info['last_sync']}")
+        if info["last_error"]:
+            print(f"  last error {info['last_error_at']}: {info['last_error']}")
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from parsers import PdfPool, Reader
+
+    from .pipeline.decide import decide
+    from .pipeline.facts import mail_facts
+
+    config = load_config(args.config)
+    issuers = [m for m in config.mailboxes if m.role == "issuer"]
+    if args.mailbox:
+        mailbox = config.mailbox(args.mailbox)
+    elif issuers:
+        mailbox = issuers[0]
+    else:
+        raise UsageError(f"{args.config}: no issuer mailbox to replay against (use --mailbox)")
+    missing = [p for p in args.paths if not Path(p).is_file()]
+    if missing:
+        raise UsageError(f"no such file: {missing[0]}")
+    store = Store.open(resolve_store_url(args.store, config.store_url))
+    worst = 0
+    try:
+        with PdfPool(2) as pool:
+            reader = Reader(pool, pool.limits)
+            for path in args.paths:
+                raw = Path(path).read_bytes()
+                facts = mail_facts(raw, mailbox.name)
+                decision = decide(raw, facts, mailbox, config, store, reader,
+                                  datetime.now(UTC), dry_run=True)
+                worst = max(worst, 0 if decision.status == "verified" else 1)
+                _print_decision(path, decision.record, args.json)
+    finally:
+        store.close()
+    return worst
+
+
+def _print_decision(path: str, record: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"source": path, **record}, ensure_ascii=False, default=str))
+        return
+    print(f"{path}: {record['status']} ({', '.join(record['outcomes']) or 'no verification'})")
+    for notice in record["notices"]:
+        print(f"  notice  {notice['guarantee_number']} {notice['auth_key']} [{notice['origin']}]")
+    for problem in record["problems"]:
+        print(f"  problem {problem['code']} {problem['origin']}")
+    for route in record["routing"]["routes"]:
+        if route["matched"]:
+            print(f"  route   {route['route']}: {'; '.join(route['why'])}")
+    for result in record["verification"]:
+        hits = [r["rule"] for r in result["rules"] if r["hit"]]
+        print(f"  verify  {result['guarantee_number']}: {', '.join(result['outcomes'])}"
+              + (f" (rules hit: {', '.join(hits)})" if hits else ""))
+    print(f"  folder  {record['folder']}; reply: "
+          + (record["reply"]["template"] if record["reply"] else f"none ({record['reply_skipped']})"))
+
+
+def run_quarantine(args: argparse.Namespace) -> int:
+    _config, store, ledger = _open(args)
+    try:
+        if args.quarantine_command == "list":
+            for entry in ledger.entries(state="quarantined"):
+                print(f"{entry.id}\t{entry.mailbox}\t{entry.received_at:%Y-%m-%d %H:%M}\t"
+                      f"{entry.sender or '-'}\t{entry.subject or '-'}")
+            return 0
+        entry = ledger.get(args.id)
+        if entry is None or entry.state != "quarantined":
+            print(f"ledger entry {args.id} is not quarantined", file=sys.stderr)
+            return 1
+        if args.quarantine_command == "show":
+            print(f"id {entry.id}  mailbox {entry.mailbox}  attempts {entry.attempts}")
+            print(f"message-id {entry.message_id}\nfrom {entry.sender}\nsubject {entry.subject}")
+            print(f"spool {ledger.spool.path(entry.spool_name)}\n\n{entry.last_error}")
+            return 0
+        ledger.retry(entry.id)
+        print(f"ledger entry {entry.id} is back in line; the running daemon will decide it")
+        return 0
+    finally:
+        store.close()

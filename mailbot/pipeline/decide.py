@@ -1,0 +1,188 @@
+"""One message in, one decision out: read → route → verify → decision record + reply request.
+
+The decision record is the audit trail (notices with keys masked, problems, the routes and
+rules that fired, the outcome); the reply request is what the outbox will send (the
+confirmation or the discrepancy template and its facts); the folder is where the message
+goes in its mailbox once the decision is safely recorded. No key is ever written in clear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mailbot.config import Config, MailboxConfig
+from mailbot.ledger import ReplyRequest
+from mailbot.store import Store
+from mailbot.verify import IssuerPolicy, Submission, VerifyResult, verify
+from parsers import ParseResult, Reader
+
+from .facts import MailFacts
+from .route import Routing, route
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+_LIST_PRECEDENCE = ("bulk", "list", "junk")
+_ROBOT_LOCALPARTS = ("mailer-daemon", "postmaster", "no-reply", "noreply", "do-not-reply")
+
+
+def mask_key(key: str) -> str:
+    """`Z28YUEAJ38ux` → `Z28Y********` (DESIGN.md §7)."""
+    return key[:4] + "*" * max(len(key) - 4, 0)
+
+
+@dataclass
+class Decision:
+    status: str  # "verified" | "discrepancy" | "recorded"
+    outcomes: list[str]
+    record: dict[str, Any]
+    reply: ReplyRequest | None
+    action: str | None  # "move:FOLDER" | "keyword:KW" | None
+
+
+def reply_blocked(facts: MailFacts, own_addresses: tuple[str, ...] = ()) -> str | None:
+    """Why this mail must not get an automatic reply (RFC 3834), or None."""
+    if not facts.sender:
+        return "no sender address"
+    if facts.auto_submitted and facts.auto_submitted.lower() != "no":
+        return f"Auto-Submitted: {facts.auto_submitted}"
+    if facts.precedence and facts.precedence.lower() in _LIST_PRECEDENCE:
+        return f"Precedence: {facts.precedence}"
+    if facts.list_id:
+        return "mailing list (List-Id)"
+    if facts.return_path is not None and facts.return_path.strip() in ("<>", ""):
+        return "null sender (bounce)"
+    if facts.sender.split("@", 1)[0] in _ROBOT_LOCALPARTS:
+        return f"robot sender {facts.sender}"
+    if facts.sender in own_addresses:
+        return "our own address"
+    return None
+
+
+def _action(mailbox: MailboxConfig, folder: str) -> str | None:
+    if mailbox.kind != "imap" or mailbox.action == "none":
+        return None
+    if mailbox.action == "keyword":
+        return f"keyword:{mailbox.keyword}"
+    return f"move:{folder}"
+
+
+def _verify_all(
+    parsed: ParseResult,
+    facts: MailFacts,
+    policy: IssuerPolicy,
+    store: Store,
+    on: datetime,
+    dry_run: bool,
+) -> list[VerifyResult]:
+    return [
+        verify(
+            store,
+            Submission(
+                guarantee_number=n.guarantee_number,
+                auth_key=n.auth_key,
+                on=on.astimezone(TOKYO).date(),
+                kind=n.kind,
+                project_name=n.project_name,
+                contractor=n.contractor,
+                sender=facts.sender,
+                at=on,
+            ),
+            policy,
+            record_failures=not dry_run,
+        )
+        for n in parsed.notices
+    ]
+
+
+def decide(
+    raw: bytes,
+    facts: MailFacts,
+    mailbox: MailboxConfig,
+    config: Config,
+    store: Store,
+    reader: Reader,
+    received_at: datetime,
+    reply_wanted: bool = True,
+    dry_run: bool = False,
+) -> Decision:
+    parsed = reader.read_bytes(raw, facts.message_id or "message", None)
+    routing = route(facts, mailbox, config.routes)
+    policy = config.issuer(routing.issuer) if routing.issuer else IssuerPolicy()
+    results = (
+        _verify_all(parsed, facts, policy, store, received_at, dry_run)
+        if mailbox.role == "issuer"
+        else []
+    )
+    outcomes = sorted({o for r in results for o in r.outcomes})
+    if mailbox.role != "issuer":
+        status = "recorded"
+    elif parsed.notices and not parsed.problems and outcomes == ["verified"]:
+        status = "verified"
+    else:
+        status = "discrepancy"
+    folder = routing.folder or (mailbox.done_folder if status == "verified" else mailbox.review_folder)
+    own = tuple(mailbox.addresses)
+    blocked = reply_blocked(facts, own) if reply_wanted else "backfill: no reply asked"
+    reply = None
+    if mailbox.role == "issuer" and blocked is None and facts.sender:
+        reply = ReplyRequest(
+            to_addr=facts.sender,
+            template="confirmation" if status == "verified" else "discrepancy",
+            context=_reply_context(parsed, results, facts, routing, policy),
+        )
+    record = {
+        "mailbox": mailbox.name,
+        "message_id": facts.message_id,
+        "sender": facts.sender,
+        "subject": facts.subject,
+        "status": status,
+        "outcomes": outcomes,
+        "notices": [_masked(n.to_dict()) for n in parsed.notices],
+        "problems": [p.to_dict() for p in parsed.problems],
+        "warnings": parsed.warnings,
+        "routing": {"issuer": routing.issuer, "department": routing.department,
+                    "template_set": routing.template_set, "notify": routing.notify,
+                    "routes": routing.trail},
+        "verification": [
+            {**r.to_json_obj(),
+             "differences": [d.__dict__ for d in r.differences]}
+            for r in results
+        ],
+        "folder": folder,
+        "reply": {"template": reply.template, "to": reply.to_addr} if reply else None,
+        "reply_skipped": None if reply else blocked,
+    }
+    return Decision(status, outcomes, record, reply, _action(mailbox, folder))
+
+
+def _masked(notice: dict[str, Any]) -> dict[str, Any]:
+    return {**notice, "auth_key": mask_key(notice["auth_key"])}
+
+
+def _reply_context(
+    parsed: ParseResult,
+    results: list[VerifyResult],
+    facts: MailFacts,
+    routing: Routing,
+    policy: IssuerPolicy,
+) -> dict[str, Any]:
+    """Only what the sender already gave plus our verdicts (DESIGN.md §7)."""
+    return {
+        "in_reply_to": facts.message_id,
+        "subject": facts.subject,
+        "issuer": policy.name,
+        "department": routing.department,
+        "template_set": routing.template_set or policy.template_set,
+        "notices": [
+            {
+                "guarantee_number": n.guarantee_number,
+                "auth_key_masked": mask_key(n.auth_key),
+                "outcomes": r.outcomes,
+                "reasons": r.reasons,
+            }
+            for n, r in zip(parsed.notices, results, strict=True)
+        ],
+        "problems": [{"code": p.code, "origin": p.origin} for p in parsed.problems],
+    }

@@ -1,0 +1,73 @@
+"""The few header facts routing and replies need, read once from the raw message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.utils import getaddresses, parseaddr
+
+from parsers.mime import parse_message, part_filename
+
+
+@dataclass(frozen=True)
+class MailFacts:
+    mailbox: str
+    message_id: str | None
+    sender: str | None  # the address a reply goes to (Reply-To, else From), lower-case
+    sender_domain: str | None
+    to_cc: tuple[str, ...]
+    subject: str
+    attachment_names: tuple[str, ...]
+    auto_submitted: str | None  # RFC 3834; "no" when absent
+    precedence: str | None
+    list_id: str | None
+    return_path: str | None
+
+
+def _header(message, name: str) -> str | None:  # noqa: ANN001
+    try:
+        value = message[name]
+    except Exception:  # a header the policy cannot parse: treat as absent
+        return None
+    return str(value).strip() if value is not None else None
+
+
+def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
+    message = parse_message(raw)
+    reply_to = _header(message, "Reply-To") or _header(message, "From") or ""
+    sender = parseaddr(reply_to)[1].lower() or None
+    recipients = tuple(
+        addr.lower() for _, addr in getaddresses(
+            [v for v in (_header(message, "To"), _header(message, "Cc")) if v]
+        ) if addr
+    )
+    names: list[str] = []
+    warnings: list[str] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        try:
+            name = part_filename(part, warnings)
+        except Exception:
+            name = None
+        if name:
+            names.append(name)
+    domain = None
+    if sender and "@" in sender:
+        try:
+            domain = Address(addr_spec=sender).domain.lower()
+        except Exception:
+            domain = sender.rsplit("@", 1)[1]
+    return MailFacts(
+        mailbox=mailbox,
+        message_id=_header(message, "Message-ID"),
+        sender=sender,
+        sender_domain=domain,
+        to_cc=recipients,
+        subject=_header(message, "Subject") or "",
+        attachment_names=tuple(names),
+        auto_submitted=_header(message, "Auto-Submitted"),
+        precedence=_header(message, "Precedence"),
+        list_id=_header(message, "List-Id"),
+        return_path=_header(message, "Return-Path"),
+    )
