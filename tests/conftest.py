@@ -1,4 +1,4 @@
-"""Fixtures: the guarantee store on SQLite and on a real PostgreSQL server."""
+"""Fixtures: the guarantee store on SQLite and on a real PostgreSQL server; a real Dovecot."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from mailbot.store import Store
 
-from .servers import create_database, postgres_server
+from .servers import create_database, dovecot_server, postgres_server
 
 TEST_SECRET = b"test-secret-for-the-store-0123456789"
 _db_names = itertools.count(1)
@@ -33,3 +33,16 @@ def store(store_url):
     opened = Store.open(store_url, secret=TEST_SECRET)
     yield opened
     opened.close()
+
+
+ISSUER_ADDRESS = "keiyaku@issuer.example.jp"
+CONTRACTOR_ADDRESS = "contractor@maru.example.jp"
+MAIL_USERS = {ISSUER_ADDRESS: "secret", CONTRACTOR_ADDRESS: "secret"}
+
+
+@pytest.fixture
+def dovecot():
+    """A fresh Dovecot (IMAP + LMTP) per test: tests may stop it or reset UIDVALIDITY."""
+    with dovecot_server(MAIL_USERS) as server:
+        yield server
+

@@ -1,0 +1,1 @@
+"""Mail sources: where raw messages come in (SMTP/LMTP, IMAP) on their way to the ledger."""
