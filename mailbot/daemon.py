@@ -82,6 +82,7 @@ class Daemon:
         self.pool = PdfPool(workers, limits or Limits())
         self.pipeline = Pipeline(config, store, self.ledger, Reader(self.pool, self.pool.limits))
         self.since = since
+        self.pipelines = workers + 1
         self.reply_to_backfill = reply_to_backfill
         self.stop = threading.Event()
         self.news = threading.Event()
@@ -103,7 +104,19 @@ class Daemon:
         self.news.set()  # decide what is already waiting
 
     def run(self) -> None:
-        """The pipeline loop, until `stop` is set."""
+        """The pipeline loops, until `stop` is set: this thread and `pipelines - 1` more, so
+        that one message's PDF reading overlaps another's verification and commits."""
+        extra = [
+            threading.Thread(target=self._loop, name=f"pipeline-{n}", daemon=True)
+            for n in range(1, self.pipelines)
+        ]
+        for thread in extra:
+            thread.start()
+        self._loop()
+        for thread in extra:
+            thread.join(timeout=60)
+
+    def _loop(self) -> None:
         while not self.stop.is_set():
             worked = self.pipeline.process_one()
             if worked:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.headerregistry import Address
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
-from parsers.mime import parse_message, part_filename
+from parsers.mime import part_filename
 
 
 @dataclass(frozen=True)
@@ -24,16 +28,23 @@ class MailFacts:
     return_path: str | None
 
 
-def _header(message, name: str) -> str | None:  # noqa: ANN001
-    try:
-        value = message[name]
-    except Exception:  # a header the policy cannot parse: treat as absent
+_HEADERS_ONLY = BytesParser(policy=compat32)
+
+
+def _header(message: Message, name: str) -> str | None:
+    """A header decoded from RFC 2047 (Japanese subjects), or None when absent."""
+    value = message.get(name)
+    if value is None:
         return None
-    return str(value).strip() if value is not None else None
+    try:
+        return str(make_header(decode_header(str(value)))).strip()
+    except Exception:  # an undecodable encoded word: keep the raw text
+        return str(value).strip()
 
 
 def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
-    message = parse_message(raw)
+    # compat32 parses headers lazily and cheaply; the reader does the careful MIME walk.
+    message = _HEADERS_ONLY.parsebytes(raw)
     reply_to = _header(message, "Reply-To") or _header(message, "From") or ""
     sender = parseaddr(reply_to)[1].lower() or None
     recipients = tuple(
