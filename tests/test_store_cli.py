@@ -160,11 +160,14 @@ def test_config_errors_name_file_and_key(tmp_path, text, where):
     assert str(config) in run.stderr and where in run.stderr
 
 
-def test_the_example_config_is_valid():
+def test_the_example_config_is_valid(monkeypatch):
     from pathlib import Path
 
     from mailbot.config import load_config
 
+    monkeypatch.setenv("MAILBOT_KEIYAKU_PASSWORD", "from-the-environment")
     config = load_config(Path(__file__).parents[1] / "config" / "mailbot.example.toml")
     assert config.issuer("kwsa").awarded_on_or_after is not None
     assert config.issuer("〇〇県内広域水道企業団 企業長").name == "〇〇県内広域水道企業団"
+    assert config.mailbox("keiyaku").password == "from-the-environment"
+    assert [r.name for r in config.routes][-1] == "contract guarantees"
