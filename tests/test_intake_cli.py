@@ -1,0 +1,79 @@
+"""`mailbot status` and `mailbot quarantine` over a real ledger (SQLite), as an admin uses them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from mailbot.config import load_config
+from mailbot.daemon import Pipeline
+from mailbot.ledger import Ledger, Spool
+from mailbot.store import Store
+from parsers import Reader
+
+from .conftest import TEST_SECRET
+
+CONFIG = """
+[store]
+url = "sqlite:///{db}"
+[spool]
+dir = "{spool}"
+[issuers.maru]
+name = "〇〇市"
+[[mailboxes]]
+name = "keiyaku"
+role = "issuer"
+issuer = "maru"
+kind = "lmtp"
+listen = "127.0.0.1:0"
+"""
+RAW = b"From: a@maru.example.jp\r\nMessage-ID: <q@maru.example.jp>\r\nSubject: test\r\n\r\nhi\r\n"
+
+
+def mailbot(*args):
+    env = {**os.environ, "MAILBOT_SECRET": TEST_SECRET.decode()}
+    return subprocess.run([sys.executable, "-m", "mailbot.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_a_message_that_always_crashes_is_quarantined_then_retried(tmp_path):
+    path = tmp_path / "mailbot.toml"
+    path.write_text(CONFIG.format(db=tmp_path / "s.db", spool=tmp_path / "spool"),
+                    encoding="utf-8")
+    config = load_config(path)
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
+    ledger = Ledger(store.engine, Spool(config.spool_dir))
+    # A message for a mailbox that is no longer configured fails in the pipeline every time.
+    row = ledger.receive("retired-mailbox", RAW).id
+    ledger.receive("keiyaku", RAW.replace(b"<q@", b"<ok@"))
+    pipeline = Pipeline(config, store, ledger, Reader())
+    while pipeline.process_one():
+        pass
+    assert ledger.get(row).state == "quarantined" and ledger.get(row).attempts == 3
+
+    status = mailbot("status", "--config", str(path))
+    assert status.returncode == 0, status.stderr
+    assert "keiyaku: decided 1; backlog 0" in status.stdout
+    assert "retired-mailbox: quarantined 1; backlog 0" in status.stdout
+
+    listing = mailbot("quarantine", "list", "--config", str(path))
+    assert listing.stdout.startswith(f"{row}\tretired-mailbox\t")
+    shown = mailbot("quarantine", "show", str(row), "--config", str(path))
+    assert "RuntimeError: mailbox 'retired-mailbox' is no longer in the configuration" in shown.stdout
+    assert mailbot("quarantine", "retry", str(row), "--config", str(path)).returncode == 0
+    assert ledger.get(row).state == "received" and ledger.get(row).attempts == 0
+    assert mailbot("quarantine", "show", "999", "--config", str(path)).returncode == 1
+    store.close()
+
+
+def test_status_shows_the_last_error_of_a_mailbox(tmp_path):
+    path = tmp_path / "mailbot.toml"
+    path.write_text(CONFIG.format(db=tmp_path / "s.db", spool=tmp_path / "spool"),
+                    encoding="utf-8")
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
+    Ledger(store.engine, Spool(tmp_path / "spool")).record_error(
+        "keiyaku", "connection refused by 127.0.0.1:143")
+    store.close()
+    run = mailbot("status", "--config", str(path), "--json")
+    assert '"last_error": "connection refused by 127.0.0.1:143"' in run.stdout
