@@ -37,28 +37,11 @@ from mailbot.daemon import Daemon  # noqa: E402
 from mailbot.samples.catalog import corpus  # noqa: E402
 from mailbot.store import Store  # noqa: E402
 from mailbot.store.schema import ledger  # noqa: E402
+from tests.configs import issuer_config  # noqa: E402
 from tests.servers import dovecot_server  # noqa: E402
 
 SECRET = b"bench-intake-secret-0123456789"
 BASE_USER, DAEMON_USER = "baseline@issuer.example.jp", "keiyaku@issuer.example.jp"
-CONFIG = """
-[store]
-url = "{url}"
-[spool]
-dir = "{spool}"
-[issuers.maru]
-name = "〇〇市"
-[[mailboxes]]
-name = "keiyaku"
-role = "issuer"
-issuer = "maru"
-kind = "imap"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-user = "{user}"
-password_env = "MAILBOT_BENCH_IMAP_PASSWORD"
-"""
 
 
 def decided(store: Store) -> int:
@@ -100,8 +83,9 @@ def main() -> None:
 
         url = f"sqlite:///{folder / 'store.db'}"
         path = folder / "mailbot.toml"
-        path.write_text(CONFIG.format(url=url, spool=folder / "spool", port=dovecot.imap_port,
-                                      user=DAEMON_USER), encoding="utf-8")
+        path.write_text(issuer_config(url, folder / "spool", imap_port=dovecot.imap_port,
+                                      user=DAEMON_USER, password_env="MAILBOT_BENCH_IMAP_PASSWORD"),
+                        encoding="utf-8")
         store = Store.open(url, secret=SECRET)
         daemon = Daemon(load_config(path), store, workers=args.workers)
         started = time.perf_counter()

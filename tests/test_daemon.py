@@ -27,29 +27,11 @@ from mailbot.daemon import Daemon
 from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import ledger, reply_requests
 
+from .configs import issuer_config
 from .conftest import TEST_SECRET
 
 USER = "keiyaku@issuer.example.jp"
 DONE, REVIEW = "電子保証/処理済", "電子保証/要確認"
-CONFIG = """
-[store]
-url = "{url}"
-[spool]
-dir = "{spool}"
-[issuers.maru]
-name = "〇〇市"
-[[mailboxes]]
-name = "keiyaku"
-role = "issuer"
-issuer = "maru"
-kind = "imap"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-user = "{user}"
-password_env = "MAILBOT_TEST_IMAP_PASSWORD"
-poll_seconds = 1
-"""
 
 
 def notice_mail(i: int, key: str = "Z28YUEAJ38ux") -> bytes:
@@ -70,7 +52,7 @@ def setup(dovecot, tmp_path, monkeypatch):
     monkeypatch.setenv("MAILBOT_SECRET", TEST_SECRET.decode())
     url = f"sqlite:///{tmp_path / 'store.db'}"
     path = tmp_path / "mailbot.toml"
-    path.write_text(CONFIG.format(url=url, spool=tmp_path / "spool", port=dovecot.imap_port,
+    path.write_text(issuer_config(url, tmp_path / "spool", imap_port=dovecot.imap_port,
                                   user=USER), encoding="utf-8")
     store = Store.open(url, secret=TEST_SECRET)
     # Numbers 0–9 are registered with the key the mails carry: those are verified.

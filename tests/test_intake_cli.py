@@ -12,22 +12,9 @@ from mailbot.ledger import Ledger, Spool
 from mailbot.store import Store
 from parsers import Reader
 
+from .configs import issuer_config
 from .conftest import TEST_SECRET
 
-CONFIG = """
-[store]
-url = "sqlite:///{db}"
-[spool]
-dir = "{spool}"
-[issuers.maru]
-name = "〇〇市"
-[[mailboxes]]
-name = "keiyaku"
-role = "issuer"
-issuer = "maru"
-kind = "lmtp"
-listen = "127.0.0.1:0"
-"""
 RAW = b"From: a@maru.example.jp\r\nMessage-ID: <q@maru.example.jp>\r\nSubject: test\r\n\r\nhi\r\n"
 
 
@@ -39,7 +26,7 @@ def mailbot(*args):
 
 def test_a_message_that_always_crashes_is_quarantined_then_retried(tmp_path):
     path = tmp_path / "mailbot.toml"
-    path.write_text(CONFIG.format(db=tmp_path / "s.db", spool=tmp_path / "spool"),
+    path.write_text(issuer_config(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "spool"),
                     encoding="utf-8")
     config = load_config(path)
     store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
@@ -69,7 +56,7 @@ def test_a_message_that_always_crashes_is_quarantined_then_retried(tmp_path):
 
 def test_status_shows_the_last_error_of_a_mailbox(tmp_path):
     path = tmp_path / "mailbot.toml"
-    path.write_text(CONFIG.format(db=tmp_path / "s.db", spool=tmp_path / "spool"),
+    path.write_text(issuer_config(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "spool"),
                     encoding="utf-8")
     store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
     Ledger(store.engine, Spool(tmp_path / "spool")).record_error(

@@ -1,0 +1,20 @@
+"""mailbot.toml text for tests and benches: one 〇〇市 issuer and one mailbox of it."""
+
+from __future__ import annotations
+
+
+def issuer_config(store_url: str, spool: object = "spool", *, imap_port: int | None = None,
+                  user: str = "keiyaku@issuer.example.jp",
+                  password_env: str = "MAILBOT_TEST_IMAP_PASSWORD", extra: str = "") -> str:
+    """An IMAP mailbox on 127.0.0.1:`imap_port` (no TLS), else an LMTP listener."""
+    if imap_port is not None:
+        source = (f'kind = "imap"\nhost = "127.0.0.1"\nport = {imap_port}\ntls = "none"\n'
+                  f'user = "{user}"\npassword_env = "{password_env}"\npoll_seconds = 1\n')
+    else:
+        source = 'kind = "lmtp"\nlisten = "127.0.0.1:0"\naddresses = ["keiyaku@issuer.example.jp"]\n'
+    return (
+        f'[store]\nurl = "{store_url}"\n[spool]\ndir = "{spool}"\n'
+        '[issuers.maru]\nname = "〇〇市"\n'
+        '[[mailboxes]]\nname = "keiyaku"\nrole = "issuer"\nissuer = "maru"\n'
+        f"{source}{extra}"
+    )
