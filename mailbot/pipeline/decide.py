@@ -171,6 +171,7 @@ def _reply_context(
     """Only what the sender already gave plus our verdicts (DESIGN.md §7)."""
     return {
         "in_reply_to": facts.message_id,
+        "references": " ".join(r for r in (facts.references, facts.message_id) if r) or None,
         "subject": facts.subject,
         "issuer": policy.name,
         "department": routing.department,

@@ -17,6 +17,7 @@ from parsers.mime import part_filename
 class MailFacts:
     mailbox: str
     message_id: str | None
+    references: str | None  # the References header, for threading the reply
     sender: str | None  # the address a reply goes to (Reply-To, else From), lower-case
     sender_domain: str | None
     to_cc: tuple[str, ...]
@@ -72,6 +73,7 @@ def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
     return MailFacts(
         mailbox=mailbox,
         message_id=_header(message, "Message-ID"),
+        references=_header(message, "References"),
         sender=sender,
         sender_domain=domain,
         to_cc=recipients,
