@@ -16,9 +16,26 @@ from mailbot.verify.policy import IssuerPolicy
 
 from .intake import MailboxConfig, Route, read_mailbox, read_route
 from .issuers import read_issuer
+from .outbound import (
+    DigestConfig,
+    SmtpConfig,
+    WindowConfig,
+    read_digest,
+    read_smtp,
+    read_window,
+)
 from .reader import ConfigError, TomlReader
 
-__all__ = ["Config", "ConfigError", "MailboxConfig", "Route", "load_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DigestConfig",
+    "MailboxConfig",
+    "Route",
+    "SmtpConfig",
+    "WindowConfig",
+    "load_config",
+]
 
 
 @dataclass(frozen=True)
@@ -29,6 +46,10 @@ class Config:
     issuers: dict[str, IssuerPolicy] = field(default_factory=dict)
     mailboxes: tuple[MailboxConfig, ...] = ()
     routes: tuple[Route, ...] = ()
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    send_window: WindowConfig = field(default_factory=WindowConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    template_dir: Path | None = None  # searched before the bundled templates/
 
     def issuer(self, name: str) -> IssuerPolicy:
         """The policy of issuer `name` (its ID or any of its names); defaults otherwise."""
@@ -59,7 +80,8 @@ def load_config(path: str | Path | None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: {exc}") from exc
     r = TomlReader(file)
-    r.no_extra(data, ("store", "spool", "issuers", "mailboxes", "routes"), "")
+    r.no_extra(data, ("store", "spool", "issuers", "mailboxes", "routes", "smtp",
+                      "send_window", "digest", "templates"), "")
     store = r.table(data, "store", optional=True)
     r.no_extra(store, ("url",), "store")
     spool = r.table(data, "spool", optional=True)
@@ -83,6 +105,9 @@ def load_config(path: str | Path | None) -> Config:
     spool_dir = Path(r.string(spool, "dir", "spool", optional=True, default="spool") or "spool")
     if not spool_dir.is_absolute():
         spool_dir = file.parent / spool_dir
+    templates = r.table(data, "templates", optional=True)
+    r.no_extra(templates, ("dir",), "templates")
+    template_dir = r.string(templates, "dir", "templates", optional=True)
     return Config(
         path=file,
         store_url=r.string(store, "url", "store", optional=True),
@@ -90,4 +115,8 @@ def load_config(path: str | Path | None) -> Config:
         issuers=issuers,
         mailboxes=mailboxes,
         routes=routes,
+        smtp=read_smtp(r, r.table(data, "smtp", optional=True)),
+        send_window=read_window(r, r.table(data, "send_window", optional=True)),
+        digest=read_digest(r, r.table(data, "digest", optional=True)),
+        template_dir=(file.parent / template_dir) if template_dir else None,
     )

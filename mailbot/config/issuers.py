@@ -13,7 +13,8 @@ from parsers.model import KINDS
 from .reader import TomlReader
 
 ISSUER_KEYS = ("name", "aliases", "accepted_kinds", "awarded_on_or_after", "chain", "amounts",
-               "throttle", "staff", "template_set", "departments")
+               "throttle", "staff", "template_set", "departments", "reply_from", "reply_name",
+               "charset", "signature")
 
 
 def read_issuer(r: TomlReader, data: dict[str, Any], where: str) -> IssuerPolicy:
@@ -46,6 +47,10 @@ def read_issuer(r: TomlReader, data: dict[str, Any], where: str) -> IssuerPolicy
         template_set=r.string(data, "template_set", where, optional=True, default="default")
         or "default",
         departments=tuple(sorted(departments.items())),
+        reply_from=r.string(data, "reply_from", where, optional=True),
+        reply_name=r.string(data, "reply_name", where, optional=True),
+        charset=r.choice(data, "charset", where, ("utf-8", "iso-2022-jp")),
+        signature=str(data.get("signature", "")),
     )
 
 

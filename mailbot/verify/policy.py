@@ -58,6 +58,11 @@ class IssuerPolicy:
     staff: tuple[str, ...] = ()  # addresses told about what needs a human
     template_set: str = "default"
     departments: tuple[tuple[str, str], ...] = ()  # (kind, department) pairs
+    # Replies: sender address and name, charset, signature block.
+    reply_from: str | None = None
+    reply_name: str | None = None
+    charset: str = "utf-8"
+    signature: str = ""
 
     def department_for(self, kind: str | None) -> str | None:
         return dict(self.departments).get(kind or "")
