@@ -38,7 +38,9 @@ def _add_parse(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
-    demo = commands.add_parser("demo", help="generate sample mails and read them")
+    demo = commands.add_parser(
+        "demo", help="run the whole job on sample mails: intake, decisions, replies"
+    )
     demo.add_argument(
         "--out", default="demo-out", help="folder for the sample mails (default ./demo-out)"
     )
@@ -52,7 +54,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import config_cmd, intake_cmd, store_cmd, verify_cmd
+    from . import config_cmd, intake_cmd, outbox_cmd, store_cmd, verify_cmd
 
     parser = argparse.ArgumentParser(
         prog="mailbot",
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify_cmd.register(commands)
     config_cmd.register(commands)
     intake_cmd.register(commands)
+    outbox_cmd.register(commands)
     return parser
 
 

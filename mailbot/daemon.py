@@ -5,7 +5,8 @@ mailbox) only spool and record messages in the ledger. The pipeline loop claims 
 messages one at a time, decides them and records the decision, reply request and mailbox
 action in one transaction; a crash in the pipeline counts an attempt, and the third one
 quarantines the message with its traceback. The scheduler (APScheduler 3) triggers a
-periodic full re-sync of the IMAP mailboxes. SIGTERM/SIGINT let the message in hand finish,
+periodic full re-sync of the IMAP mailboxes, the outbox (render stored replies, send
+what the business-hours window allows, retry with backoff) and the daily staff digest. SIGTERM/SIGINT let the message in hand finish,
 then stop everything; a `kill -9` loses nothing, since the ledger is the state.
 """
 
@@ -16,13 +17,14 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from mailbot.config import Config, MailboxConfig
 from mailbot.ledger import Entry, Ledger, Spool
 from mailbot.pipeline.decide import decide
 from mailbot.pipeline.facts import mail_facts
+from mailbot.replying import Replier
 from mailbot.store import Store
 from parsers import Limits, PdfPool, Reader
 
@@ -75,7 +77,8 @@ class Pipeline:
 class Daemon:
     def __init__(self, config: Config, store: Store, *, workers: int = 2,
                  since: date | None = None, reply_to_backfill: bool | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, outbox_seconds: float = 30,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.store = store
         self.ledger = Ledger(store.engine, Spool(config.spool_dir))
@@ -83,6 +86,9 @@ class Daemon:
         self.pipeline = Pipeline(config, store, self.ledger, Reader(self.pool, self.pool.limits))
         self.since = since
         self.pipelines = workers + 1
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.outbox_seconds = outbox_seconds
+        self.replier = Replier(config, store)
         self.reply_to_backfill = reply_to_backfill
         self.stop = threading.Event()
         self.news = threading.Event()
@@ -189,14 +195,35 @@ class Daemon:
                 wake()
 
     def _start_scheduler(self) -> None:
-        if not self._watchers:
-            return
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self._scheduler = BackgroundScheduler(timezone="Asia/Tokyo")
-        # A periodic full re-sync catches what IDLE missed (DESIGN.md §8); business state
-        # stays in our tables, the job store holds nothing worth keeping.
-        self._scheduler.add_job(self._wake_watchers, "interval", minutes=RESYNC_MINUTES,
-                                id="imap-resync", misfire_grace_time=300, coalesce=True,
-                                max_instances=1)
+        # Business state lives in our tables; the job store holds nothing worth keeping.
+        # misfire_grace_time is explicit (APScheduler's default of 1 s drops late runs).
+        common = {"misfire_grace_time": 300, "coalesce": True, "max_instances": 1}
+        self._scheduler.add_job(self.outbox_tick, "interval", seconds=self.outbox_seconds,
+                                id="outbox", **common)
+        if self.config.digest.enabled:
+            at = self.config.digest.at
+            self._scheduler.add_job(self.digest_tick, "cron", hour=at.hour, minute=at.minute,
+                                    id="digest", **common)
+        if self._watchers:
+            # A periodic full re-sync catches what IDLE missed (DESIGN.md §8).
+            self._scheduler.add_job(self._wake_watchers, "interval", minutes=RESYNC_MINUTES,
+                                    id="imap-resync", **common)
         self._scheduler.start()
+
+    def outbox_tick(self) -> None:
+        """Render stored replies into the outbox and send what the window allows."""
+        try:
+            now = self.clock()
+            self.replier.queue(now)
+            self.replier.flush(now)
+        except Exception:
+            log.exception("outbox run failed; it is tried again at the next tick")
+
+    def digest_tick(self) -> None:
+        try:
+            self.replier.digest(self.clock())
+        except Exception:
+            log.exception("the staff digest could not be queued")

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -137,3 +138,29 @@ reply_requests = Table(
     Column("state", String(16), nullable=False),  # stored (until the outbox issue) → queued → sent
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# -- outbox (migration 0003) -------------------------------------------------------------
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # reply | digest | alert
+    Column("reply_request_id", Integer, ForeignKey("reply_requests.id")),
+    Column("ledger_id", Integer),
+    # Chosen before the first attempt and the same in every retry (DESIGN.md §6).
+    Column("message_id", Text, nullable=False),
+    Column("to_addrs", Text, nullable=False),  # bare addresses, comma-separated
+    Column("subject", Text),  # decoded, for listings
+    Column("raw", LargeBinary, nullable=False),  # the rendered message as sent
+    Column("state", String(16), nullable=False),  # queued → sent | failed | cancelled
+    Column("immediate", Boolean, nullable=False, default=False),  # send outside the window
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("reply_request_id", name="uq_outbox_reply_request"),
+    UniqueConstraint("message_id", name="uq_outbox_message_id"),
+)
+Index("ix_outbox_due", outbox.c.state, outbox.c.next_attempt_at)

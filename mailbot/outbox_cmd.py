@@ -1,0 +1,80 @@
+"""`mailbot outbox list|retry|cancel`: what mailbot sent, is sending, or gave up on."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from .config import load_config
+from .outbox import Outbox, OutboxRow, SendWindow, SmtpSettings
+from .outbox.outbox import STATES
+from .store import Store, resolve_store_url
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    outbox = commands.add_parser("outbox", help="outgoing mail: list, retry or cancel")
+    sub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+
+    listing = sub.add_parser("list", help="list outbox rows, oldest first")
+    _common(listing)
+    listing.add_argument("--state", choices=STATES, help="only rows in this state")
+    listing.add_argument("--json", action="store_true", help="a JSON array of rows")
+    listing.set_defaults(func=run_outbox)
+
+    for action, text in (("retry", "put a failed row back in line with a new deadline"),
+                         ("cancel", "never send a queued or failed row")):
+        cmd = sub.add_parser(action, help=text)
+        _common(cmd)
+        cmd.add_argument("id", type=int, metavar="ID")
+        cmd.set_defaults(func=run_outbox)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", required=True, help="mailbot.toml")
+    parser.add_argument("--store", metavar="URL", help="override the config's store URL")
+
+
+def _row_dict(row: OutboxRow) -> dict:
+    data = {name: getattr(row, name) for name in OutboxRow.__dataclass_fields__ if name != "raw"}
+    for name, value in data.items():
+        if isinstance(value, datetime):
+            data[name] = value.isoformat()
+    return data
+
+
+def run_outbox(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store = Store.open(resolve_store_url(args.store, config.store_url))
+    # Listing, retrying and cancelling never send: the relay settings are not needed.
+    outbox = Outbox(store.engine, SmtpSettings(host="localhost"), SendWindow())
+    try:
+        if args.outbox_command == "list":
+            rows = outbox.rows(args.state)
+            tz = ZoneInfo(outbox.window.tz)  # times as the clerks read them (JST)
+            if args.json:
+                print(json.dumps([_row_dict(r) for r in rows], ensure_ascii=False))
+                return 0
+            for r in rows:
+                when = (r.sent_at if r.state == "sent" else r.next_attempt_at).astimezone(tz)
+                print(f"{r.id}\t{r.kind}\t{r.state}\t{r.attempts}\t"
+                      f"{when.isoformat(timespec='minutes')}\t"
+                      f"{r.to_addrs}\t{r.subject or '-'}"
+                      + (f"\t{r.last_error}" if r.last_error and r.state != "sent" else ""))
+            return 0
+        row = outbox.get(args.id)
+        if args.outbox_command == "retry":
+            if row is None or not outbox.retry(args.id, datetime.now(UTC)):
+                print(f"outbox row {args.id} is not failed", file=sys.stderr)
+                return 1
+            print(f"outbox row {args.id} is queued again; the running daemon will send it")
+            return 0
+        if row is None or not outbox.cancel(args.id):
+            print(f"outbox row {args.id} is not queued or failed", file=sys.stderr)
+            return 1
+        print(f"outbox row {args.id} is cancelled")
+        return 0
+    finally:
+        store.close()
