@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from aiosmtpd.controller import Controller
 
+from mailbot.outbox import SmtpSettings
 from mailbot.store import Store
 
-from .servers import create_database, dovecot_server, postgres_server
+from .servers import Sink, create_database, dovecot_server, free_port, postgres_server
 
 TEST_SECRET = b"test-secret-for-the-store-0123456789"
 _db_names = itertools.count(1)
@@ -46,3 +48,13 @@ def dovecot():
     with dovecot_server(MAIL_USERS) as server:
         yield server
 
+
+@pytest.fixture
+def sink():
+    """A real aiosmtpd server on loopback that records what it is sent (the relay)."""
+    handler = Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    handler.settings = SmtpSettings(host="127.0.0.1", port=controller.port, timeout=10)
+    yield handler
+    controller.stop()

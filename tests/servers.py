@@ -293,3 +293,29 @@ def dovecot_server(users: dict[str, str], imap_capability: str | None = None
         yield server
     finally:
         server.close()
+
+
+class Sink:
+    """Records every DATA; answers the queued statuses first, then 250."""
+
+    def __init__(self) -> None:
+        self.accepted: list[tuple[str, list[str], bytes]] = []
+        self.attempts: list[tuple[str, bytes]] = []
+        self.answers: list[str] = []
+        self.rcpt_answers: dict[str, str] = {}  # address → status for RCPT TO
+
+    def refuse(self, status: str, times: int) -> None:
+        self.answers.extend([status] * times)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        status = self.rcpt_answers.get(address, "250 2.1.5 OK")
+        if status.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return status
+
+    async def handle_DATA(self, server, session, envelope):
+        status = self.answers.pop(0) if self.answers else "250 2.0.0 OK"
+        self.attempts.append((status, envelope.content))
+        if status.startswith("250"):
+            self.accepted.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return status

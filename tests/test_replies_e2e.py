@@ -1,0 +1,130 @@
+"""Dovecot → daemon → aiosmtpd sink: the contractor gets the right Japanese reply, once.
+
+Also the relay refusing then accepting (one reply arrives), a permanent failure showing in
+the staff digest, and no reply to auto-replies, bounces and list mail. Window edges and
+holidays are covered with an injected clock in tests/test_outbox.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+
+import pytest
+
+from mailbot.config import load_config
+from mailbot.daemon import Daemon
+from mailbot.replying import Replier
+from mailbot.store import GuaranteeEvent, Store
+
+from .configs import issuer_config
+from .conftest import TEST_SECRET
+from .test_daemon import USER, notice_mail, wait_for
+
+SMTP = """
+[smtp]
+host = "127.0.0.1"
+port = {port}
+from = "keiyaku@issuer.example.jp"
+[send_window]
+immediate = ["confirmation", "discrepancy"]
+[digest]
+enabled = false
+"""
+
+
+@pytest.fixture
+def running(dovecot, sink, tmp_path, monkeypatch):
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    path = tmp_path / "mailbot.toml"
+    text = issuer_config(url, tmp_path / "spool", imap_port=dovecot.imap_port, user=USER)
+    text = text.replace('[issuers.maru]\nname = "〇〇市"\n',
+                        '[issuers.maru]\nname = "〇〇市"\nreply_name = "〇〇市 契約検査課"\n'
+                        'staff = ["kensa@issuer.example.jp"]\n')
+    path.write_text(SMTP.format(port=sink.settings.port) + text, encoding="utf-8")
+    store = Store.open(url, secret=TEST_SECRET)
+    store.apply([GuaranteeEvent("35075-00001M", "new", "Z28YUEAJ38ux", issuer="〇〇市",
+                                source="t")])
+    config = load_config(path)
+    daemon = Daemon(config, store, workers=1, outbox_seconds=0.3)
+    thread = threading.Thread(target=lambda: (daemon.start(), daemon.run()), daemon=True)
+    thread.start()
+    yield config, store, daemon
+    daemon.stop.set()
+    daemon.news.set()
+    thread.join(timeout=30)
+    daemon.shutdown()
+    store.close()
+
+
+def replies(sink) -> dict[str, object]:
+    """Accepted messages by the Message-ID they answer."""
+    out = {}
+    for _from, _to, raw in sink.accepted:
+        message = message_from_bytes(raw, policy=policy.default)
+        out[str(message["In-Reply-To"]).strip()] = message
+    return out
+
+
+def test_each_contractor_gets_one_correct_reply(running, dovecot, sink):
+    verified, unknown = notice_mail(1), notice_mail(77)
+    robot = notice_mail(2).replace(b"Subject:", b"Auto-Submitted: auto-replied\nSubject:", 1)
+    bounce = notice_mail(3)  # delivered with the null envelope sender: Return-Path: <>
+    listed = notice_mail(4).replace(b"Subject:", b"List-Id: <kouji.example.jp>\nSubject:", 1)
+    for raw in (verified, unknown, robot, listed):
+        dovecot.deliver(USER, raw)
+    dovecot.deliver(USER, bounce, sender="")
+    wait_for(lambda: len(sink.accepted) >= 2, 60, "two replies at the sink")
+    time.sleep(1.5)  # a few more outbox ticks: nothing else may arrive
+    assert len(sink.accepted) == 2
+    got = replies(sink)
+    ok = got[str(message_from_bytes(verified, policy=policy.default)["Message-ID"]).strip()]
+    bad = got[str(message_from_bytes(unknown, policy=policy.default)["Message-ID"]).strip()]
+    for reply in (ok, bad):
+        assert reply["Auto-Submitted"] == "auto-replied"
+        assert reply["Subject"] == "Re: " + str(message_from_bytes(
+            verified if reply is ok else unknown, policy=policy.default)["Subject"])
+        assert str(reply["References"]).endswith(str(reply["In-Reply-To"]))
+        assert reply["To"].addresses[0].addr_spec.startswith("tanto")
+        assert "〇〇市 契約検査課" in str(reply["From"])
+    ok_text, bad_text = ok.get_content(), bad.get_content()
+    assert "35075-00001M" in ok_text and "Z28Y********" in ok_text
+    assert "35075-00077M" in bad_text and "登録されていません" in bad_text
+    for raw in (a[2] for a in sink.accepted):
+        assert b"Z28YUEAJ38ux" not in raw
+
+
+def test_the_relay_refuses_then_accepts_and_the_reply_arrives_once(running, dovecot, sink):
+    config, store, daemon = running
+    sink.refuse("451 4.3.0 try again later", 2)
+    dovecot.deliver(USER, notice_mail(1))
+    # The first attempts are refused; the outbox waits out its backoff. Drive the clock past
+    # it instead of sleeping a minute.
+    wait_for(lambda: len(sink.attempts) >= 1, 60, "a first attempt")
+    later = datetime.now(UTC)
+    for step in range(1, 6):
+        daemon.replier.flush(later + timedelta(minutes=10 * step))
+        if sink.accepted:
+            break
+    assert len(sink.accepted) == 1 and len(sink.attempts) == 3
+
+
+def test_a_permanent_failure_shows_in_the_digest(running, dovecot, sink):
+    config, store, daemon = running
+    sink.refuse("550 5.1.1 no such user", 1)
+    dovecot.deliver(USER, notice_mail(1))
+    wait_for(lambda: any(s.startswith("550") for s, _ in sink.attempts), 60, "the refusal")
+    wait_for(lambda: len(sink.accepted) >= 1, 30, "the staff alert")
+    alert = message_from_bytes(sink.accepted[0][2], policy=policy.default)
+    assert alert["To"].addresses[0].addr_spec == "kensa@issuer.example.jp"
+    assert alert["Auto-Submitted"] == "auto-generated"
+    replier = Replier(config, store)
+    assert replier.digest(datetime.now(UTC)) == 1
+    replier.flush(datetime.now(UTC) + timedelta(days=3))  # inside some later window
+    digest = next(message_from_bytes(raw, policy=policy.default)
+                  for _f, _t, raw in sink.accepted[1:])
+    text = digest.get_content()
+    assert "550" in text and "tanto" in text
