@@ -30,4 +30,11 @@ def run_check(args: argparse.Namespace) -> int:
     for number, route in enumerate(config.routes, 1):
         print(f"  route {number} {route.name}" + (" (stop)" if route.stop else ""))
     print(f"  spool: {config.spool_dir}")
+    smtp, window = config.smtp, config.send_window
+    print(f"  relay: {smtp.host}:{smtp.port} ({smtp.tls})" + (f" as {smtp.user}" if smtp.user else ""))
+    days = ",".join("月火水木金土日"[d] for d in window.weekdays)
+    print(f"  send window: {days} {window.start:%H:%M}–{window.end:%H:%M} Asia/Tokyo"
+          + (", not on national holidays" if window.skip_holidays else "")
+          + (", not 12/29–1/3" if window.year_end_closed else "")
+          + (f"; at any hour: {', '.join(window.immediate)}" if window.immediate else ""))
     return 0

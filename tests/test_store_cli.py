@@ -166,6 +166,7 @@ def test_the_example_config_is_valid(monkeypatch):
     from mailbot.config import load_config
 
     monkeypatch.setenv("MAILBOT_KEIYAKU_PASSWORD", "from-the-environment")
+    monkeypatch.setenv("MAILBOT_SMTP_PASSWORD", "relay-password")
     config = load_config(Path(__file__).parents[1] / "config" / "mailbot.example.toml")
     assert config.issuer("kwsa").awarded_on_or_after is not None
     assert config.issuer("〇〇県内広域水道企業団 企業長").name == "〇〇県内広域水道企業団"
