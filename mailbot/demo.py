@@ -29,12 +29,13 @@ from mailbot.store.schema import ledger, outbox
 ISSUER = "〇〇市"
 INBOX = "keiyaku@city.example.jp"
 SECRET = b"demo-secret-not-for-production-0123"
-# (sample, what it shows, how its guarantees are registered)
+# (sample, what it shows, how its guarantees are registered). All render with the CID font
+# reportlab carries, so the demo needs no font package.
 CASES = (
     ("ejcs_cid", "all valid", "as sent"),
     ("fullwidth_values", "wrong key", "other key"),
-    ("wjcs_table", "unknown number", "not registered"),
-    ("kangxi_radicals", "wrong issuer", "other issuer"),
+    ("generic_header_table", "unknown number", "not registered"),
+    ("forwarded", "wrong issuer", "other issuer"),
     ("zip_encrypted", "password-protected zip", "as sent"),
     ("two_pdfs", "two notices in one mail", "as sent"),
     ("body_shift_jis", "typed in the body", "as sent"),

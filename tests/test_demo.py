@@ -13,11 +13,11 @@ def test_demo_decides_and_answers_every_case(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
     table = {line.split()[0]: line for line in lines if line.startswith(
-        ("ejcs_cid", "fullwidth_values", "wjcs_table", "kangxi_radicals", "zip_encrypted",
+        ("ejcs_cid", "fullwidth_values", "generic_header_table", "forwarded", "zip_encrypted",
          "two_pdfs", "body_shift_jis"))}
     assert "verified" in table["ejcs_cid"] and "key_mismatch" in table["fullwidth_values"]
-    assert "unknown_number" in table["wjcs_table"]
-    assert "issuer_mismatch" in table["kangxi_radicals"]
+    assert "unknown_number" in table["generic_header_table"]
+    assert "issuer_mismatch" in table["forwarded"]
     assert "encrypted_archive" in table["zip_encrypted"]
     assert "7/7 replies written" in run.stdout
     replies = sorted((tmp_path / "out" / "replies").glob("*.eml"))
