@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mailbot.config import Config
+from mailbot.ledger.ledger import utc
 from mailbot.outbox.outbox import Outbox, OutboxRow, ReplyRow, SmtpSettings
 from mailbot.outbox.window import SendWindow
 from mailbot.replies.render import (
@@ -27,7 +28,7 @@ from mailbot.replies.render import (
     render_staff,
 )
 from mailbot.store import Store
-from mailbot.store.schema import ledger
+from mailbot.store.schema import ledger, reply_requests
 from mailbot.verify.policy import IssuerPolicy
 
 log = logging.getLogger("mailbot.replying")
@@ -126,7 +127,7 @@ class Replier:
         with self.store.engine.connect() as conn:
             for row in conn.execute(query):
                 if row.state == "quarantined":
-                    quarantined.append({"id": row.id, "received_at": str(row.received_at),
+                    quarantined.append({"id": row.id, "received_at": utc(row.received_at).isoformat(),
                                         "sender": row.sender, "subject": row.subject})
                     counts["quarantined"] = counts.get("quarantined", 0) + 1
                     continue
@@ -135,15 +136,23 @@ class Replier:
                 counts[status] = counts.get(status, 0) + 1
                 if status == "discrepancy":
                     needs_review.append({
-                        "received_at": str(row.received_at), "sender": row.sender,
+                        "received_at": utc(row.received_at).isoformat(), "sender": row.sender,
                         "subject": row.subject, "outcomes": record.get("outcomes", []),
                         "problems": [p["code"] for p in record.get("problems", [])],
                     })
         failed = [
             {"to": r.to_addrs, "subject": r.subject, "error": r.last_error,
-             "failed_at": str(r.next_attempt_at)}
+             "failed_at": utc(r.next_attempt_at).isoformat()}
             for r in self.outbox.failed_since(since)
         ]
+        # Replies held back by the per-address rate limit need a human too.
+        held = select(reply_requests).where(reply_requests.c.state == "suppressed",
+                                            reply_requests.c.created_at >= since)
+        with self.store.engine.connect() as conn:
+            for row in conn.execute(held):
+                failed.append({"to": row.to_addr, "subject": json.loads(row.context).get("subject"),
+                               "error": "not sent: too many replies to this address within an hour",
+                               "failed_at": utc(row.created_at).isoformat()})
         return {"issuer": policy.name, "period_start": since.isoformat(),
                 "period_end": now.isoformat(), "counts": counts, "needs_review": needs_review,
                 "quarantined": quarantined, "failed_replies": failed}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from parsers.normalize import canonical_key, canonical_number, clean_value
 
@@ -12,6 +13,8 @@ from .config import load_config
 from .errors import UsageError
 from .store import Store, resolve_store_url
 from .verify import IssuerPolicy, Submission, verify
+
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     submission = Submission(
         guarantee_number=number,
         auth_key=key,
-        on=parse_date_arg(args.on, "--on") if args.on else date.today(),
+        on=parse_date_arg(args.on, "--on") if args.on else datetime.now(TOKYO).date(),
         kind=clean_value(args.kind) if args.kind else None,
         project_name=args.project,
         contractor=args.contractor,

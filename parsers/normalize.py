@@ -115,3 +115,17 @@ def canonical_key(text: str) -> str | None:
     """An authentication key exactly as written (case kept), or None if it is not one."""
     value = fold_spaces(normalize_text(text))
     return value if KEY_RE.match(value) else None
+
+
+_COMPANY_FORMS = {"(株)": "株式会社", "(有)": "有限会社", "(同)": "合同会社", "(資)": "合資会社",
+                  "(名)": "合名会社"}
+
+
+def name_key(text: str) -> str:
+    """How names (issuer, project, contractor) compare (DESIGN.md §4): full NFKC — here the
+    look-alikes fold too (その① = その1, 第Ⅱ期 = 第II期) — no white space, and company-form
+    abbreviations expanded on both sides ((株) and ㈱ → 株式会社)."""
+    value = fold_spaces(unicodedata.normalize("NFKC", normalize_text(text)))
+    for short, full in _COMPANY_FORMS.items():
+        value = value.replace(short, full)
+    return value

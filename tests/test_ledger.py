@@ -19,6 +19,7 @@ def test_receive_is_durable_and_idempotent(ledger, tmp_path):
     assert first.new
     entry = ledger.get(first.id)
     assert ledger.raw(entry) == RAW
+    assert entry.received_at.utcoffset() is not None  # SQLite too: read back as UTC
     assert not list((tmp_path / "spool").rglob("*.tmp"))  # no temp file left behind
     assert ledger.receive("keiyaku", RAW, uidvalidity=7, uid=1) == type(first)(first.id, False)
     # A sender's retry (same bytes, no UID) and a UIDVALIDITY change find the same row …

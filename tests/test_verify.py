@@ -112,7 +112,8 @@ def test_eligibility_by_award_date_and_kind(store):
     result = check(store, number="35075-00002M")
     assert result.outcomes == ["not_eligible"] and "2026年7月1日" in result.reasons[0]
     advance_only = IssuerPolicy(name=KWSA.name, accepted_kinds=("契約保証",))
-    assert check(store, policy=advance_only).outcomes == ["not_eligible"]
+    refused = check(store, policy=advance_only)
+    assert refused.outcomes == ["not_eligible"] and "前払金" not in refused.reasons[0]
 
 
 @pytest.mark.parametrize(
@@ -139,10 +140,14 @@ def test_intermediate_advance_counts_the_other_advances_of_the_contract(store):
             project_name="別の工事", **big),
     ])
     assert check(store, number="35075-00002M", key="Qw2Er4Ty6Ui0").verified  # 4 + 2 = 6 tenths
-    result = check(store, number="35075-00002M", key="Qw2Er4Ty6Ui0",
-                   policy=IssuerPolicy(name=KWSA.name, amounts=AmountRules(
-                       intermediate_max=Fraction(3, 10), advances_total_max=Fraction(5, 10))))
+    strict = IssuerPolicy(name=KWSA.name, amounts=AmountRules(
+        intermediate_max=Fraction(3, 10), advances_total_max=Fraction(5, 10)))
+    result = check(store, number="35075-00002M", key="Qw2Er4Ty6Ui0", policy=strict,
+                   kind="中間前払金保証")
     assert result.outcomes == ["amount_rule"] and "合計" in result.reasons[0]
+    # Without the kind in the submission the reason does not name the stored kind.
+    unstated = check(store, number="35075-00002M", key="Qw2Er4Ty6Ui0", policy=strict)
+    assert unstated.outcomes == ["amount_rule"] and "中間前払金" not in unstated.reasons[0]
     assert "40,000,000" not in result.reasons[0] and "40000000" not in result.reasons[0]
     too_much = new("35075-00004M", key="Zx9Cv7Bn5Ml3", kind="中間前払金保証",
                    guaranteed_amount=20_000_001, **big)
@@ -168,3 +173,37 @@ def test_throttle_per_sender_and_per_number(store):
         assert attempt(f"Other{i}Key1234", sender=f"z{i}@example.jp") == ["key_mismatch"]
     assert attempt(KEY, sender="new@example.jp") == ["throttled"]  # 5 failures on the number
     assert attempt("Qw2Er4Ty6Ui0", number="35075-00002M", sender="new@example.jp") == ["verified"]
+
+
+@pytest.mark.parametrize(
+    ("chain", "why"),
+    [
+        (("throttle", "number_exists", "project_matches", "not_cancelled"), "key_matches"),
+        (("number_exists", "project_matches", "key_matches"), "'project_matches' must come after"),
+        (("key_matches", "number_exists"), "'number_exists' must come before"),
+        (("number_exists", "key_matches", "throttle"), "'throttle' must come before"),
+    ],
+)
+def test_a_chain_that_could_verify_a_wrong_key_is_refused(chain, why):
+    from mailbot.errors import UsageError
+    from mailbot.verify.chain import check_chain
+
+    with pytest.raises(UsageError, match=why):
+        check_chain(chain)
+
+
+def test_names_compare_after_full_nfkc(store):
+    store.apply([new(project_name="〇〇線道路改良工事（その①）第Ⅱ期")])
+    assert check(store, project_name="〇〇線道路改良工事(その1)第II期").outcomes == ["verified"]
+
+
+def test_one_contract_whatever_the_company_form(store):
+    big = dict(contract_amount=100_000_000)
+    store.apply([
+        new("35075-00001M", guaranteed_amount=40_000_000, contractor="〇〇建設(株)", **big),
+        new("35075-00002M", key="Qw2Er4Ty6Ui0", kind="中間前払金保証", guaranteed_amount=20_000_000,
+            contractor="〇〇建設株式会社", **big),
+    ])
+    strict = IssuerPolicy(name=KWSA.name, amounts=AmountRules(advances_total_max=Fraction(5, 10)))
+    result = check(store, number="35075-00002M", key="Qw2Er4Ty6Ui0", policy=strict)
+    assert result.outcomes == ["amount_rule"]  # 4 + 2 tenths of one contract

@@ -69,6 +69,17 @@ class ReplyRequest:
 _ENTRY_COLUMNS = [ledger.c[name] for name in Entry.__dataclass_fields__]
 
 
+def utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone: they were stored as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _entry(mapping: Any) -> Entry:
+    values = dict(mapping)
+    values["received_at"] = utc(values["received_at"])
+    return Entry(**values)
+
+
 def _headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
     """Message-ID, From and Subject as raw header text, for the ledger's listing only."""
     try:
@@ -162,7 +173,7 @@ class Ledger:
                     .values(state="processing", attempts=ledger.c.attempts + 1)
                 ).rowcount
                 if taken:
-                    entry = Entry(**row._mapping)
+                    entry = _entry(row._mapping)
                     return Entry(**{**entry.__dict__, "state": "processing",
                                     "attempts": entry.attempts + 1})
 
@@ -234,7 +245,7 @@ class Ledger:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [Entry(**row._mapping) for row in conn.execute(query)]
+            return [_entry(row._mapping) for row in conn.execute(query)]
 
     def action_done(self, entry_id: int) -> None:
         with self.engine.begin() as conn:
@@ -244,14 +255,14 @@ class Ledger:
     def get(self, entry_id: int) -> Entry | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(*_ENTRY_COLUMNS).where(ledger.c.id == entry_id)).first()
-        return Entry(**row._mapping) if row else None
+        return _entry(row._mapping) if row else None
 
     def entries(self, state: str | None = None, limit: int = 1000) -> list[Entry]:
         query = select(*_ENTRY_COLUMNS).order_by(ledger.c.id).limit(limit)
         if state:
             query = query.where(ledger.c.state == state)
         with self.engine.connect() as conn:
-            return [Entry(**row._mapping) for row in conn.execute(query)]
+            return [_entry(row._mapping) for row in conn.execute(query)]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """mailbox → state → number of rows."""

@@ -379,6 +379,11 @@ class Outbox:
                     if smtp.sock is None:  # smtplib closes it on 421, timeouts, resets
                         report.waiting += len(ids) - position - 1
                         break  # the connection is gone: the rest waits for the next flush
+                    try:  # end the failed transaction, or the next MAIL FROM is refused
+                        smtp.rset()
+                    except (smtplib.SMTPException, OSError):
+                        report.waiting += len(ids) - position - 1
+                        break
                     continue
                 self._sent(row, now, refused, report)
         finally:

@@ -45,6 +45,8 @@ def reply_blocked(facts: MailFacts, own_addresses: tuple[str, ...] = ()) -> str 
     """Why this mail must not get an automatic reply (RFC 3834), or None."""
     if not facts.sender:
         return "no sender address"
+    if not facts.sender.isascii() or "," in facts.sender or " " in facts.sender:
+        return f"sender address {facts.sender!r} cannot be answered by SMTP"
     if facts.auto_submitted and facts.auto_submitted.lower() != "no":
         return f"Auto-Submitted: {facts.auto_submitted}"
     if facts.precedence and facts.precedence.lower() in _LIST_PRECEDENCE:

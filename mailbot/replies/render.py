@@ -343,7 +343,8 @@ GETA = "〓"  # JIS's own mark for a character that cannot be shown
 
 def jis_safe(text: str) -> str:
     """Text every character of which ISO-2022-JP (JIS X 0208 + ASCII) can write."""
-    return "".join(_jis_char(c) for c in text)
+    # NFC first: a decomposed ダ (タ + U+3099, as Mac file names come) is one JIS character.
+    return "".join(_jis_char(c) for c in unicodedata.normalize("NFC", text))
 
 
 def _jis_char(char: str) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from parsers.normalize import fold_spaces, normalize_text
+from parsers.normalize import name_key
 
 from .migrate import upgrade
 from .model import VERSION_FIELDS, GuaranteeEvent
@@ -127,7 +127,7 @@ class ApplyReport:
 
 def contract_key(issuer: str | None, project: str | None, contractor: str | None) -> str:
     """A stable hash of the normalised names that identify one construction contract."""
-    text = "|".join(fold_spaces(normalize_text(v or "")) for v in (issuer, project, contractor))
+    text = "|".join(name_key(v or "") for v in (issuer, project, contractor))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -43,9 +43,24 @@ class VerifyResult:
 
 
 def check_chain(names: tuple[str, ...]) -> None:
+    """A chain must check the number and the key before any rule that speaks about the
+    guarantee, with the throttle (if any) before the key: otherwise a wrong key could verify,
+    or names could be guessed without the key."""
     unknown = [n for n in names if n not in RULES]
     if unknown:
         raise UsageError(f"unknown verification rule {unknown[0]!r} (known: {', '.join(RULES)})")
+    for required in ("number_exists", "key_matches"):
+        if required not in names:
+            raise UsageError(f"the chain must contain {required!r}")
+    order = list(names)
+    key_at = order.index("key_matches")
+    if order.index("number_exists") > key_at:
+        raise UsageError("'number_exists' must come before 'key_matches'")
+    early = [n for n in order[:key_at] if n not in ("throttle", "number_exists")]
+    if early:
+        raise UsageError(f"{early[0]!r} must come after 'key_matches'")
+    if "throttle" in order and order.index("throttle") > key_at:
+        raise UsageError("'throttle' must come before 'key_matches'")
 
 
 def verify(

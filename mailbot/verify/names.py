@@ -1,22 +1,14 @@
 """Compare names the way DESIGN.md §4 says: after NFKC and removing white space.
 
-Company-form abbreviations are expanded on both sides first ((株) and ㈱ → 株式会社), since
-a notice and a surety's export rarely agree on them.
+The normal form itself (`parsers.normalize.name_key`) is shared with the store, which keys
+a contract's guarantees by it.
 """
 
 from __future__ import annotations
 
-from parsers.normalize import fold_spaces, normalize_text
+from parsers.normalize import name_key
 
-_FORMS = {"(株)": "株式会社", "(有)": "有限会社", "(同)": "合同会社", "(資)": "合資会社",
-          "(名)": "合名会社"}
-
-
-def name_key(text: str) -> str:
-    value = fold_spaces(normalize_text(text))
-    for short, full in _FORMS.items():
-        value = value.replace(short, full)
-    return value
+__all__ = ["name_key", "same_name"]
 
 
 def same_name(a: str | None, b: str | None) -> bool:

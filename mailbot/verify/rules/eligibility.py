@@ -22,7 +22,10 @@ class Eligibility:
             return Verdict(
                 hit=True,
                 outcome="not_eligible",
-                reason=f"{latest.kind}の電子保証は、当方では受け付けていません。",
+                # Name the kind only if the sender did (DESIGN.md §7).
+                reason=(f"{ctx.submission.kind}の電子保証は、当方では受け付けていません。"
+                        if ctx.submission.kind else
+                        "この種類の電子保証は、当方では受け付けていません。"),
                 differences=(Difference("kind", latest.kind, None),),
             )
         start = policy.awarded_on_or_after
