@@ -43,19 +43,40 @@ class Pipeline:
         self.ledger = ledger
         self.reader = reader
         self.mailboxes = {m.name: m for m in config.mailboxes}
+        self._lock = threading.Lock()
+        self._orphans: list[tuple[int, int, str]] = []  # claimed rows to release
 
     def process_one(self) -> bool:
         """Decide the oldest waiting message; False when there is none."""
+        self._release_orphans()
         entry = self.ledger.claim()
         if entry is None:
             return False
         try:
             self._decide(entry)
         except Exception:
-            state = self.ledger.fail(entry.id, traceback.format_exc())
+            error = traceback.format_exc()
+            try:
+                state = self.ledger.fail(entry.id, error, attempt=entry.attempts)
+            except Exception:
+                # The database is gone too: release the row once it is back.
+                with self._lock:
+                    self._orphans.append((entry.id, entry.attempts, error))
+                raise
             log.error("message %s (ledger %d) failed in the pipeline, attempt %d: now %s",
                       entry.message_id, entry.id, entry.attempts, state)
         return True
+
+    def _release_orphans(self) -> None:
+        with self._lock:
+            orphans, self._orphans = self._orphans, []
+        for index, (entry_id, attempt, error) in enumerate(orphans):
+            try:
+                self.ledger.fail(entry_id, error, attempt=attempt)
+            except Exception:
+                with self._lock:
+                    self._orphans.extend(orphans[index:])
+                raise
 
     def _decide(self, entry: Entry) -> None:
         mailbox = self.mailboxes.get(entry.mailbox)
@@ -65,7 +86,8 @@ class Pipeline:
         facts = mail_facts(raw, mailbox.name)
         decision = decide(raw, facts, mailbox, self.config, self.store, self.reader,
                           entry.received_at, reply_wanted=entry.reply_wanted)
-        self.ledger.decide(entry.id, decision.record, decision.reply, decision.action)
+        self.ledger.decide(entry.id, decision.record, decision.reply, decision.action,
+                           attempt=entry.attempts)
         decisions_log.info(json.dumps({
             "ledger_id": entry.id, "message_id": facts.message_id, "mailbox": mailbox.name,
             "status": decision.status, "outcomes": decision.outcomes,
@@ -123,13 +145,31 @@ class Daemon:
             thread.join(timeout=60)
 
     def _loop(self) -> None:
+        failures = 0
         while not self.stop.is_set():
-            worked = self.pipeline.process_one()
+            try:
+                worked = self.pipeline.process_one()
+            except Exception:  # the database itself failed (locked, restarted): back off
+                failures += 1
+                log.exception("the pipeline could not reach the ledger (%d in a row)", failures)
+                self.stop.wait(min(60.0, 2.0 ** min(failures, 6)))
+                continue
+            failures = 0
             if worked:
                 self._wake_watchers()
                 continue
             self.news.wait(timeout=1.0)
             self.news.clear()
+
+    def request_stop(self) -> None:
+        """Ask everything to stop; safe to call from a signal handler (sets the events from
+        another thread: an Event's lock may be held by the very thread the signal
+        interrupted)."""
+        threading.Thread(target=self._set_stop, name="stop", daemon=True).start()
+
+    def _set_stop(self) -> None:
+        self.stop.set()
+        self.news.set()
 
     def shutdown(self) -> None:
         self.stop.set()

@@ -74,9 +74,8 @@ def run_daemon(args: argparse.Namespace) -> int:
                     reply_to_backfill=True if args.reply_to_backfill else None)
 
     def stop(signum: int, _frame: object) -> None:
-        logging.getLogger("mailbot.daemon").info("signal %d: finishing the message in hand", signum)
-        daemon.stop.set()
-        daemon.news.set()
+        # No logging and no locks here: the signal may interrupt a thread holding them.
+        daemon.request_stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import signal
 from concurrent.futures import Future, TimeoutError
 from typing import Protocol
 
@@ -35,6 +36,9 @@ def _limit_memory(extra_bytes: int) -> None:
     import pdfplumber  # noqa: F401  (import before measuring: the libraries are not the budget)
     import pypdfium2  # noqa: F401
 
+    # A Ctrl-C reaches the whole process group: the caller decides when workers stop,
+    # and a worker killed mid-document must not turn into a verdict on that document.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with open(f"/proc/{os.getpid()}/statm") as statm:
         vm_pages = int(statm.read().split()[0])
     baseline = vm_pages * os.sysconf("SC_PAGE_SIZE")

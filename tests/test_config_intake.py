@@ -43,6 +43,10 @@ def test_password_from_a_file(tmp_path):
         (ISSUER + IMAP.replace('"imap"', '"pop3"'), "must be one of imap, smtp, lmtp"),
         (ISSUER + '[[mailboxes]]\nname = "l"\nrole = "contractor"\nkind = "lmtp"\nlisten = "x"\n',
          "[mailboxes.l.listen] must be HOST:PORT"),
+        (ISSUER + '[[mailboxes]]\nname = "l"\nrole = "contractor"\nkind = "lmtp"\n'
+         'listen = "127.0.0.1:70000"\n', "[mailboxes.l.listen] must be HOST:PORT"),
+        (ISSUER + IMAP + 'password_env = "HOME"\nkeyword = "bad keyword"\n',
+         "[mailboxes.keiyaku.keyword] 'bad keyword' is not a valid IMAP keyword"),
         (ISSUER + '[[routes]]\nname = "r"\nsubject = "("\n',
          "[routes.r.subject] not a valid regular expression"),
         (ISSUER + '[[routes]]\nname = "r"\nmailbox = "nope"\n', "[routes.r.mailbox] no mailbox"),

@@ -74,3 +74,24 @@ def test_recover_after_a_crash_mid_processing(ledger):
     assert ledger.recover() == 1
     entry = ledger.claim()
     assert entry.id == row and entry.attempts == 2  # the crash counted as an attempt
+
+
+def test_a_message_that_kills_the_process_is_quarantined_at_start(ledger):
+    row = ledger.receive("keiyaku", RAW).id
+    for _ in range(MAX_ATTEMPTS):
+        assert ledger.claim().id == row  # … and the whole process dies each time
+        ledger.recover()
+    assert ledger.get(row).state == "quarantined"
+    assert "process died" in ledger.get(row).last_error
+
+
+def test_a_stale_claim_cannot_decide_or_fail_the_row(ledger):
+    row = ledger.receive("keiyaku", RAW).id
+    stale = ledger.claim()
+    ledger.recover()  # another process took over …
+    fresh = ledger.claim()  # … and claimed the row again
+    with pytest.raises(RuntimeError):
+        ledger.decide(row, {"status": "x"}, None, None, attempt=stale.attempts)
+    assert ledger.fail(row, "late crash", attempt=stale.attempts) == "processing"
+    ledger.decide(row, {"status": "verified"}, None, None, attempt=fresh.attempts)
+    assert ledger.get(row).state == "decided"

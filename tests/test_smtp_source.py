@@ -127,7 +127,8 @@ def test_smtp_8bit_mail_is_spooled_byte_for_byte_then_acknowledged(listen, ledge
     [entry] = ledger.entries()
     assert reply.decode().endswith(f"ledger {entry.id}")
     assert (entry.mailbox, entry.state) == ("guarantees", "received")
-    assert ledger.raw(entry) == msg  # dot-unstuffed, nothing prepended
+    # Dot-unstuffed; only the envelope sender is recorded in front, as a final delivery does.
+    assert ledger.raw(entry) == "Return-Path: <経理@example.jp>\r\n".encode() + msg
     assert entry.message_id == "<1.notice@example.jp>"
     assert new_rows == [1]
 
@@ -214,7 +215,7 @@ def test_spool_failure_answers_451_and_records_nothing(listen, ledger, tmp_path,
     spool.mkdir()  # repaired: the sender's retry is accepted, once
     assert smtp_send(listener.port, msg)[0] == 250
     [entry] = ledger.entries()
-    assert ledger.raw(entry) == msg
+    assert ledger.raw(entry).split(b"\r\n", 1)[1] == msg
 
 
 # -- (d) the database fails for real ---------------------------------------------------------
@@ -242,7 +243,7 @@ def test_database_locked_answers_451_and_records_nothing(listen, ledger, store, 
 
     assert smtp_send(listener.port, msg)[0] == 250  # lock gone: the retry is recorded once
     [entry] = ledger.entries()
-    assert ledger.raw(entry) == msg
+    assert ledger.raw(entry).split(b"\r\n", 1)[1] == msg
 
 
 # -- (e) LMTP -----------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def test_lmtp_one_reply_per_recipient_and_one_row_per_mailbox(listen, ledger, ne
     assert [code for code, _ in replies] == [250, 250, 250]
     rows = {e.mailbox: e for e in ledger.entries()}
     assert sorted(rows) == ["contracts", "guarantees"]
-    assert all(ledger.raw(e) == msg for e in rows.values())
+    assert all(ledger.raw(e).split(b"\r\n", 1)[1] == msg for e in rows.values())
     # The same mailbox gets the same answer: recipients 1 and 3 both name the guarantees row.
     assert replies[0] == replies[2] == (250, f"2.0.0 OK: ledger {rows['guarantees'].id}".encode())
     assert replies[1] == (250, f"2.0.0 OK: ledger {rows['contracts'].id}".encode())
@@ -353,3 +354,11 @@ def test_port_zero_picks_a_free_port_and_a_taken_port_fails_start(listen, ledger
     with pytest.raises(OSError):
         clash.start()
     assert smtp_send(listener.port, notice())[0] == 250  # the first one is unharmed
+
+
+def test_a_bounce_is_recorded_with_its_null_sender(listen, ledger):
+    listener = listen()
+    with smtplib.SMTP(HOST, listener.port, timeout=30) as client:
+        client.sendmail("", ["hoshou@example.jp"], notice())
+    [entry] = ledger.entries()
+    assert ledger.raw(entry).startswith(b"Return-Path: <>\r\n")

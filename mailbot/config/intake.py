@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ class MailboxConfig:
     port: int = 0
     tls: str = "ssl"
     user: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     folder: str = "INBOX"
     done_folder: str = "電子保証/処理済"
     review_folder: str = "電子保証/要確認"
@@ -108,7 +108,7 @@ def read_mailbox(r: TomlReader, data: dict[str, Any], index: int, issuers: set[s
             done_folder=r.string(data, "done_folder", where, True, "電子保証/処理済") or "",
             review_folder=r.string(data, "review_folder", where, True, "電子保証/要確認") or "",
             action=r.choice(data, "action", where, ("move", "keyword", "none")),
-            keyword=r.string(data, "keyword", where, True, "$MailbotDone") or "",
+            keyword=_keyword(r, data, where),
             poll_seconds=r.count(data, "poll_seconds", where, 60),
             idle_renew_seconds=min(r.count(data, "idle_renew_seconds", where, 540), 600),
             since=since,
@@ -116,8 +116,10 @@ def read_mailbox(r: TomlReader, data: dict[str, Any], index: int, issuers: set[s
         )
     listen = r.string(data, "listen", where) or ""
     host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit():
-        raise r.fail(f"{where}.listen", f"must be HOST:PORT, not {listen!r}")
+    host = host.strip("[]")  # [::1]:2526
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise r.fail(f"{where}.listen", f"must be HOST:PORT with a port below 65536, "
+                     f"not {listen!r}")
     return MailboxConfig(
         **common,
         listen_host=host,
@@ -125,6 +127,17 @@ def read_mailbox(r: TomlReader, data: dict[str, Any], index: int, issuers: set[s
         addresses=tuple(a.lower() for a in r.strings(data, "addresses", where) or ()),
         max_message_bytes=r.count(data, "max_message_bytes", where, 50 * 1024 * 1024),
     )
+
+
+_ATOM = re.compile(r'\\?[^\x00-\x20\x7f-\U0010ffff(){%*"\\\]]+')
+
+
+def _keyword(r: TomlReader, data: dict[str, Any], where: str) -> str:
+    keyword = r.string(data, "keyword", where, True, "$MailbotDone") or ""
+    if not _ATOM.fullmatch(keyword):
+        raise r.fail(f"{where}.keyword", f"{keyword!r} is not a valid IMAP keyword (an atom: "
+                     "ASCII, no spaces or brackets)")
+    return keyword
 
 
 def _password(r: TomlReader, data: dict[str, Any], where: str) -> str:
@@ -139,8 +152,9 @@ def _password(r: TomlReader, data: dict[str, Any], where: str) -> str:
             raise r.fail(f"{where}.password_env", f"environment variable {env} is not set")
         return value
     if file:
+        path = Path(file) if Path(file).is_absolute() else r.file.parent / file
         try:
-            return Path(file).read_text(encoding="utf-8").strip()
+            return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise r.fail(f"{where}.password_file", f"cannot read {file}: {exc.strerror}"
                          ) from None

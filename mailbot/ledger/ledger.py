@@ -149,8 +149,18 @@ class Ledger:
 
     # -- processing -------------------------------------------------------------------
     def recover(self) -> int:
-        """At start: rows a crash left in `processing` go back in line; returns how many."""
+        """At start: rows a crash left in `processing` go back in line; returns how many.
+
+        A row that was in hand at MAX_ATTEMPTS crashes of the whole process (a segfault, an
+        OOM kill) is quarantined instead: the pipeline never got to `fail()` it."""
         with self.engine.begin() as conn:
+            conn.execute(
+                update(ledger)
+                .where(ledger.c.state == "processing", ledger.c.attempts >= MAX_ATTEMPTS)
+                .values(state="quarantined",
+                        last_error="the process died while deciding this message "
+                                   f"{MAX_ATTEMPTS} times (killed or crashed)")
+            )
             return conn.execute(
                 update(ledger).where(ledger.c.state == "processing").values(state="received")
             ).rowcount
@@ -184,13 +194,20 @@ class Ledger:
         reply: ReplyRequest | None,
         action: str | None,
         now: datetime | None = None,
+        attempt: int | None = None,
     ) -> None:
-        """Record the decision, its reply request and the pending mailbox action at once."""
+        """Record the decision, its reply request and the pending mailbox action at once.
+
+        `attempt` is the claim's attempt number: a claim that went stale (another process
+        recovered and re-claimed the row) cannot decide it a second time."""
         now = now or datetime.now(UTC)
+        claimed = [ledger.c.id == entry_id, ledger.c.state == "processing"]
+        if attempt is not None:
+            claimed.append(ledger.c.attempts == attempt)
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(ledger)
-                .where(ledger.c.id == entry_id, ledger.c.state == "processing")
+                .where(*claimed)
                 .values(
                     state="decided",
                     decided_at=now,
@@ -211,16 +228,19 @@ class Ledger:
                     )
                 )
 
-    def fail(self, entry_id: int, error: str) -> str:
-        """Record a crash of the pipeline; returns the new state (`received` or `quarantined`)."""
+    def fail(self, entry_id: int, error: str, attempt: int | None = None) -> str:
+        """Record a crash of the pipeline; returns the new state (`received` or `quarantined`,
+        or the row's state unchanged when the claim is no longer ours)."""
         with self.engine.begin() as conn:
-            attempts = conn.execute(
-                select(ledger.c.attempts).where(ledger.c.id == entry_id)
-            ).scalar_one()
-            state = "quarantined" if attempts >= MAX_ATTEMPTS else "received"
+            row = conn.execute(
+                select(ledger.c.attempts, ledger.c.state).where(ledger.c.id == entry_id)
+            ).one()
+            if row.state != "processing" or (attempt is not None and row.attempts != attempt):
+                return str(row.state)
+            state = "quarantined" if row.attempts >= MAX_ATTEMPTS else "received"
             conn.execute(
                 update(ledger)
-                .where(ledger.c.id == entry_id)
+                .where(ledger.c.id == entry_id, ledger.c.state == "processing")
                 .values(state=state, last_error=error[-20000:])
             )
         return state

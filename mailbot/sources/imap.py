@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from imapclient import IMAPClient
@@ -51,7 +51,7 @@ class ImapSettings:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     tls: str = "ssl"  # "ssl" | "starttls" | "none"
     folder: str = "INBOX"
     batch: int = 100  # UIDs fetched per FETCH
@@ -106,7 +106,9 @@ class ImapWatcher:
             high = max([last_uid, *uids])
         # First sync: mail older than BACKFILL_AGE is history, decided without a reply
         # (unless asked); what came in lately still gets its answer.
-        reply_wanted = True if stored is None and s.reply_to_backfill else stored is not None
+        # A full read (the first, or after a UIDVALIDITY change) is history except what
+        # came in lately; only an incremental sync brings nothing but new mail.
+        reply_wanted = (not full) or s.reply_to_backfill
         new = self._take(client, uids, uidvalidity, reply_wanted,
                          state_uidvalidity=stored if full else uidvalidity,
                          show_progress=stored is None)

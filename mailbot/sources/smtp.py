@@ -139,7 +139,11 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         listener = self._listener
-        raw = envelope.original_content or b""
+        # We are the final delivery: record the envelope sender as Return-Path, as an MTA
+        # would (RFC 5321 §4.4), so a bounce's null sender is seen and never answered.
+        sender = (envelope.mail_from or "").strip("<>")  # aiosmtpd gives "<>" for null
+        raw = b"Return-Path: <" + sender.encode("utf-8", "replace") + b">\r\n" + (
+            envelope.original_content or b"")
         targets = [listener.mailbox_for(rcpt) or "" for rcpt in envelope.rcpt_tos]
         mailboxes = list(dict.fromkeys(targets))
         loop = asyncio.get_running_loop()
