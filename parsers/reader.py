@@ -21,7 +21,7 @@ from .limits import Limits
 from .mime import Attachment, BodyText, MailContents, sanitize_name, walk_message
 from .model import Notice, ParseResult, Problem
 from .pdfread import PdfReading
-from .sandbox import InlineRunner, PdfRunner
+from .sandbox import InlineRunner, PdfRunner, WorkerStopped
 
 
 def is_pdf(data: bytes) -> bool:
@@ -154,6 +154,8 @@ class Reader:
     def _result(self, future: Future[PdfReading], origin: str) -> PdfReading:
         try:
             return self.runner.result(future, origin)
+        except WorkerStopped:
+            raise  # being shut down is not a verdict on the document
         except Exception as exc:  # a reader bug must cost one attachment, not the mail
             detail = f"the PDF reader failed ({exc!r:.160})"
             return PdfReading(problems=[Problem("unreadable_attachment", origin, detail)])

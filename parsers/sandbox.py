@@ -22,6 +22,16 @@ from .limits import Limits
 from .model import Problem
 from .pdfread import PdfReading, read_pdf
 
+STOPPED_EXIT = 143  # 128 + SIGTERM
+
+
+class WorkerStopped(RuntimeError):
+    """The PDF worker was stopped from outside (SIGTERM): no verdict on the document."""
+
+
+def _exit_stopped(_signum: int, _frame: object) -> None:
+    os._exit(STOPPED_EXIT)
+
 
 class PdfRunner(Protocol):
     def submit(self, data: bytes, origin: str) -> Future[PdfReading]: ...
@@ -39,6 +49,9 @@ def _limit_memory(extra_bytes: int) -> None:
     # A Ctrl-C reaches the whole process group: the caller decides when workers stop,
     # and a worker killed mid-document must not turn into a verdict on that document.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A SIGTERM (a service manager stopping the whole group) ends the worker with a code
+    # the caller recognises: the document was not judged, it must be read again later.
+    signal.signal(signal.SIGTERM, _exit_stopped)
     with open(f"/proc/{os.getpid()}/statm") as statm:
         vm_pages = int(statm.read().split()[0])
     baseline = vm_pages * os.sysconf("SC_PAGE_SIZE")
@@ -77,6 +90,8 @@ class PdfPool:
             detail = "reading the PDF needs more memory than the reader allows (a decompression bomb?)"
             return PdfReading(problems=[Problem("attachment_too_large", origin, detail)])
         except ProcessExpired as exc:
+            if exc.exitcode == STOPPED_EXIT:
+                raise WorkerStopped(f"the PDF worker for {origin} was stopped") from exc
             detail = f"the PDF reader process died (exit code {exc.exitcode})"
             return PdfReading(problems=[Problem("unreadable_attachment", origin, detail)])
 

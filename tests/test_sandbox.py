@@ -49,3 +49,21 @@ def test_workers_are_reused_across_documents(pool):
         pids.add(future.result())
         assert read_pdf(pool, data).notices
     assert len(pids) <= 2
+
+
+def test_a_worker_stopped_by_sigterm_gives_no_verdict(pool):
+    import os
+    import signal
+
+    from parsers.sandbox import WorkerStopped
+
+    pids = {pool._pool.schedule(os.getpid).result() for _ in range(4)}
+    slow = pool.submit(render_slow_pdf(), "slow.pdf")
+    time.sleep(0.5)  # let a worker start on it
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)  # as a service manager stopping the group would
+        except ProcessLookupError:
+            pass
+    with pytest.raises(WorkerStopped):
+        Reader(pool, pool.limits)._result(slow, "attachment:slow.pdf")
