@@ -47,7 +47,8 @@ BASE_USER, DAEMON_USER = "baseline@issuer.example.jp", "keiyaku@issuer.example.j
 def decided(store: Store) -> int:
     with store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(ledger).where(
-            ledger.c.state == "decided", ledger.c.action_state.in_(("done", "none")))).scalar_one()
+            ledger.c.state.in_(("decided", "replied")),
+            ledger.c.action_state.in_(("done", "none")))).scalar_one()
 
 
 def bare_fetch(dovecot, user: str) -> tuple[float, int]:

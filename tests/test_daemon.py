@@ -93,7 +93,7 @@ def ledger_counts(store: Store) -> tuple[int, int, int]:
     with store.engine.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(ledger)).scalar_one()
         done = conn.execute(select(func.count()).select_from(ledger).where(
-            ledger.c.state == "decided", ledger.c.action_state == "done")).scalar_one()
+            ledger.c.state.in_(("decided", "replied")), ledger.c.action_state == "done")).scalar_one()
         replies = conn.execute(select(func.count()).select_from(reply_requests)).scalar_one()
     return rows, done, replies
 
