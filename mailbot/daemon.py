@@ -12,6 +12,7 @@ then stop everything; a `kill -9` loses nothing, since the ledger is the state.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import threading
@@ -21,6 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from mailbot.config import Config, MailboxConfig
+from mailbot.errors import UsageError
 from mailbot.ledger import Entry, Ledger, Spool
 from mailbot.pipeline.decide import decide
 from mailbot.pipeline.facts import mail_facts
@@ -118,9 +120,11 @@ class Daemon:
         self._watchers: list[Any] = []
         self._listeners: list[Any] = []
         self._scheduler: Any = None
+        self._lock_file: Any = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
+        self._lock_spool()
         recovered = self.ledger.recover()
         if recovered:
             log.warning("recovered %d message(s) left in processing by a previous run", recovered)
@@ -171,6 +175,19 @@ class Daemon:
         self.stop.set()
         self.news.set()
 
+    def _lock_spool(self) -> None:
+        """One daemon per spool: a second `mailbot run` would recover (and re-decide) the
+        messages the first one has in hand. The lock dies with the process, even on kill -9."""
+        path = self.ledger.spool.folder / ".mailbot-run.lock"
+        self._lock_file = open(path, "a")  # noqa: SIM115 — held for the daemon's lifetime
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise UsageError(f"another mailbot run is already using the spool {path.parent}"
+                             ) from None
+
     def shutdown(self) -> None:
         self.stop.set()
         self.news.set()
@@ -183,6 +200,8 @@ class Daemon:
         for watcher in self._watchers:
             watcher.close()
         self.pool.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
 
     # -- parts --------------------------------------------------------------------------
     def _on_new(self, count: int) -> None:

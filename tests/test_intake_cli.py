@@ -64,3 +64,28 @@ def test_status_shows_the_last_error_of_a_mailbox(tmp_path):
     store.close()
     run = mailbot("status", "--config", str(path), "--json")
     assert '"last_error": "connection refused by 127.0.0.1:143"' in run.stdout
+
+
+def test_one_daemon_per_spool(tmp_path):
+    import pytest
+
+    from mailbot.daemon import Daemon
+    from mailbot.errors import UsageError
+
+    path = tmp_path / "mailbot.toml"
+    path.write_text(issuer_config(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "spool"),
+                    encoding="utf-8")
+    config = load_config(path)
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
+    first, second = Daemon(config, store, workers=1), Daemon(config, store, workers=1)
+    first.start()
+    try:
+        with pytest.raises(UsageError, match="another mailbot run"):
+            second._lock_spool()
+    finally:
+        first.shutdown()
+        second.shutdown()
+    third = Daemon(config, store, workers=1)
+    third._lock_spool()  # released by the first one's shutdown
+    third.shutdown()
+    store.close()
