@@ -147,15 +147,22 @@ def _write_notice(store: Store, number: str, key: str, out: str | None) -> Path:
     return path
 
 
+def _record(args: argparse.Namespace, event: GuaranteeEvent, key: str | None = None,
+            pdf: str | None = None) -> Path | None:
+    """Apply one event; with a new key, also write its notice PDF. Returns the PDF's path."""
+    store = _open(args)
+    try:
+        _apply(store, event)
+        return _write_notice(store, event.guarantee_number, key, pdf) if key else None
+    finally:
+        store.close()
+
+
 def run_issue(args: argparse.Namespace) -> int:
     number = _number(args.number)
     key = new_key()
-    store = _open(args)
-    try:
-        _apply(store, GuaranteeEvent(number, "new", key, source="cli", **_event_fields(args)))
-        pdf = _write_notice(store, number, key, args.pdf)
-    finally:
-        store.close()
+    pdf = _record(args, GuaranteeEvent(number, "new", key, source="cli", **_event_fields(args)),
+                  key, args.pdf)
     print(f"issued {number}; 認証キー {key} (shown once, not stored in clear)")
     print(f"notice PDF: {pdf}")
     return 0
@@ -165,13 +172,8 @@ def run_amend(args: argparse.Namespace) -> int:
     number = _number(args.number)
     key = new_key() if args.new_key else None
     event = "correction" if args.correction else "amendment"
-    store = _open(args)
-    try:
-        _apply(store, GuaranteeEvent(number, event, key, change_no=args.change_no,
-                                     source="cli", **_event_fields(args)))
-        pdf = _write_notice(store, number, key, args.pdf) if key else None
-    finally:
-        store.close()
+    pdf = _record(args, GuaranteeEvent(number, event, key, change_no=args.change_no,
+                                       source="cli", **_event_fields(args)), key, args.pdf)
     print(f"recorded {'訂正' if args.correction else '変更'} of {number}")
     if key:
         print(f"new 認証キー {key} (shown once); notice PDF: {pdf}")
@@ -180,11 +182,7 @@ def run_amend(args: argparse.Namespace) -> int:
 
 def run_cancel(args: argparse.Namespace) -> int:
     number = _number(args.number)
-    store = _open(args)
-    try:
-        _apply(store, GuaranteeEvent(number, "cancellation", source="cli"))
-    finally:
-        store.close()
+    _record(args, GuaranteeEvent(number, "cancellation", source="cli"))
     print(f"recorded 取消 of {number}")
     return 0
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from mailbot.config import load_config
 from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
@@ -24,12 +26,19 @@ def mailbot(*args):
                           text=True, env=env, timeout=120)
 
 
-def test_a_message_that_always_crashes_is_quarantined_then_retried(tmp_path):
+@pytest.fixture
+def setup(tmp_path):
+    """A config with one LMTP issuer mailbox, loaded, and its store opened."""
     path = tmp_path / "mailbot.toml"
     path.write_text(issuer_config(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "spool"),
                     encoding="utf-8")
-    config = load_config(path)
     store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
+    yield path, load_config(path), store
+    store.close()
+
+
+def test_a_message_that_always_crashes_is_quarantined_then_retried(setup):
+    path, config, store = setup
     ledger = Ledger(store.engine, Spool(config.spool_dir))
     # A message for a mailbox that is no longer configured fails in the pipeline every time.
     row = ledger.receive("retired-mailbox", RAW).id
@@ -51,32 +60,21 @@ def test_a_message_that_always_crashes_is_quarantined_then_retried(tmp_path):
     assert mailbot("quarantine", "retry", str(row), "--config", str(path)).returncode == 0
     assert ledger.get(row).state == "received" and ledger.get(row).attempts == 0
     assert mailbot("quarantine", "show", "999", "--config", str(path)).returncode == 1
-    store.close()
 
 
-def test_status_shows_the_last_error_of_a_mailbox(tmp_path):
-    path = tmp_path / "mailbot.toml"
-    path.write_text(issuer_config(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "spool"),
-                    encoding="utf-8")
-    store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
-    Ledger(store.engine, Spool(tmp_path / "spool")).record_error(
+def test_status_shows_the_last_error_of_a_mailbox(setup):
+    path, config, store = setup
+    Ledger(store.engine, Spool(config.spool_dir)).record_error(
         "keiyaku", "connection refused by 127.0.0.1:143")
-    store.close()
     run = mailbot("status", "--config", str(path), "--json")
     assert '"last_error": "connection refused by 127.0.0.1:143"' in run.stdout
 
 
-def test_one_daemon_per_spool(tmp_path):
-    import pytest
-
+def test_one_daemon_per_spool(setup):
     from mailbot.daemon import Daemon
     from mailbot.errors import UsageError
 
-    path = tmp_path / "mailbot.toml"
-    path.write_text(issuer_config(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "spool"),
-                    encoding="utf-8")
-    config = load_config(path)
-    store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
+    _path, config, store = setup
     first, second = Daemon(config, store, workers=1), Daemon(config, store, workers=1)
     first.start()
     try:
@@ -88,4 +86,3 @@ def test_one_daemon_per_spool(tmp_path):
     third = Daemon(config, store, workers=1)
     third._lock_spool()  # released by the first one's shutdown
     third.shutdown()
-    store.close()
