@@ -24,9 +24,10 @@ from typing import Any
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import UsageError
 from mailbot.ledger import Entry, Ledger, Spool
-from mailbot.pipeline.decide import decide
-from mailbot.pipeline.facts import mail_facts
-from mailbot.replying import Replier
+from mailbot.pipeline.contractor import decide_contractor
+from mailbot.pipeline.decide import decide, mailbox_action
+from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
+from mailbot.replying import Replier, outbox_for
 from mailbot.store import Store
 from parsers import Limits, PdfPool, Reader
 
@@ -34,6 +35,7 @@ log = logging.getLogger("mailbot.daemon")
 decisions_log = logging.getLogger("mailbot.decision")
 
 RESYNC_MINUTES = 10
+REMIND_MINUTES = 30
 
 
 class Pipeline:
@@ -45,6 +47,7 @@ class Pipeline:
         self.ledger = ledger
         self.reader = reader
         self.mailboxes = {m.name: m for m in config.mailboxes}
+        self.outbox = outbox_for(config, store)  # submissions are queued with their decision
         self._lock = threading.Lock()
         self._orphans: list[tuple[int, int, str]] = []  # claimed rows to release
 
@@ -86,15 +89,56 @@ class Pipeline:
             raise RuntimeError(f"mailbox {entry.mailbox!r} is no longer in the configuration")
         raw = self.ledger.raw(entry)
         facts = mail_facts(raw, mailbox.name)
+        body = body_sha256(raw)
+        first = self.ledger.same_message(mailbox.name, entry.message_id, body, entry.id)
+        if first is not None:
+            self._second_copy(entry, mailbox, facts, first)
+            return
+        if mailbox.role == "contractor":
+            self._decide_contractor(entry, mailbox, raw, facts, body)
+            return
         decision = decide(raw, facts, mailbox, self.config, self.store, self.reader,
                           entry.received_at, reply_wanted=entry.reply_wanted)
         self.ledger.decide(entry.id, decision.record, decision.reply, decision.action,
-                           attempt=entry.attempts)
+                           attempt=entry.attempts, body_sha256=body)
+        self._log(entry, facts, mailbox, decision.record, decision.action)
+
+    def _second_copy(self, entry: Entry, mailbox: MailboxConfig, facts: MailFacts,
+                     first: int) -> None:
+        """The same message delivered again (a relay retried after a lost 250): no second
+        decision, no second reply; the copy is filed with the first."""
+        record = {"mailbox": mailbox.name, "message_id": facts.message_id,
+                  "sender": facts.sender, "subject": facts.subject, "status": "duplicate",
+                  "duplicate_of": first, "outcomes": [], "problems": [], "notices": []}
+        action = mailbox_action(mailbox, mailbox.done_folder)
+        self.ledger.decide(entry.id, record, None, action, attempt=entry.attempts)
+        self._log(entry, facts, mailbox, record, action)
+
+    def _decide_contractor(self, entry: Entry, mailbox: MailboxConfig, raw: bytes,
+                           facts: MailFacts, body: str) -> None:
+        now = datetime.now(UTC)
+        record, writes = decide_contractor(raw, facts, mailbox, self.config, self.store,
+                                           self.reader, self.outbox, entry.id, now)
+
+        def apply(conn: Any, record: dict[str, Any], at: datetime) -> str | None:
+            writes.apply(conn, record, at)
+            done = record["status"] in ("submitted", "duplicate", "answer", "ignored")
+            if record["status"] == "answer" and any(
+                    a["verdict"] != "confirmed" for a in record.get("answers", [])):
+                done = False
+            return mailbox_action(mailbox, mailbox.done_folder if done else mailbox.review_folder)
+
+        self.ledger.decide(entry.id, record, None, None, now=now, attempt=entry.attempts,
+                           body_sha256=body, extra=apply)
+        self._log(entry, facts, mailbox, record, record.get("action"))
+
+    def _log(self, entry: Entry, facts: MailFacts, mailbox: MailboxConfig,
+             record: dict[str, Any], action: str | None) -> None:
         decisions_log.info(json.dumps({
             "ledger_id": entry.id, "message_id": facts.message_id, "mailbox": mailbox.name,
-            "status": decision.status, "outcomes": decision.outcomes,
-            "problems": [p["code"] for p in decision.record["problems"]],
-            "action": decision.action,
+            "status": record.get("status"), "outcomes": record.get("outcomes", []),
+            "problems": [p["code"] for p in record.get("problems", [])],
+            "action": action,
         }, ensure_ascii=False))
 
 
@@ -128,6 +172,10 @@ class Daemon:
         recovered = self.ledger.recover()
         if recovered:
             log.warning("recovered %d message(s) left in processing by a previous run", recovered)
+        interrupted = self.replier.outbox.recover(self.clock())
+        if interrupted:
+            log.warning("%d outgoing mail(s) were being sent when a previous run stopped: "
+                        "they go again with the same Message-ID", interrupted)
         for mailbox in self.config.mailboxes:
             if mailbox.kind == "imap":
                 self._start_watcher(mailbox)
@@ -266,6 +314,9 @@ class Daemon:
             at = self.config.digest.at
             self._scheduler.add_job(self.digest_tick, "cron", hour=at.hour, minute=at.minute,
                                     id="digest", **common)
+        if self.config.contractor is not None:
+            self._scheduler.add_job(self.remind_tick, "interval", minutes=REMIND_MINUTES,
+                                    id="remind", **common)
         if self._watchers:
             # A periodic full re-sync catches what IDLE missed (DESIGN.md §8).
             self._scheduler.add_job(self._wake_watchers, "interval", minutes=RESYNC_MINUTES,
@@ -284,5 +335,13 @@ class Daemon:
     def digest_tick(self) -> None:
         try:
             self.replier.digest(self.clock())
+            self.replier.submitter.digest(self.clock())
         except Exception:
             log.exception("the staff digest could not be queued")
+
+    def remind_tick(self) -> None:
+        """Tell the contractor's staff about submissions no issuer has answered in time."""
+        try:
+            self.replier.submitter.remind(self.clock())
+        except Exception:
+            log.exception("the reminder run failed; it is tried again at the next tick")

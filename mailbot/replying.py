@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mailbot.config import Config
+from mailbot.config import Config, WindowConfig
 from mailbot.ledger.ledger import utc
 from mailbot.outbox.outbox import Outbox, OutboxRow, ReplyRow, SmtpSettings
 from mailbot.outbox.window import SendWindow
@@ -29,23 +29,32 @@ from mailbot.replies.render import (
 )
 from mailbot.store import Store
 from mailbot.store.schema import ledger, reply_requests
+from mailbot.submit import issuer_window
+from mailbot.submitting import Submitter
 from mailbot.verify.policy import IssuerPolicy
 
 log = logging.getLogger("mailbot.replying")
 
 
+def send_window(window: WindowConfig) -> SendWindow:
+    return SendWindow(start=window.start, end=window.end, weekdays=window.weekdays,
+                      skip_holidays=window.skip_holidays,
+                      closed_days=(((12, 29), (1, 3)),) if window.year_end_closed else ())
+
+
 def outbox_for(config: Config, store: Store, on_failure: Any = None) -> Outbox:
+    """The outbox with the relay, the default window and one window per issuer that
+    names its own (submissions go out in the receiving issuer's hours)."""
     smtp = config.smtp
-    window = config.send_window
     return Outbox(
         store.engine,
         SmtpSettings(host=smtp.host, port=smtp.port, tls=smtp.tls, user=smtp.user,
                      password=smtp.password, timeout=smtp.timeout),
-        SendWindow(start=window.start, end=window.end, weekdays=window.weekdays,
-                   skip_holidays=window.skip_holidays,
-                   closed_days=(((12, 29), (1, 3)),) if window.year_end_closed else ()),
-        deadline=timedelta(hours=window.deadline_hours),
+        send_window(config.send_window),
+        deadline=timedelta(hours=config.send_window.deadline_hours),
         on_permanent_failure=on_failure,
+        windows={issuer_window(key): send_window(rule.window)
+                 for key, rule in config.submissions.items() if rule.window is not None},
     )
 
 
@@ -54,6 +63,7 @@ class Replier:
         self.config = config
         self.store = store
         self.outbox = outbox_for(config, store, on_failure=self._alert)
+        self.submitter = Submitter(config, self.outbox, send_window(config.send_window))
         self._now = datetime.now(UTC)
 
     # -- settings per issuer ------------------------------------------------------------
@@ -160,6 +170,9 @@ class Replier:
     def _alert(self, row: OutboxRow) -> None:
         """A reply or staff mail failed for good: tell the staff now (not for alerts)."""
         if row.kind == "alert":
+            return
+        if row.kind == "submission":  # the contractor side: its own staff must know
+            self.submitter.alert_failed(row, self._now)
             return
         staff = sorted({a for p in self.config.issuers.values() for a in p.staff})
         if not staff:

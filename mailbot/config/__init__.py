@@ -14,6 +14,14 @@ from pathlib import Path
 
 from mailbot.verify.policy import IssuerPolicy
 
+from .contractor import (
+    ContractorConfig,
+    ProjectRule,
+    SubmissionRule,
+    read_contractor,
+    read_project,
+    read_submission,
+)
 from .intake import MailboxConfig, Route, read_mailbox, read_route
 from .issuers import read_issuer
 from .outbound import (
@@ -29,6 +37,9 @@ from .reader import ConfigError, TomlReader
 __all__ = [
     "Config",
     "ConfigError",
+    "ContractorConfig",
+    "ProjectRule",
+    "SubmissionRule",
     "DigestConfig",
     "MailboxConfig",
     "Route",
@@ -50,6 +61,9 @@ class Config:
     send_window: WindowConfig = field(default_factory=WindowConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     template_dir: Path | None = None  # searched before the bundled templates/
+    contractor: ContractorConfig | None = None
+    submissions: dict[str, SubmissionRule] = field(default_factory=dict)  # by issuer key
+    projects: tuple[ProjectRule, ...] = ()
 
     def issuer(self, name: str) -> IssuerPolicy:
         """The policy of issuer `name` (its ID or any of its names); defaults otherwise."""
@@ -81,7 +95,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{file}: {exc}") from exc
     r = TomlReader(file)
     r.no_extra(data, ("store", "spool", "issuers", "mailboxes", "routes", "smtp",
-                      "send_window", "digest", "templates"), "")
+                      "send_window", "digest", "templates", "contractor", "projects"), "")
     store = r.table(data, "store", optional=True)
     r.no_extra(store, ("url",), "store")
     spool = r.table(data, "spool", optional=True)
@@ -105,6 +119,19 @@ def load_config(path: str | Path | None) -> Config:
     spool_dir = Path(r.string(spool, "dir", "spool", optional=True, default="spool") or "spool")
     if not spool_dir.is_absolute():
         spool_dir = file.parent / spool_dir
+    submissions = {
+        key: read_submission(r, r.table(issuers_raw[key], "submission", f"issuers.{key}"), key)
+        for key in issuers_raw
+        if isinstance(issuers_raw[key], dict) and "submission" in issuers_raw[key]
+    }
+    contractor_raw = r.table(data, "contractor", optional=True)
+    contractor = read_contractor(r, contractor_raw) if contractor_raw else None
+    if contractor is None and any(m.role == "contractor" for m in mailboxes):
+        name = next(m.name for m in mailboxes if m.role == "contractor")
+        raise r.fail("contractor", f"mailbox {name!r} has the contractor role: a [contractor] "
+                     "table must say who submits (name, from, staff)")
+    projects = tuple(read_project(r, item, i, set(issuers))
+                     for i, item in enumerate(r.tables(data, "projects")))
     templates = r.table(data, "templates", optional=True)
     r.no_extra(templates, ("dir",), "templates")
     template_dir = r.string(templates, "dir", "templates", optional=True)
@@ -119,4 +146,7 @@ def load_config(path: str | Path | None) -> Config:
         send_window=read_window(r, r.table(data, "send_window", optional=True)),
         digest=read_digest(r, r.table(data, "digest", optional=True)),
         template_dir=(file.parent / template_dir) if template_dir else None,
+        contractor=contractor,
+        submissions=submissions,
+        projects=projects,
     )

@@ -14,7 +14,7 @@ from .reader import TomlReader
 
 ISSUER_KEYS = ("name", "aliases", "accepted_kinds", "awarded_on_or_after", "chain", "amounts",
                "throttle", "staff", "template_set", "departments", "reply_from", "reply_name",
-               "charset", "signature")
+               "charset", "signature", "submission")
 
 
 def read_issuer(r: TomlReader, data: dict[str, Any], where: str) -> IssuerPolicy:

@@ -91,8 +91,8 @@ def _time(r: TomlReader, data: dict[str, Any], key: str, where: str, default: ti
         raise r.fail(f"{where}.{key}", f"must be a time like 09:00, not {value!r}") from None
 
 
-def read_window(r: TomlReader, data: dict[str, Any]) -> WindowConfig:
-    where = "send_window"
+def read_window(r: TomlReader, data: dict[str, Any], where: str = "send_window"
+                ) -> WindowConfig:
     r.no_extra(data, ("start", "end", "weekdays", "skip_holidays", "year_end_closed",
                       "immediate", "deadline_hours"), where)
     days = r.strings(data, "weekdays", where)

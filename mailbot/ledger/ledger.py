@@ -14,6 +14,7 @@ quarantines it with its traceback. `recover()` at start puts rows a crash left i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
@@ -21,7 +22,7 @@ from email.policy import compat32
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from mailbot.store.schema import ledger, mailbox_state, reply_requests
 
@@ -195,16 +196,23 @@ class Ledger:
         action: str | None,
         now: datetime | None = None,
         attempt: int | None = None,
+        body_sha256: str | None = None,
+        extra: Callable[[Connection, dict[str, Any], datetime], str | None] | None = None,
     ) -> None:
         """Record the decision, its reply request and the pending mailbox action at once.
 
         `attempt` is the claim's attempt number: a claim that went stale (another process
-        recovered and re-claimed the row) cannot decide it a second time."""
+        recovered and re-claimed the row) cannot decide it a second time. `extra` writes
+        what else the decision causes (the contractor side's submissions) in the same
+        transaction, may complete `decision`, and returns the mailbox action to use.
+        `body_sha256` marks the message as the first of its Message-ID and body."""
         now = now or datetime.now(UTC)
         claimed = [ledger.c.id == entry_id, ledger.c.state == "processing"]
         if attempt is not None:
             claimed.append(ledger.c.attempts == attempt)
         with self.engine.begin() as conn:
+            if extra is not None:
+                action = extra(conn, decision, now)
             done = conn.execute(
                 update(ledger)
                 .where(*claimed)
@@ -215,6 +223,7 @@ class Ledger:
                     action=action,
                     action_state="pending" if action else "none",
                     last_error=None,
+                    body_sha256=body_sha256,
                 )
             ).rowcount
             if not done:
@@ -294,6 +303,20 @@ class Ledger:
             for mailbox, state, count in conn.execute(query):
                 out.setdefault(mailbox, {})[state] = count
         return out
+
+    def same_message(self, mailbox: str, message_id: str | None, body_sha256: str,
+                     entry_id: int) -> int | None:
+        """The ledger row already decided for this Message-ID and body in `mailbox`, if any
+        (a second delivery of one message: Received: headers differ, nothing else)."""
+        if not message_id:
+            return None
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(ledger.c.id).where(ledger.c.mailbox == mailbox,
+                                          ledger.c.message_id == message_id,
+                                          ledger.c.body_sha256 == body_sha256,
+                                          ledger.c.id != entry_id)
+            ).scalar()
 
     def raw(self, entry: Entry) -> bytes:
         return self.spool.read(entry.spool_name)

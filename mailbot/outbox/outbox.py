@@ -32,13 +32,13 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from mailbot.store.schema import ledger, outbox, reply_requests
+from mailbot.store.schema import ledger, outbox, reply_requests, submissions
 
 from .window import SendWindow
 
 log = logging.getLogger("mailbot.outbox")
 
-KINDS = ("reply", "digest", "alert")
+KINDS = ("reply", "digest", "alert", "submission")
 STATES = ("queued", "sent", "failed", "cancelled")
 TLS_MODES = ("ssl", "starttls", "none")
 
@@ -90,6 +90,8 @@ class OutboxRow:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    window: str | None = None  # a named send window (an issuer's), None: the default one
+    claimed_at: datetime | None = None  # set while a flush is sending it
     raw: bytes | None = None
 
     @property
@@ -107,7 +109,7 @@ class FlushReport:
 
 
 _ROW_COLUMNS = [outbox.c[name] for name in OutboxRow.__dataclass_fields__ if name != "raw"]
-_DATETIMES = ("next_attempt_at", "deadline", "created_at", "sent_at")
+_DATETIMES = ("next_attempt_at", "deadline", "created_at", "sent_at", "claimed_at")
 
 
 def _utc(dt: datetime) -> datetime:
@@ -189,12 +191,14 @@ class Outbox:
         deadline: timedelta = timedelta(days=2),
         backoff: tuple[float, ...] = (60, 300, 900, 3600),
         on_permanent_failure: Callable[[OutboxRow], None] | None = None,
+        windows: dict[str, SendWindow] | None = None,
     ) -> None:
         if not backoff:
             raise ValueError("outbox backoff needs at least one delay")
         self.engine = engine
         self.smtp = smtp
         self.window = window
+        self.windows = dict(windows or {})  # named windows: one per issuer that has its own
         self.deadline = deadline
         self.backoff = backoff
         self.on_permanent_failure = on_permanent_failure
@@ -280,7 +284,7 @@ class Outbox:
                 kind="reply", reply_request_id=reply.id, ledger_id=reply.ledger_id,
                 message_id=message_id, to_addrs=reply.to_addr.strip(), subject=subject, raw=raw,
                 state="queued", immediate=send_now, attempts=0, next_attempt_at=now,
-                deadline=self._deadline(now, send_now), created_at=now,
+                deadline=self._deadline(now, send_now, None), created_at=now,
             ))
         log.info("reply request %d queued as %s", request_id, message_id)
         return 1
@@ -305,24 +309,49 @@ class Outbox:
             raise ValueError("an outbox message needs at least one recipient")
         if any("," in a for a in addresses):
             raise ValueError(f"recipients must be bare addresses: {addresses!r}")
-        _checked_subject(raw, message_id)
-        now = _utc(now)
         existing = self._id_of(message_id)
         if existing is not None:
             return existing
         try:
             with self.engine.begin() as conn:
-                row_id = conn.execute(insert(outbox).values(
-                    kind=kind, ledger_id=ledger_id, message_id=message_id,
-                    to_addrs=", ".join(addresses), subject=subject, raw=raw, state="queued",
-                    immediate=immediate, attempts=0, next_attempt_at=now,
-                    deadline=self._deadline(now, immediate), created_at=now,
-                )).inserted_primary_key[0]
+                return self.insert(conn, kind, addresses, raw, message_id, subject, now,
+                                   immediate=immediate, ledger_id=ledger_id)
         except IntegrityError:
             found = self._id_of(message_id)
             if found is None:
                 raise
             return found
+
+    def insert(
+        self,
+        conn: Connection,
+        kind: str,
+        to_addrs: list[str],
+        raw: bytes,
+        message_id: str,
+        subject: str,
+        now: datetime,
+        immediate: bool = False,
+        ledger_id: int | None = None,
+        window: str | None = None,
+    ) -> int:
+        """Add a row inside the caller's transaction (so a decision and the mail it causes
+        commit together); returns its id. A Message-ID already queued raises IntegrityError."""
+        if kind not in KINDS:
+            raise ValueError(f"outbox kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        addresses = [a.strip() for a in to_addrs if a.strip()]
+        if not addresses or any("," in a for a in addresses):
+            raise ValueError(f"recipients must be one or more bare addresses: {addresses!r}")
+        if window is not None and window not in self.windows:
+            raise ValueError(f"no send window named {window!r}")
+        _checked_subject(raw, message_id)
+        now = _utc(now)
+        row_id = conn.execute(insert(outbox).values(
+            kind=kind, ledger_id=ledger_id, message_id=message_id,
+            to_addrs=", ".join(addresses), subject=subject, raw=raw, state="queued",
+            immediate=immediate, attempts=0, next_attempt_at=now,
+            deadline=self._deadline(now, immediate, window), created_at=now, window=window,
+        )).inserted_primary_key[0]
         return int(row_id)
 
     def _id_of(self, message_id: str) -> int | None:
@@ -330,24 +359,41 @@ class Outbox:
             return conn.execute(
                 select(outbox.c.id).where(outbox.c.message_id == message_id)).scalar()
 
-    def _deadline(self, now: datetime, immediate: bool) -> datetime:
+    def _deadline(self, now: datetime, immediate: bool, window: str | None) -> datetime:
         """Counted from the first moment the row may go out, so a reply queued before the
         year-end closure is not given up before its first attempt."""
-        return (now if immediate else _utc(self.window.next_open(now))) + self.deadline
+        return (now if immediate else _utc(self._window(window).next_open(now))) + self.deadline
+
+    def _window(self, name: str | None) -> SendWindow:
+        return self.windows.get(name, self.window) if name else self.window
+
+    def recover(self, now: datetime) -> int:
+        """Rows a killed process was sending: due again now, with the same Message-ID.
+
+        Call it only when no other flush can be running (the daemon holds the spool lock).
+        Whether the relay got such a message is unknown; the receiving side recognises a
+        second copy by its Message-ID and body (see the ledger's body hash)."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(outbox)
+                .where(outbox.c.state == "queued", outbox.c.claimed_at.is_not(None))
+                .values(next_attempt_at=_utc(now), claimed_at=None,
+                        last_error="interrupted while sending (outcome unknown); "
+                                   "sent again with the same Message-ID")
+            ).rowcount
 
     # -- sending ----------------------------------------------------------------------
     def flush(self, now: datetime) -> FlushReport:
         """Send every due row (only immediate ones while the window is closed)."""
         now = _utc(now)
         report = FlushReport()
-        window_open = self.window.is_open(now)
         with self.engine.connect() as conn:
             due = conn.execute(
-                select(outbox.c.id, outbox.c.immediate)
+                select(outbox.c.id, outbox.c.immediate, outbox.c.window)
                 .where(outbox.c.state == "queued", outbox.c.next_attempt_at <= now)
                 .order_by(outbox.c.next_attempt_at, outbox.c.id)
             ).all()
-        ids = [row.id for row in due if window_open or row.immediate]
+        ids = [row.id for row in due if row.immediate or self._window(row.window).is_open(now)]
         report.waiting = len(due) - len(ids)
         if not ids:
             return report
@@ -430,7 +476,7 @@ class Outbox:
                 update(outbox)
                 .where(outbox.c.id == row_id, outbox.c.state == "queued",
                        outbox.c.next_attempt_at <= now)
-                .values(next_attempt_at=now + self.lease)
+                .values(next_attempt_at=now + self.lease, claimed_at=now)
             ).rowcount)
 
     def _sent(self, row: OutboxRow, now: datetime, refused: dict[str, tuple[int, bytes]],
@@ -443,7 +489,13 @@ class Outbox:
         with self.engine.begin() as conn:
             conn.execute(
                 update(outbox).where(outbox.c.id == row.id).values(
-                    state="sent", sent_at=now, attempts=row.attempts + 1, last_error=note))
+                    state="sent", sent_at=now, attempts=row.attempts + 1, last_error=note,
+                    claimed_at=None))
+            if row.kind == "submission":
+                conn.execute(update(submissions)
+                             .where(submissions.c.message_id == row.message_id,
+                                    submissions.c.state == "queued")
+                             .values(state="sent", sent_at=now))
             if row.reply_request_id is not None:
                 conn.execute(update(reply_requests)
                              .where(reply_requests.c.id == row.reply_request_id)
@@ -468,7 +520,8 @@ class Outbox:
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(outbox).where(outbox.c.id == row.id, outbox.c.state == "queued").values(
-                    attempts=attempts, next_attempt_at=retry_at, last_error=error[:2000])
+                    attempts=attempts, next_attempt_at=retry_at, last_error=error[:2000],
+                    claimed_at=None)
             ).rowcount
         if done:
             report.deferred.append(row.id)
@@ -479,10 +532,15 @@ class Outbox:
             done = conn.execute(
                 update(outbox).where(outbox.c.id == row.id, outbox.c.state == "queued").values(
                     state="failed", attempts=row.attempts + 1, next_attempt_at=now,
-                    last_error=error[:2000])
+                    last_error=error[:2000], claimed_at=None)
             ).rowcount
             if done:
                 self._request_state(conn, row.id, "failed")
+                if row.kind == "submission":
+                    conn.execute(update(submissions)
+                                 .where(submissions.c.message_id == row.message_id,
+                                        submissions.c.state == "queued")
+                                 .values(state="failed", reason=error[:2000]))
         if not done:
             return
         report.failed.append(row.id)
@@ -528,10 +586,15 @@ class Outbox:
             done = conn.execute(
                 update(outbox).where(outbox.c.id == row_id, outbox.c.state == "failed").values(
                     state="queued", attempts=0, next_attempt_at=now,
-                    deadline=self._deadline(now, row.immediate))
+                    deadline=self._deadline(now, row.immediate, row.window))
             ).rowcount
             if done:
                 self._request_state(conn, row_id, "queued")
+                if row.kind == "submission":
+                    conn.execute(update(submissions)
+                                 .where(submissions.c.message_id == row.message_id,
+                                        submissions.c.state == "failed")
+                                 .values(state="queued", reason=None))
         return bool(done)
 
     def cancel(self, row_id: int) -> bool:
@@ -544,6 +607,12 @@ class Outbox:
             ).rowcount
             if done:
                 self._request_state(conn, row_id, "cancelled")
+                conn.execute(update(submissions)
+                             .where(submissions.c.message_id == select(outbox.c.message_id)
+                                    .where(outbox.c.id == row_id, outbox.c.kind == "submission")
+                                    .scalar_subquery(),
+                                    submissions.c.state.in_(("queued", "failed")))
+                             .values(state="cancelled"))
         return bool(done)
 
     def failed_since(self, since: datetime) -> list[OutboxRow]:

@@ -85,6 +85,16 @@ class SendWindow:
             day += timedelta(days=1)
         raise ValueError(f"send window never opens within {_MAX_CLOSED_DAYS} days of {dt}")
 
+    def business_days_between(self, start: datetime, end: datetime) -> int:
+        """Working days after `start`'s day up to and including `end`'s day (local dates):
+        sent on Friday, answered nothing by Tuesday → 2 (Monday and Tuesday)."""
+        first, last = self._local(start).date(), self._local(end).date()
+        count, day = 0, first + timedelta(days=1)
+        while day <= last:
+            count += self.is_open_day(day)
+            day += timedelta(days=1)
+        return count
+
     def _local(self, dt: datetime) -> datetime:
         if dt.tzinfo is None or dt.utcoffset() is None:
             raise ValueError(f"send window: {dt!r} has no time zone")

@@ -62,7 +62,7 @@ def reply_blocked(facts: MailFacts, own_addresses: tuple[str, ...] = ()) -> str 
     return None
 
 
-def _action(mailbox: MailboxConfig, folder: str) -> str | None:
+def mailbox_action(mailbox: MailboxConfig, folder: str) -> str | None:
     if mailbox.kind != "imap" or mailbox.action == "none":
         return None
     if mailbox.action == "keyword":
@@ -156,7 +156,7 @@ def decide(
         "reply": {"template": reply.template, "to": reply.to_addr} if reply else None,
         "reply_skipped": None if reply else blocked,
     }
-    return Decision(status, outcomes, record, reply, _action(mailbox, folder))
+    return Decision(status, outcomes, record, reply, mailbox_action(mailbox, folder))
 
 
 def _masked(notice: dict[str, Any]) -> dict[str, Any]:

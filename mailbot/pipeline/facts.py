@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.headerregistry import Address
@@ -27,6 +28,7 @@ class MailFacts:
     precedence: str | None
     list_id: str | None
     return_path: str | None
+    in_reply_to: str | None = None
 
 
 _HEADERS_ONLY = BytesParser(policy=compat32)
@@ -83,4 +85,13 @@ def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
         precedence=_header(message, "Precedence"),
         list_id=_header(message, "List-Id"),
         return_path=_header(message, "Return-Path"),
+        in_reply_to=_header(message, "In-Reply-To"),
     )
+
+
+def body_sha256(raw: bytes) -> str:
+    """SHA-256 of everything after the header block (line ends folded to LF): two
+    deliveries of one message differ only in the headers the servers on the way added."""
+    text = raw.replace(b"\r\n", b"\n")
+    _headers, sep, body = text.partition(b"\n\n")
+    return hashlib.sha256(body if sep else b"").hexdigest()

@@ -69,7 +69,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 TOKYO = ZoneInfo("Asia/Tokyo")
 REPLY_TEMPLATES = ("confirmation", "discrepancy")
-STAFF_TEMPLATES = ("digest", "alert")
+STAFF_TEMPLATES = ("digest", "alert", "contractor_alert", "reminder", "contractor_digest")
 MAX_REFERENCES = 20
 
 # In-Reply-To/References are set raw: the stdlib RFC 2047-encodes a msg-id longer than a
@@ -124,7 +124,27 @@ def render_reply(
     msg = _message(
         template, context, [to_addr], settings, message_id, now, "auto-replied", threading
     )
+    msg[RESULT_HEADER] = result_header(template, context)
     return msg.as_bytes()
+
+
+RESULT_HEADER = "X-Mailbot-Result"
+_CODE = re.compile(r"[a-z_]+")
+
+
+def result_header(template: str, context: dict[str, Any]) -> str:
+    """The verdict in a form a contractor's mailbot reads back without guessing from prose:
+    ``discrepancy; 35075-00001M=key_mismatch; problem=encrypted_zip``."""
+    parts = ["verified" if template == "confirmation" else "discrepancy"]
+    for notice in context.get("notices") or ():
+        number = str(notice.get("guarantee_number", ""))
+        codes = [c for c in notice.get("outcomes") or () if _CODE.fullmatch(str(c))]
+        if number.isascii() and number and " " not in number and ";" not in number:
+            parts.append(f"{number}={'+'.join(codes) or 'unknown'}")
+    for problem in context.get("problems") or ():
+        if _CODE.fullmatch(str(problem.get("code", ""))):
+            parts.append(f"problem={problem['code']}")
+    return "; ".join(parts)
 
 
 def render_staff(
@@ -365,3 +385,10 @@ def _encodable(char: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# Shared with the contractor side's submission mail (mailbot.submit.render).
+MAIL_POLICY = _POLICY
+template_environment = _environment
+tidy = _tidy
+is_message_id = _MSG_ID.fullmatch

@@ -164,3 +164,45 @@ outbox = Table(
     UniqueConstraint("message_id", name="uq_outbox_message_id"),
 )
 Index("ix_outbox_due", outbox.c.state, outbox.c.next_attempt_at)
+# Outbox rows sent under one issuer's window, and a send in progress (migration 0004).
+outbox.append_column(Column("window", String(120)))  # None: the default send window
+outbox.append_column(Column("claimed_at", DateTime(timezone=True)))  # set while sending
+
+# The body's hash: the same message delivered twice (a relay retry after a lost 250) is
+# one submission at the issuer, whatever Received: headers the copies gained on the way.
+ledger.append_column(Column("body_sha256", String(64)))
+Index("uq_ledger_same_message", ledger.c.mailbox, ledger.c.message_id, ledger.c.body_sha256,
+      unique=True)
+
+# -- contractor side (migration 0004) ----------------------------------------------------
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ledger_id", Integer, ForeignKey("ledger.id"), nullable=False),  # the notice mail
+    # HMAC of number + key: the same notice arriving twice is submitted once; an amended
+    # guarantee (new key) is a new notice.
+    Column("notice_hash", String(64), nullable=False),
+    Column("guarantee_number", String(40), nullable=False),
+    Column("kind", String(16)),
+    Column("project_name", Text),
+    Column("issuer", String(120)),  # the [issuers.ID] key; None when unroutable
+    Column("found_by", String(16)),  # store | text | project | None
+    Column("to_addr", Text),
+    Column("subject", Text),
+    Column("message_id", Text, nullable=False),  # the submission mail's (also when unroutable)
+    # queued → sent → confirmed | discrepancy | answered; unroutable; failed
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),  # why it is unroutable / failed
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("answered_at", DateTime(timezone=True)),
+    Column("answer_ledger_id", Integer),
+    Column("answer", Text),  # JSON: outcome codes, reasons, the answer's subject
+    Column("reminders", Integer, nullable=False, default=0),
+    Column("reminded_at", DateTime(timezone=True)),
+    UniqueConstraint("notice_hash", name="uq_submissions_notice"),
+    UniqueConstraint("message_id", name="uq_submissions_message_id"),
+)
+Index("ix_submissions_state", submissions.c.state)
+Index("ix_submissions_number", submissions.c.guarantee_number)

@@ -1,0 +1,195 @@
+"""A mail in the contractor's notification queue → submissions, or an answer recorded.
+
+First, is it an issuer's answer to one of our submissions (its thread, or the issuer's
+domain plus the guarantee number)? Then the verdict is recorded, and a discrepancy or an
+answer mailbot cannot read goes to the contractor's staff. Otherwise, unless it is mail
+that must never cause a submission (our own, an issuer's, a bounce, an auto-reply), every
+notice in it is planned (`mailbot.submit.plan`). All writes — submission rows, their
+outbox rows, staff mail — happen in `Writes.apply`, inside the transaction that records
+the decision: a notice seen before (same number and key) is not submitted again, and a
+crash leaves either all of it or none.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from mailbot.config import Config, MailboxConfig
+from mailbot.outbox.outbox import Outbox
+from mailbot.store import Store
+from mailbot.store.schema import submissions
+from mailbot.submit.plan import Plan, plan_notice
+from mailbot.submit.track import (
+    RESULT_HEADER,
+    Answer,
+    match_submissions,
+    read_answer,
+    referenced_ids,
+)
+from mailbot.submitting import staff_mail
+from parsers import Reader
+from parsers.mime import BodyText, walk_message
+
+from .facts import MailFacts
+
+VERDICT_JA = {"confirmed": "確認完了", "discrepancy": "相違あり", "answered": "返信あり（内容未判定）"}
+_ROBOTS = ("mailer-daemon", "postmaster")
+
+
+@dataclass
+class Writes:
+    """What the decision writes besides the ledger row; `apply` runs in its transaction."""
+
+    config: Config
+    outbox: Outbox
+    ledger_id: int
+    facts: MailFacts
+    plans: list[Plan] = field(default_factory=list)
+    answers: list[tuple[Any, str, str]] = field(default_factory=list)
+    answer: Answer | None = None
+    problems: list[str] = field(default_factory=list)  # unreadable attachments, for staff
+
+    def apply(self, conn: Connection, record: dict[str, Any], now: datetime) -> None:
+        if self.answers:
+            self._record_answers(conn, record, now)
+            return
+        alerts: list[str] = []
+        for plan in self.plans:
+            outcome = self._submit(conn, plan, now)
+            record.setdefault("submissions", []).append({**plan.summary(), "result": outcome})
+            if outcome == "unroutable":
+                alerts += [f"保証契約番号 {plan.guarantee_number}: {plan.reason}",
+                           *(f"  {line}" for line in plan.trail)]
+        results = [s["result"] for s in record.get("submissions", [])]
+        if "submitted" in results:
+            record["status"] = "submitted"
+        elif "unroutable" in results:
+            record["status"] = "unroutable"
+        elif results:
+            record["status"] = "duplicate"
+        if alerts or self.problems:
+            what = ("提出先を決められないお知らせがあります" if alerts
+                    else "読めない添付ファイルがあります")
+            details = [f"メール: {self.facts.subject or '(件名なし)'}（{self.facts.sender}）",
+                       *alerts, *self.problems]
+            self._staff(conn, "contractor_alert", {"what": what, "details": details}, now)
+
+    def _submit(self, conn: Connection, plan: Plan, now: datetime) -> str:
+        existing = conn.execute(select(submissions.c.id, submissions.c.state)
+                                .where(submissions.c.notice_hash == plan.notice_hash)).first()
+        if existing is not None and existing.state != "unroutable":
+            return f"duplicate of submission {existing.id}"
+        values = {
+            "ledger_id": self.ledger_id, "guarantee_number": plan.guarantee_number,
+            "kind": plan.kind, "project_name": plan.project_name, "issuer": plan.issuer,
+            "found_by": plan.found_by, "to_addr": plan.to_addr, "subject": plan.subject,
+            "message_id": plan.message_id, "state": plan.state, "reason": plan.reason,
+            "created_at": now,
+        }
+        if existing is None:
+            conn.execute(insert(submissions).values(notice_hash=plan.notice_hash, reminders=0,
+                                                    **values))
+        else:  # unroutable before: staff fixed the config and forwarded the notice again
+            conn.execute(update(submissions).where(submissions.c.id == existing.id)
+                         .values(**values))
+        if plan.state != "queued":
+            return "unroutable"
+        assert plan.raw is not None and plan.to_addr is not None
+        self.outbox.insert(conn, "submission", [plan.to_addr], plan.raw, plan.message_id,
+                           plan.subject or "", now, ledger_id=self.ledger_id, window=plan.window)
+        return "submitted"
+
+    def _record_answers(self, conn: Connection, record: dict[str, Any], now: datetime) -> None:
+        assert self.answer is not None
+        need_staff = []
+        for row, verdict, how in self.answers:
+            conn.execute(update(submissions).where(submissions.c.id == row.id).values(
+                state=verdict, answered_at=now, answer_ledger_id=self.ledger_id,
+                answer=json.dumps({"verdict": verdict, "how": how, "subject": self.facts.subject,
+                                   "from": self.facts.sender}, ensure_ascii=False)))
+            record.setdefault("answers", []).append(
+                {"submission": row.id, "guarantee_number": row.guarantee_number,
+                 "verdict": verdict, "matched_by": how, "was": row.state})
+            if verdict != "confirmed":
+                need_staff.append(f"保証契約番号 {row.guarantee_number}（{row.to_addr}）: "
+                                  f"{VERDICT_JA[verdict]}")
+        record["status"] = "answer"
+        if need_staff:
+            self._staff(conn, "contractor_alert", {
+                "what": "発注者から確認結果の連絡があります（要対応）",
+                "details": [f"メール: {self.facts.subject or '(件名なし)'}（{self.facts.sender}）",
+                            *need_staff],
+                "excerpt": self.answer.excerpt,
+            }, now)
+
+    def _staff(self, conn: Connection, template: str, context: dict[str, Any],
+               now: datetime) -> None:
+        contractor = self.config.contractor
+        assert contractor is not None
+        raw, message_id, subject = staff_mail(self.config, template, context, now)
+        self.outbox.insert(conn, "alert", list(contractor.staff), raw, message_id, subject, now,
+                           immediate=True, ledger_id=self.ledger_id)
+
+
+def never_submit(facts: MailFacts, config: Config) -> str | None:
+    """Why this mail must not cause a submission (a loop, or not the contractor's)."""
+    contractor = config.contractor
+    assert contractor is not None
+    if facts.return_path is not None and facts.return_path.strip() in ("<>", ""):
+        return "null sender (bounce)"
+    if facts.sender and facts.sender.split("@", 1)[0] in _ROBOTS:
+        return f"robot sender {facts.sender}"
+    if facts.sender == contractor.from_addr.lower():
+        return "our own submission address"
+    if (facts.auto_submitted or "no").lower() == "auto-replied":
+        return "an auto-reply (RFC 3834)"
+    domains = {d for rule in config.submissions.values() for d in rule.answer_domains()}
+    if facts.sender_domain and facts.sender_domain in domains:
+        return f"from an issuer's domain ({facts.sender_domain}) but answers no submission"
+    return None
+
+
+def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, config: Config,
+                      store: Store, reader: Reader, outbox: Outbox, ledger_id: int,
+                      now: datetime) -> tuple[dict[str, Any], Writes]:
+    """The decision record (finished by `Writes.apply`) and the writes it needs."""
+    writes = Writes(config, outbox, ledger_id, facts)
+    contents = walk_message(raw, reader.limits)
+    texts = [item.text for item in contents.items if isinstance(item, BodyText)]
+    header = BytesHeaderParser(policy=compat32).parsebytes(raw).get(RESULT_HEADER)
+    record: dict[str, Any] = {"mailbox": mailbox.name, "role": "contractor",
+                              "message_id": facts.message_id, "sender": facts.sender,
+                              "subject": facts.subject, "status": "recorded", "outcomes": [],
+                              "problems": [], "notices": []}
+    answer = read_answer(str(header) if header else None, facts.subject, texts)
+    with store.engine.connect() as conn:
+        matches = match_submissions(conn, config, facts.sender_domain,
+                                    referenced_ids(facts.in_reply_to, facts.references), answer)
+    if matches:
+        writes.answers, writes.answer = matches, answer
+        record["answer"] = {"verdict": answer.verdict, "how": answer.how}
+        return record, writes
+    blocked = never_submit(facts, config)
+    if blocked:
+        record.update(status="ignored", reason=blocked)
+        return record, writes
+    parsed = reader.read_bytes(raw, facts.message_id or "message", None)
+    record["notices"] = [{"guarantee_number": n.guarantee_number, "kind": n.kind,
+                          "project_name": n.project_name, "origin": n.origin}
+                         for n in parsed.notices]
+    record["problems"] = [p.to_dict() for p in parsed.problems]
+    writes.problems = [f"{p.origin}: {p.code}" for p in parsed.problems
+                       if p.code != "no_notice_found"]
+    if not parsed.notices:
+        record["status"] = "no_notice"
+    writes.plans = [plan_notice(n, raw, [facts.subject, *texts], config, store, reader.limits,
+                                now) for n in parsed.notices]
+    return record, writes

@@ -1,0 +1,127 @@
+"""A submission mail in one issuer's form: address, subject rule, body lines, attachments.
+
+`submission_context()` gathers the values the issuer's rule asks for and refuses (with a
+Japanese reason for the contractor's staff) when one is unknown, rather than sending a
+mail the issuer would bounce back. `render_submission()` writes the RFC 5322 bytes: the
+subject from the rule's jinja2 line, the body from the issuer's template set
+(`submission.txt.j2` unless the rule names another), the notice PDF and the extra files
+attached. The mail is the contractor's own, so it carries no Auto-Submitted header: the
+issuer is meant to answer it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError, UndefinedError
+
+from mailbot.config import ContractorConfig, SubmissionRule
+from mailbot.config.contractor import SUBJECT_ENV
+from mailbot.replies.render import (
+    MAIL_POLICY,
+    is_message_id,
+    jis_safe,
+    template_environment,
+    tidy,
+)
+from parsers.model import Notice
+
+from .files import File
+
+SUBJECT_LABELS = {"project_no": "工事番号", "project_name": "工事名", "kind": "保証の種類",
+                  "guarantee_number": "保証契約番号", "contractor": "受注者",
+                  "issuer": "発注者", "department": "担当部署", "surety": "保証事業会社"}
+
+
+class SubmissionError(ValueError):
+    """The issuer's form cannot be filled in; the message is for the contractor's staff."""
+
+
+def submission_context(notice: Notice, rule: SubmissionRule, contractor: ContractorConfig,
+                       issuer_name: str, department: str | None,
+                       project_no: str | None) -> dict[str, Any]:
+    values = {
+        "受注者": notice.contractor or contractor.name,
+        "担当者氏名・連絡先": " ".join(v for v in (contractor.person, contractor.contact) if v)
+        or None,
+        "担当者氏名": contractor.person,
+        "連絡先": contractor.contact,
+        "工事名": notice.project_name,
+        "工事番号": project_no,
+        "保証名称": notice.kind,
+        "保証契約番号": notice.guarantee_number,
+        "保証事業会社": notice.surety,
+        "発注者": issuer_name,
+    }
+    missing = [name for name in rule.fields if not values.get(name)]
+    if missing:
+        raise SubmissionError(f"{issuer_name}の様式で本文に必要な「{missing[0]}」が分かりません")
+    return {
+        "issuer": issuer_name,
+        "department": department,
+        "contractor": values["受注者"],
+        "person": contractor.person,
+        "contact": contractor.contact,
+        "project_name": notice.project_name,
+        "project_no": project_no,
+        "kind": notice.kind,
+        "guarantee_number": notice.guarantee_number,
+        "surety": notice.surety,
+        "lines": [{"label": name, "value": values[name]} for name in rule.fields],
+    }
+
+
+def render_subject(rule: SubmissionRule, context: dict[str, Any]) -> str:
+    known = {k: v for k, v in context.items() if isinstance(v, str) and v}
+    try:
+        text = SUBJECT_ENV.from_string(rule.subject_for(context.get("kind"))).render(known)
+    except UndefinedError as exc:
+        name = str(exc.message or "").split("'")[1] if "'" in str(exc.message) else "?"
+        raise SubmissionError(f"{context['issuer']}の件名の規則に必要な「"
+                              f"{SUBJECT_LABELS.get(name, name)}」が分かりません") from None
+    except TemplateError as exc:
+        raise SubmissionError(f"{context['issuer']}の件名の規則を使えません（{exc}）") from None
+    return " ".join(text.split())
+
+
+def render_submission(
+    context: dict[str, Any],
+    rule: SubmissionRule,
+    contractor: ContractorConfig,
+    to_addr: str,
+    files: list[File],
+    message_id: str,
+    now: datetime,
+    template_dirs: tuple[Path, ...],
+    template_set: str = "default",
+) -> tuple[bytes, str]:
+    """(the mail's bytes, its subject)."""
+    if not is_message_id(message_id or ""):
+        raise ValueError(f"not a Message-ID: {message_id!r}")
+    subject = render_subject(rule, context)
+    full = {**context, "attachments": [f.name for f in files],
+            "signature": contractor.signature, "from_name": contractor.from_name,
+            "from_addr": contractor.from_addr, "now": now}
+    env = template_environment(template_dirs, template_set)
+    body = tidy(env.get_template(f"{rule.body_template}.txt.j2").render(full))
+    msg = EmailMessage(policy=MAIL_POLICY)
+    msg["From"] = Address(contractor.from_name or contractor.name, addr_spec=contractor.from_addr)
+    msg["To"] = to_addr
+    msg["Subject"] = jis_safe(subject) if rule.charset == "iso-2022-jp" else subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id
+    msg["X-Mailbot-Submission"] = context["guarantee_number"]
+    if rule.charset == "iso-2022-jp":
+        msg.set_content(jis_safe(body), charset="iso-2022-jp", cte="7bit")
+    else:
+        msg.set_content(body, charset="utf-8", cte="base64")
+    for file in files:
+        maintype, _, subtype = file.content_type.partition("/")
+        msg.add_attachment(file.data, maintype=maintype, subtype=subtype or "octet-stream",
+                           filename=file.name)
+    return msg.as_bytes(), subject
