@@ -145,7 +145,7 @@ class Pipeline:
 class Daemon:
     def __init__(self, config: Config, store: Store, *, workers: int = 2,
                  since: date | None = None, reply_to_backfill: bool | None = None,
-                 limits: Limits | None = None, outbox_seconds: float = 30,
+                 limits: Limits | None = None, outbox_seconds: float | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.store = store
@@ -155,7 +155,7 @@ class Daemon:
         self.since = since
         self.pipelines = workers + 1
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.outbox_seconds = outbox_seconds
+        self.outbox_seconds = outbox_seconds or config.smtp.flush_seconds
         self.replier = Replier(config, store)
         self.reply_to_backfill = reply_to_backfill
         self.stop = threading.Event()

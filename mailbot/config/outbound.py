@@ -27,6 +27,7 @@ class SmtpConfig:
     password: str | None = None
     timeout: float = 30
     from_addr: str = "mailbot@localhost"  # default sender when an issuer names none
+    flush_seconds: float = 30  # how often the outbox sends what is due
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class DigestConfig:
 def read_smtp(r: TomlReader, data: dict[str, Any]) -> SmtpConfig:
     where = "smtp"
     r.no_extra(data, ("host", "port", "tls", "user", "password_env", "password_file",
-                      "timeout", "from"), where)
+                      "timeout", "from", "flush_seconds"), where)
     if not data:
         return SmtpConfig()
     tls = r.choice(data, "tls", where, ("none", "starttls", "ssl"))
@@ -74,6 +75,7 @@ def read_smtp(r: TomlReader, data: dict[str, Any]) -> SmtpConfig:
         user=r.string(data, "user", where, optional=True),
         password=password,
         timeout=r.count(data, "timeout", where, 30),
+        flush_seconds=r.count(data, "flush_seconds", where, 30),
         from_addr=r.string(data, "from", where, optional=True, default="mailbot@localhost")
         or "mailbot@localhost",
     )

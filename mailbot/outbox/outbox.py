@@ -378,6 +378,7 @@ class Outbox:
                 update(outbox)
                 .where(outbox.c.state == "queued", outbox.c.claimed_at.is_not(None))
                 .values(next_attempt_at=_utc(now), claimed_at=None,
+                        attempts=outbox.c.attempts + 1,
                         last_error="interrupted while sending (outcome unknown); "
                                    "sent again with the same Message-ID")
             ).rowcount
