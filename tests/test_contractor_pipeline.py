@@ -1,0 +1,206 @@
+"""The contractor-side pipeline without mail servers: ledger → decision → submissions.
+
+Unroutable notices and discrepancies reach the staff, answers that lost their thread are
+matched by number only from the issuer's domain, and the reminder and the digest list the
+right submissions; on SQLite and PostgreSQL. A relay refusing a submission for good (a real
+aiosmtpd sink answering 550) fails it and tells the staff.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import pytest
+from sqlalchemy import select, update
+
+from mailbot.config import load_config
+from mailbot.daemon import Pipeline
+from mailbot.ledger import Ledger, Spool
+from mailbot.replying import Replier
+from mailbot.store import GuaranteeEvent
+from mailbot.store.schema import ledger as ledger_table
+from mailbot.store.schema import outbox, submissions
+from parsers import Reader
+
+from .test_submission_forms import mail
+
+# Tuesday 2026-11-24 10:00 JST: inside the default window.
+TUESDAY = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+CONFIG = """
+[store]
+url = "{url}"
+[spool]
+dir = "{spool}"
+[smtp]
+host = "127.0.0.1"
+port = {port}
+[contractor]
+name = "〇〇建設株式会社"
+from = "denshi@maru.example.jp"
+person = "工務部 〇〇"
+contact = "03-0000-0000"
+staff = ["jimu@maru.example.jp"]
+remind_after_days = 2
+[issuers.city]
+name = "〇〇市"
+[issuers.city.submission]
+to = "keiyaku@city.example.jp"
+subject = "【電子保証】{{{{ project_name }}}}"
+[[mailboxes]]
+name = "queue"
+role = "contractor"
+kind = "lmtp"
+listen = "127.0.0.1:0"
+addresses = ["denshi@maru.example.jp"]
+"""
+
+
+@pytest.fixture
+def side(store, store_url, tmp_path, sink):
+    path = tmp_path / "mailbot.toml"
+    path.write_text(CONFIG.format(url=store_url, spool=tmp_path / "spool",
+                                  port=sink.settings.port), encoding="utf-8")
+    config = load_config(path)
+    ledger = Ledger(store.engine, Spool(config.spool_dir))
+    pipeline = Pipeline(config, store, ledger, Reader())
+
+    def feed(raw: bytes) -> dict:
+        row = ledger.receive("queue", raw).id
+        while pipeline.process_one():
+            pass
+        return json.loads(ledger.get(row).decision)
+
+    store.apply([GuaranteeEvent("35075-00001M", "new", "Z28YUEAJ38ux", issuer="〇〇市",
+                                source="t")])
+    return config, store, feed
+
+
+def select_all(store, table, *where) -> list:  # noqa: ANN001
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(table).where(*where).order_by(table.c.id)))
+
+
+def staff_mail(store) -> list[str]:  # noqa: ANN001
+    return [message_from_bytes(r.raw, policy=policy.default).get_body(("plain",)).get_content()
+            for r in select_all(store, outbox, outbox.c.kind.in_(("alert", "digest")))]
+
+
+def answer(text: str, sender: str = "kensa@city.example.jp", subject: str = "Re: 提出") -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "denshi@maru.example.jp"
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain=sender.split("@")[1])
+    message.set_content(text)
+    return message.as_bytes()
+
+
+def submitted(store) -> None:  # noqa: ANN001
+    """As if the outbox had sent every queued submission at TUESDAY."""
+    with store.engine.begin() as conn:
+        assert conn.execute(update(submissions).where(submissions.c.state == "queued")
+                            .values(state="sent", sent_at=TUESDAY)).rowcount
+
+
+def test_unroutable_notice_reaches_the_staff_with_the_reason(side):
+    config, store, feed = side
+    record = feed(mail("35075-09999M", "村道工事"))
+    assert record["status"] == "unroutable"
+    [row] = select_all(store, submissions)
+    assert row.state == "unroutable" and row.issuer is None
+    [text] = staff_mail(store)
+    assert "提出先を決められないお知らせ" in text and "35075-09999M" in text
+    assert "提出先の発注者を特定できませんでした" in text
+    assert "保証データ: この保証契約番号の登録なし" in text
+
+
+def test_answers_without_thread_match_only_from_the_issuers_domain(side):
+    config, store, feed = side
+    feed(mail("35075-00001M", "〇〇浄水場"))
+    submitted(store)
+    # Staff forward the same notice again (it names the number): not an answer, no resend.
+    again = feed(mail("35075-00001M", "〇〇浄水場").replace(b"Message-ID: <", b"Message-ID: <x"))
+    assert again["status"] == "duplicate"
+    assert select_all(store, submissions)[0].state == "sent"
+    # The issuer's clerk answers by hand in a new mail.
+    record = feed(answer("35075-00001M について、認証キーが一致しません。再送をお願いします。"))
+    assert record["status"] == "answer"
+    assert record["answers"][0]["matched_by"] == "number"
+    assert select_all(store, submissions)[0].state == "discrepancy"
+    assert any("一致しません" in text for text in staff_mail(store))
+
+
+def test_text_answers_are_classified_and_quotes_ignored(side):
+    config, store, feed = side
+    feed(mail("35075-00001M", "〇〇浄水場"))
+    submitted(store)
+    feed(answer("35075-00001M 確認しました。\n\n> 不備があれば再送します\n"))
+    assert select_all(store, submissions)[0].state == "confirmed"
+    assert staff_mail(store) == []
+    feed(answer("35075-00001M の件、後ほどお電話します。"))
+    assert select_all(store, submissions)[0].state == "answered"
+    assert any("返信あり（内容未判定）" in text for text in staff_mail(store))
+
+
+def test_issuer_mail_that_answers_nothing_submits_nothing(side):
+    config, store, feed = side
+    raw = mail("35075-00001M", "〇〇浄水場").replace(b"tanto@maru.example.jp",
+                                                   b"kensa@city.example.jp")
+    record = feed(raw)
+    assert record["status"] == "ignored" and "issuer's domain" in record["reason"]
+    assert select_all(store, submissions) == []
+
+
+def test_reminder_after_n_business_days_once_then_again(side):
+    config, store, feed = side
+    from mailbot.daemon import Daemon
+
+    feed(mail("35075-00001M", "〇〇浄水場"))
+    submitted(store)
+    submitter = Replier(config, store).submitter
+    assert submitter.remind(TUESDAY + timedelta(days=1)) == 0  # Wednesday: 1 business day
+    thursday = TUESDAY + timedelta(days=2)
+    assert submitter.remind(thursday) == 1
+    assert submitter.remind(thursday + timedelta(hours=1)) == 0  # once
+    [text] = staff_mail(store)
+    assert "2営業日以上" in text and "35075-00001M" in text
+    # Then again two business days later: Friday counts one, the weekend none.
+    assert submitter.remind(thursday + timedelta(days=1)) == 0  # Friday
+    assert submitter.remind(thursday + timedelta(days=2)) == 0  # Saturday: window closed
+    assert submitter.remind(thursday + timedelta(days=4)) == 1  # Monday
+    assert select_all(store, submissions)[0].reminders == 2
+    assert Daemon  # the daemon schedules remind_tick every REMIND_MINUTES
+
+
+def test_digest_lists_open_and_what_needs_a_person(side):
+    config, store, feed = side
+    feed(mail("35075-00001M", "〇〇浄水場"))
+    feed(mail("35075-09999M", "村道工事"))
+    submitted_rows = select_all(store, submissions, submissions.c.state == "queued")
+    with store.engine.begin() as conn:
+        conn.execute(update(submissions).where(submissions.c.id == submitted_rows[0].id)
+                     .values(state="sent", sent_at=TUESDAY))
+    assert Replier(config, store).submitter.digest(TUESDAY + timedelta(hours=1))
+    digest = staff_mail(store)[-1]
+    assert "返信待ちの提出（1件）" in digest and "35075-00001M → 〇〇市" in digest
+    assert "担当者の対応が必要なもの（1件）" in digest and "35075-09999M：提出先不明" in digest
+
+
+def test_a_refused_submission_fails_and_the_staff_hear_of_it(side, sink):
+    config, store, feed = side
+    feed(mail("35075-00001M", "〇〇浄水場"))
+    sink.rcpt_answers["keiyaku@city.example.jp"] = "550 5.1.1 no such user"
+    replier = Replier(config, store)
+    replier.flush(TUESDAY)
+    [row] = select_all(store, submissions)
+    assert row.state == "failed" and "550" in row.reason
+    alert = staff_mail(store)[-1]
+    assert "提出メールを送信できませんでした" in alert and "keiyaku@city.example.jp" in alert
+    replier.flush(TUESDAY)
+    assert [m[1] for m in sink.accepted] == [["jimu@maru.example.jp"]]
+    decided = select_all(store, ledger_table)[0]
+    assert json.loads(decided.decision)["status"] == "submitted"
