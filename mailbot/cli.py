@@ -54,7 +54,14 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import config_cmd, intake_cmd, outbox_cmd, store_cmd, verify_cmd
+    from . import (
+        config_cmd,
+        intake_cmd,
+        outbox_cmd,
+        store_cmd,
+        submissions_cmd,
+        verify_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="mailbot",
@@ -69,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cmd.register(commands)
     intake_cmd.register(commands)
     outbox_cmd.register(commands)
+    submissions_cmd.register(commands)
     return parser
 
 

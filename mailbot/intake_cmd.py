@@ -9,11 +9,15 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
 
 from .config import Config, load_config
 from .errors import UsageError
 from .ledger import Ledger, Spool
 from .store import Store, resolve_store_url
+from .store.schema import submissions
 from .verify_cmd import parse_date_arg
 
 
@@ -151,6 +155,10 @@ def run_replay(args: argparse.Namespace) -> int:
             for path in args.paths:
                 raw = Path(path).read_bytes()
                 facts = mail_facts(raw, mailbox.name)
+                if mailbox.role == "contractor":
+                    worst = max(worst, _replay_contractor(path, raw, facts, mailbox, config,
+                                                          store, reader, args.json))
+                    continue
                 decision = decide(raw, facts, mailbox, config, store, reader,
                                   datetime.now(UTC), dry_run=True)
                 worst = max(worst, 0 if decision.status == "verified" else 1)
@@ -158,6 +166,42 @@ def run_replay(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return worst
+
+
+def _replay_contractor(path: str, raw: bytes, facts: Any, mailbox: Any, config: Any,
+                       store: Store, reader: Any, as_json: bool) -> int:
+    """What the contractor side would do with this mail: plans and answers, nothing written."""
+    from .pipeline.contractor import decide_contractor
+    from .replying import outbox_for
+
+    record, writes = decide_contractor(raw, facts, mailbox, config, store, reader,
+                                       outbox_for(config, store), 0, datetime.now(UTC))
+    record["plans"] = [plan.summary() for plan in writes.plans]
+    with store.engine.connect() as conn:  # what a real decision would find already there
+        for plan, summary in zip(writes.plans, record["plans"], strict=True):
+            earlier = conn.execute(select(submissions.c.id, submissions.c.state).where(
+                submissions.c.notice_hash == plan.notice_hash)).first()
+            if earlier is not None and earlier.state != "unroutable":
+                summary["state"] = f"duplicate of submission {earlier.id} ({earlier.state})"
+    record["answers"] = [{"submission": row.id, "guarantee_number": row.guarantee_number,
+                          "verdict": verdict, "matched_by": how}
+                         for row, verdict, how in writes.answers]
+    if as_json:
+        print(json.dumps({"source": path, **record}, ensure_ascii=False, default=str))
+    else:
+        print(f"{path}: {record['status']}" + (f" ({record['reason']})"
+                                               if record.get("reason") else ""))
+        for plan in record["plans"]:
+            target = plan["to"] or "-"
+            print(f"  notice  {plan['guarantee_number']}: {plan['state']} → {target}"
+                  f" [{plan['subject'] or plan['reason']}]")
+            for line in plan["trail"]:
+                print(f"          {line}")
+        for item in record["answers"]:
+            print(f"  answer  submission {item['submission']} ({item['guarantee_number']}): "
+                  f"{item['verdict']} by {item['matched_by']}")
+    bad = any(p["state"] == "unroutable" for p in record["plans"]) or record["status"] == "no_notice"
+    return 1 if bad else 0
 
 
 def _print_decision(path: str, record: dict, as_json: bool) -> None:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from .config import load_config
-from .outbox import Outbox, OutboxRow, SendWindow, SmtpSettings
+from .outbox import OutboxRow
 from .outbox.outbox import STATES
+from .replying import outbox_for
 from .store import Store, resolve_store_url
 
 
@@ -48,8 +49,8 @@ def _row_dict(row: OutboxRow) -> dict:
 def run_outbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store = Store.open(resolve_store_url(args.store, config.store_url))
-    # Listing, retrying and cancelling never send: the relay settings are not needed.
-    outbox = Outbox(store.engine, SmtpSettings(host="localhost"), SendWindow())
+    # Listing, retrying and cancelling never send; the windows give a retried row its deadline.
+    outbox = outbox_for(config, store)
     try:
         if args.outbox_command == "list":
             rows = outbox.rows(args.state)

@@ -30,6 +30,9 @@ log = logging.getLogger("mailbot.submitting")
 STATE_JA = {"queued": "送信待ち", "sent": "返信待ち", "answered": "返信あり（内容未判定）",
             "confirmed": "確認完了", "discrepancy": "相違あり", "unroutable": "提出先不明",
             "failed": "送信失敗", "cancelled": "取消"}
+# How long an unroutable, failed or disputed submission stays in the digest: a re-sent notice
+# becomes a new submission, so the old row is never "closed" by itself.
+NEEDS_ACTION_DAYS = timedelta(days=7)
 SUBJECTS = {"contractor_alert": "【電子保証提出・要対応】", "reminder": "【電子保証提出】返信待ち",
             "contractor_digest": "【電子保証提出】日次報告"}
 
@@ -112,8 +115,8 @@ class Submitter:
                         "reason": row.reason or _answer_subject(row.answer) or ""}
                 if row.state in ("queued", "sent"):
                     open_rows.append(item)
-                elif row.state in ("unroutable", "failed", "answered", "discrepancy"):
-                    needs_action.append(item)
+                elif utc(row.answered_at or row.created_at) >= now - NEEDS_ACTION_DAYS:
+                    needs_action.append(item)  # unroutable, failed, discrepancy, answered
                 if row.answered_at is not None and utc(row.answered_at) >= since:
                     answered.append(item)
         if not (open_rows or answered or needs_action):

@@ -204,3 +204,33 @@ def test_a_refused_submission_fails_and_the_staff_hear_of_it(side, sink):
     assert [m[1] for m in sink.accepted] == [["jimu@maru.example.jp"]]
     decided = select_all(store, ledger_table)[0]
     assert json.loads(decided.decision)["status"] == "submitted"
+
+
+def test_cli_lists_shows_and_replays_submissions(side, tmp_path):
+    from .test_intake_cli import mailbot
+
+    config, store, feed = side
+    feed(mail("35075-00001M", "〇〇浄水場"))
+    feed(mail("35075-09999M", "村道工事"))
+    path = str(config.path)
+    listing = mailbot("submissions", "list", "--config", path)
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[0].split("\t")[1:4] == ["queued", "35075-00001M", "city"]
+    assert lines[1].split("\t")[1:4] == ["unroutable", "35075-09999M", "-"]
+    as_json = json.loads(mailbot("submissions", "list", "--config", path, "--state",
+                                 "unroutable", "--json").stdout)
+    assert [s["guarantee_number"] for s in as_json] == ["35075-09999M"]
+    assert "notice_hash" not in as_json[0]
+    show = mailbot("submissions", "show", "1", "--config", path)
+    assert "to_addr    keiyaku@city.example.jp" in show.stdout
+    assert "route      保証データ: 発注者「〇〇市」" in show.stdout
+    assert mailbot("submissions", "show", "99", "--config", path).returncode == 1
+    # Replay says what would happen to a mail, and writes nothing.
+    eml = tmp_path / "notice.eml"
+    eml.write_bytes(mail("35075-00001M", "〇〇浄水場").replace(b"Message-ID: <", b"Message-ID: <r"))
+    replay = mailbot("replay", "--config", path, "--mailbox", "queue", str(eml))
+    assert replay.returncode == 0, replay.stderr
+    assert ("35075-00001M: duplicate of submission 1 (queued) → keiyaku@city.example.jp "
+            "[【電子保証】〇〇浄水場]") in replay.stdout
+    assert len(select_all(store, submissions)) == 2

@@ -172,3 +172,20 @@ def test_the_example_config_is_valid(monkeypatch):
     assert config.issuer("〇〇県内広域水道企業団 企業長").name == "〇〇県内広域水道企業団"
     assert config.mailbox("keiyaku").password == "from-the-environment"
     assert [r.name for r in config.routes][-1] == "contract guarantees"
+
+
+def test_the_contractor_example_config_is_valid(monkeypatch):
+    from pathlib import Path
+
+    from mailbot.config import load_config
+
+    monkeypatch.setenv("MAILBOT_QUEUE_PASSWORD", "from-the-environment")
+    monkeypatch.setenv("MAILBOT_SMTP_PASSWORD", "relay-password")
+    config = load_config(Path(__file__).parents[1] / "config" / "contractor.example.toml")
+    assert config.contractor is not None and config.contractor.staff
+    city = config.submissions["city"]
+    assert city.address_for("前払金保証") == "kaikei@city.example.jp"
+    assert city.address_for("契約保証") == "keiyaku@city.example.jp"
+    assert city.window is not None and config.submissions["water"].charset == "iso-2022-jp"
+    assert [p.issuer for p in config.projects] == ["water", None]
+    assert config.mailbox("queue").role == "contractor"

@@ -27,7 +27,7 @@ class SmtpConfig:
     password: str | None = None
     timeout: float = 30
     from_addr: str = "mailbot@localhost"  # default sender when an issuer names none
-    flush_seconds: float = 30  # how often the outbox sends what is due
+    flush_seconds: int = 30  # how often the outbox sends what is due (whole seconds)
 
 
 @dataclass(frozen=True)
