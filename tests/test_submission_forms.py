@@ -17,6 +17,7 @@ import pytest
 from mailbot.config import ConfigError, load_config
 from mailbot.samples.notice_pdf import NoticeFields, render_notice_pdf
 from mailbot.store import GuaranteeEvent
+from mailbot.submit.files import attachments_by_origin
 from mailbot.submit.plan import plan_notice
 from parsers import Reader
 from parsers.mime import BodyText, walk_message
@@ -97,9 +98,10 @@ def mail(number: str, project: str, kind: str = "前払金保証", text: str = "
 def plan(raw: bytes, config, store):  # noqa: ANN001
     reader = Reader()
     [notice] = reader.read_bytes(raw, "m.eml").notices
-    texts = [i.text for i in walk_message(raw, reader.limits).items if isinstance(i, BodyText)]
-    return plan_notice(notice, raw, ["認証キーのお知らせ", *texts], config, store, reader.limits,
-                       NOW)
+    contents = walk_message(raw, reader.limits)
+    texts = [i.text for i in contents.items if isinstance(i, BodyText)]
+    return plan_notice(notice, attachments_by_origin(contents, reader.limits),
+                       ["認証キーのお知らせ", *texts], config, store, NOW)
 
 
 def parsed(p) -> EmailMessage:  # noqa: ANN001

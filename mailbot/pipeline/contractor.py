@@ -26,6 +26,7 @@ from mailbot.config import Config, MailboxConfig
 from mailbot.outbox.outbox import Outbox
 from mailbot.store import Store
 from mailbot.store.schema import submissions
+from mailbot.submit.files import attachments_by_origin
 from mailbot.submit.plan import Plan, plan_notice
 from mailbot.submit.track import (
     RESULT_HEADER,
@@ -190,6 +191,7 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
                        if p.code != "no_notice_found"]
     if not parsed.notices:
         record["status"] = "no_notice"
-    writes.plans = [plan_notice(n, raw, [facts.subject, *texts], config, store, reader.limits,
-                                now) for n in parsed.notices]
+    attachments = attachments_by_origin(contents, reader.limits) if parsed.notices else {}
+    writes.plans = [plan_notice(n, attachments, [facts.subject, *texts], config, store, now)
+                    for n in parsed.notices]
     return record, writes

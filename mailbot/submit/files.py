@@ -13,7 +13,7 @@ from pathlib import Path
 
 from parsers.archive import expand_zip, is_zip
 from parsers.limits import Limits
-from parsers.mime import Attachment, sanitize_name, walk_message
+from parsers.mime import Attachment, MailContents, sanitize_name
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,10 @@ def source_of(origin: str) -> str | None:
     return path if path.startswith("attachment:") or "/attachment:" in path else None
 
 
-def attachments_by_origin(raw: bytes, limits: Limits) -> dict[str, File]:
-    """Every attachment of the mail and every member of its zips, by origin."""
+def attachments_by_origin(contents: MailContents, limits: Limits) -> dict[str, File]:
+    """Every attachment of a walked mail and every member of its zips, by origin."""
     found: dict[str, File] = {}
-    pending = [item for item in walk_message(raw, limits).items if isinstance(item, Attachment)]
+    pending = [item for item in contents.items if isinstance(item, Attachment)]
     while pending:
         item = pending.pop(0)
         found[item.origin] = File(item.name, item.data, item.content_type)
@@ -43,12 +43,12 @@ def attachments_by_origin(raw: bytes, limits: Limits) -> dict[str, File]:
     return found
 
 
-def notice_pdf(raw: bytes, origin: str, limits: Limits) -> File | None:
+def notice_pdf(attachments: dict[str, File], origin: str) -> File | None:
     """The PDF a notice was read from, or None (typed in the body, or not found again)."""
     source = source_of(origin)
     if source is None:
         return None
-    found = attachments_by_origin(raw, limits).get(source)
+    found = attachments.get(source)
     if found is None:
         return None
     name = sanitize_name(found.name.rsplit("/", 1)[-1]) or "notice.pdf"

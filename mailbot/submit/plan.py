@@ -16,7 +16,6 @@ from mailbot.config import Config
 from mailbot.replies.render import REPO_TEMPLATES, new_message_id
 from mailbot.store import Store
 from mailbot.submit import issuer_window
-from parsers.limits import Limits
 from parsers.model import Notice
 
 from .files import File, notice_pdf, read_file
@@ -59,8 +58,10 @@ def notice_hash(store: Store, notice: Notice) -> str:
     return store.hash_key(f"{notice.guarantee_number}\x00{notice.auth_key}")
 
 
-def plan_notice(notice: Notice, raw: bytes, texts: list[str], config: Config, store: Store,
-                limits: Limits, now: datetime) -> Plan:
+def plan_notice(notice: Notice, attachments: dict[str, File], texts: list[str], config: Config,
+                store: Store, now: datetime) -> Plan:
+    """`attachments`: the mail's files by origin (`files.attachments_by_origin`); `texts`: its
+    subject and body texts, where an issuer's name may be found."""
     contractor = config.contractor
     if contractor is None:
         raise ValueError("a contractor mailbox needs the [contractor] table")
@@ -86,7 +87,7 @@ def plan_notice(notice: Notice, raw: bytes, texts: list[str], config: Config, st
                        "提出先アドレスが設定されていません")
         return plan
     plan.to_addr = to_addr
-    pdf = notice_pdf(raw, notice.origin, limits)
+    pdf = notice_pdf(attachments, notice.origin)
     if pdf is None:
         plan.reason = ("お知らせPDFが添付されていません（本文に書かれた番号とキーだけでは"
                        "提出できません。PDFを添付して転送してください）")
