@@ -234,3 +234,24 @@ def test_cli_lists_shows_and_replays_submissions(side, tmp_path):
     assert ("35075-00001M: duplicate of submission 1 (queued) → keiyaku@city.example.jp "
             "[【電子保証】〇〇浄水場]") in replay.stdout
     assert len(select_all(store, submissions)) == 2
+
+
+def test_a_disputed_notice_forwarded_again_is_submitted_again(side):
+    config, store, feed = side
+    feed(mail("35075-00001M", "〇〇浄水場"))
+    first = select_all(store, submissions)[0].message_id
+    submitted(store)
+    feed(answer("35075-00001M の認証キーが一致しません。", subject="Re: 【電子保証】〇〇浄水場"))
+    assert select_all(store, submissions)[0].state == "discrepancy"
+    record = feed(mail("35075-00001M", "〇〇浄水場").replace(b"Message-ID: <", b"Message-ID: <y"))
+    assert record["status"] == "submitted"
+    assert any(line.startswith("再提出（前回: 相違あり") for line in record["submissions"][0]["trail"])
+    [row] = select_all(store, submissions)
+    assert (row.state, row.answer, row.sent_at) == ("queued", None, None)
+    assert row.message_id != first
+    sent = select_all(store, outbox, outbox.c.kind == "submission")
+    assert [r.message_id for r in sent] == [first, row.message_id]
+    # A late answer in the old thread still finds the submission.
+    late = answer("確認しました。", subject="Re: 【電子保証】〇〇浄水場")
+    late = late.replace(b"Subject:", f"In-Reply-To: {first}\nSubject:".encode(), 1)
+    assert feed(late)["status"] == "answer"

@@ -35,12 +35,16 @@ from mailbot.submit.track import (
     read_answer,
     referenced_ids,
 )
-from mailbot.submitting import staff_mail
+from mailbot.submitting import STATE_JA, staff_mail
 from parsers import Reader
 from parsers.mime import BodyText, walk_message
 
 from .facts import MailFacts
 
+# A notice seen before is submitted again only when the earlier attempt needs another one:
+# it could not be routed, failed, was cancelled, or the issuer did not confirm it. The
+# surety's mail and a colleague's forward of a notice still in flight stay one submission.
+RESUBMITTABLE = ("unroutable", "failed", "cancelled", "discrepancy", "answered")
 VERDICT_JA = {"confirmed": "確認完了", "discrepancy": "相違あり", "answered": "返信あり（内容未判定）"}
 _ROBOTS = ("mailer-daemon", "postmaster")
 
@@ -84,9 +88,10 @@ class Writes:
             self._staff(conn, "contractor_alert", {"what": what, "details": details}, now)
 
     def _submit(self, conn: Connection, plan: Plan, now: datetime) -> str:
-        existing = conn.execute(select(submissions.c.id, submissions.c.state)
+        existing = conn.execute(select(submissions.c.id, submissions.c.state,
+                                       submissions.c.message_id, submissions.c.earlier_ids)
                                 .where(submissions.c.notice_hash == plan.notice_hash)).first()
-        if existing is not None and existing.state != "unroutable":
+        if existing is not None and existing.state not in RESUBMITTABLE:
             return f"duplicate of submission {existing.id}"
         values = {
             "ledger_id": self.ledger_id, "guarantee_number": plan.guarantee_number,
@@ -98,9 +103,13 @@ class Writes:
         if existing is None:
             conn.execute(insert(submissions).values(notice_hash=plan.notice_hash, reminders=0,
                                                     **values))
-        else:  # unroutable before: staff fixed the config and forwarded the notice again
-            conn.execute(update(submissions).where(submissions.c.id == existing.id)
-                         .values(**values))
+        else:  # staff forwarded it again: after fixing the config, or to answer a discrepancy
+            conn.execute(update(submissions).where(submissions.c.id == existing.id).values(
+                **values, sent_at=None, answered_at=None, answer_ledger_id=None, answer=None,
+                reminders=0, reminded_at=None,
+                earlier_ids=" ".join(i for i in (existing.earlier_ids, existing.message_id) if i)))
+            plan.trail.append(f"再提出（前回: {STATE_JA.get(existing.state, existing.state)}、"
+                              f"{existing.message_id}）")
         if plan.state != "queued":
             return "unroutable"
         assert plan.raw is not None and plan.to_addr is not None

@@ -191,6 +191,7 @@ submissions = Table(
     Column("to_addr", Text),
     Column("subject", Text),
     Column("message_id", Text, nullable=False),  # the submission mail's (also when unroutable)
+    Column("earlier_ids", Text),  # Message-IDs of earlier submissions of this notice
     # queued → sent → confirmed | discrepancy | answered; unroutable; failed
     Column("state", String(16), nullable=False),
     Column("reason", Text),  # why it is unroutable / failed

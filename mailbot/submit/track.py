@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from mailbot.config import Config
@@ -78,9 +78,10 @@ def referenced_ids(in_reply_to: str | None, references: str | None) -> list[str]
 def match_submissions(conn: Connection, config: Config, sender_domain: str | None,
                       message_ids: list[str], answer: Answer) -> list[tuple[Any, str, str]]:
     """(submission row, verdict, how it matched) for every submission this mail answers."""
-    rows = list(conn.execute(
-        select(submissions).where(submissions.c.message_id.in_(message_ids))
-    )) if message_ids else []
+    rows = list(conn.execute(select(submissions).where(or_(
+        submissions.c.message_id.in_(message_ids),
+        *(submissions.c.earlier_ids.contains(i, autoescape=True) for i in message_ids),
+    )))) if message_ids else []
     how = "thread"
     if not rows and answer.numbers and sender_domain:
         how = "number"

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("to_addr", sa.Text),
         sa.Column("subject", sa.Text),
         sa.Column("message_id", sa.Text, nullable=False),
+        sa.Column("earlier_ids", sa.Text),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
