@@ -217,3 +217,39 @@ def test_a_contractor_mailbox_needs_the_contractor_table(tmp_path):
                     'listen = "127.0.0.1:0"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"contractor.*must say who submits"):
         load_config(path)
+
+
+@pytest.mark.parametrize("wrapping", ["forwarded", "zip"])
+def test_the_pdf_is_taken_out_of_forwards_and_zips(config, store, wrapping):
+    import io
+    import zipfile
+
+    register(store, "35075-00011M", "〇〇市")
+    inner = mail("35075-00011M", "〇〇浄水場△△修繕工事")
+    pdf = next(message_from_bytes(inner, policy=policy.default).iter_attachments()).get_content()
+    outer = EmailMessage()
+    outer["From"] = "tanto@maru.example.jp"
+    outer["Subject"] = "Fw: 認証キーのお知らせ"
+    outer.set_content("転送します。\n")
+    if wrapping == "forwarded":
+        outer.add_attachment(message_from_bytes(inner, policy=policy.default))
+    else:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("書類/お知らせ.pdf", pdf)
+        outer.add_attachment(buffer.getvalue(), maintype="application", subtype="zip",
+                             filename="書類.zip")
+    p = plan(outer.as_bytes(), config, store)
+    [attached] = list(parsed(p).iter_attachments())
+    assert attached.get_filename() == "お知らせ.pdf"
+    assert attached.get_content() == pdf
+
+
+def test_a_notice_typed_in_the_body_is_not_submitted_without_its_pdf(config, store):
+    register(store, "35075-00012M", "〇〇市")
+    raw = EmailMessage()
+    raw["From"] = "tanto@maru.example.jp"
+    raw["Subject"] = "番号とキー"
+    raw.set_content("保証契約番号：35075-00012M\n認証キー：Z28YUEAJ38ux\n")
+    p = plan(raw.as_bytes(), config, store)
+    assert p.state == "unroutable" and "PDF" in p.reason
