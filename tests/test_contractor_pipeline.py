@@ -59,11 +59,10 @@ addresses = ["denshi@maru.example.jp"]
 """
 
 
-@pytest.fixture
-def side(store, store_url, tmp_path, sink):
+def make_side(store, store_url, tmp_path, sink, extra: str = ""):  # noqa: ANN001
     path = tmp_path / "mailbot.toml"
-    path.write_text(CONFIG.format(url=store_url, spool=tmp_path / "spool",
-                                  port=sink.settings.port), encoding="utf-8")
+    text = CONFIG.format(url=store_url, spool=tmp_path / "spool", port=sink.settings.port)
+    path.write_text(text.replace("[[mailboxes]]", extra + "[[mailboxes]]", 1), encoding="utf-8")
     config = load_config(path)
     ledger = Ledger(store.engine, Spool(config.spool_dir))
     pipeline = Pipeline(config, store, ledger, Reader())
@@ -77,6 +76,11 @@ def side(store, store_url, tmp_path, sink):
     store.apply([GuaranteeEvent("35075-00001M", "new", "Z28YUEAJ38ux", issuer="〇〇市",
                                 source="t")])
     return config, store, feed
+
+
+@pytest.fixture
+def side(store, store_url, tmp_path, sink):
+    return make_side(store, store_url, tmp_path, sink)
 
 
 def select_all(store, table, *where) -> list:  # noqa: ANN001
@@ -255,3 +259,18 @@ def test_a_disputed_notice_forwarded_again_is_submitted_again(side):
     late = answer("確認しました。", subject="Re: 【電子保証】〇〇浄水場")
     late = late.replace(b"Subject:", f"In-Reply-To: {first}\nSubject:".encode(), 1)
     assert feed(late)["status"] == "answer"
+
+
+def test_a_submission_waits_for_its_issuers_own_window(store, store_url, sink, tmp_path):
+    config, store, feed = make_side(store, store_url, tmp_path, sink,
+                                    '[issuers.city.submission.window]\nstart = "10:00"\n'
+                                    'end = "11:00"\n\n')
+    feed(mail("35075-00001M", "〇〇浄水場"))
+    [row] = select_all(store, outbox)
+    assert row.window == "issuer:city"
+    replier = Replier(config, store)
+    replier.flush(TUESDAY - timedelta(minutes=30))  # 09:30 JST: the default window is open
+    assert sink.accepted == []
+    replier.flush(TUESDAY + timedelta(minutes=30))  # 10:30 JST: the issuer's is open too
+    assert [rcpts for _sender, rcpts, _raw in sink.accepted] == [["keiyaku@city.example.jp"]]
+    assert select_all(store, submissions)[0].state == "sent"
