@@ -93,7 +93,7 @@ def run_daemon(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
+    from sqlalchemy import func
 
     from .store.schema import mailbox_state
 
@@ -102,6 +102,8 @@ def run_status(args: argparse.Namespace) -> int:
         counts = ledger.counts()
         with store.engine.connect() as conn:
             states = {row.mailbox: row for row in conn.execute(select(mailbox_state))}
+            submitted = dict(conn.execute(select(submissions.c.state, func.count())
+                                          .group_by(submissions.c.state)).all())
     finally:
         store.close()
     report = {}
@@ -118,8 +120,11 @@ def run_status(args: argparse.Namespace) -> int:
             if state and state.last_error_at else None,
         }
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps({**report, "submissions": submitted} if submitted else report,
+                         ensure_ascii=False))
         return 0
+    if submitted:
+        print("submissions: " + ", ".join(f"{k} {v}" for k, v in sorted(submitted.items())))
     for mailbox, info in report.items():
         counts_text = ", ".join(f"{k} {v}" for k, v in sorted(info["counts"].items())) or "empty"
         print(f"{mailbox}: {counts_text}; backlog {info['backlog']}")

@@ -230,6 +230,8 @@ def test_cli_lists_shows_and_replays_submissions(side, tmp_path):
     assert "to_addr    keiyaku@city.example.jp" in show.stdout
     assert "route      保証データ: 発注者「〇〇市」" in show.stdout
     assert mailbot("submissions", "show", "99", "--config", path).returncode == 1
+    status = mailbot("status", "--config", path)
+    assert "submissions: queued 1, unroutable 1" in status.stdout, status.stderr
     # Replay says what would happen to a mail, and writes nothing.
     eml = tmp_path / "notice.eml"
     eml.write_bytes(mail("35075-00001M", "〇〇浄水場").replace(b"Message-ID: <", b"Message-ID: <r"))
