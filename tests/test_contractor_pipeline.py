@@ -276,3 +276,33 @@ def test_a_submission_waits_for_its_issuers_own_window(store, store_url, sink, t
     replier.flush(TUESDAY + timedelta(minutes=30))  # 10:30 JST: the issuer's is open too
     assert [rcpts for _sender, rcpts, _raw in sink.accepted] == [["keiyaku@city.example.jp"]]
     assert select_all(store, submissions)[0].state == "sent"
+
+
+def test_mail_without_a_readable_notice_tells_the_staff_what_to_do(side):
+    import io
+
+    import pyzipper
+
+    config, store, feed = side
+    record = feed(answer("電子保証（認証キー）の発行が完了しました。ダウンロードしてください。",
+                         sender="info@hosho.example.jp", subject="電子保証 発行完了のお知らせ"))
+    assert record["status"] == "no_notice"
+    assert "お知らせPDFのない電子保証のメール" in staff_mail(store)[-1]
+    buffer = io.BytesIO()
+    with pyzipper.AESZipFile(buffer, "w", encryption=pyzipper.WZ_AES) as archive:
+        archive.setpassword(b"pass")
+        archive.writestr("お知らせ.pdf", b"%PDF-1.4")
+    locked = EmailMessage()
+    locked["From"] = "tanto@maru.example.jp"
+    locked["Subject"] = "お知らせ"
+    locked.set_content("添付します")
+    locked.add_attachment(buffer.getvalue(), maintype="application", subtype="zip",
+                          filename="書類.zip")
+    feed(locked.as_bytes())
+    text = staff_mail(store)[-1]
+    assert "お知らせを読み取れないメール" in text
+    assert "パスワード付きのZIPファイルです：添付ファイル「書類.zip」" in text
+    # Mail about something else is filed for a person, without an alert.
+    assert feed(answer("来週の打ち合わせの件", sender="eigyo@maru.example.jp",
+                       subject="打ち合わせ"))["status"] == "no_notice"
+    assert len(staff_mail(store)) == 2

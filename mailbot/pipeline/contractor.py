@@ -45,6 +45,9 @@ from .facts import MailFacts
 # it could not be routed, failed, was cancelled, or the issuer did not confirm it. The
 # surety's mail and a colleague's forward of a notice still in flight stay one submission.
 RESUBMITTABLE = ("unroutable", "failed", "cancelled", "discrepancy", "answered")
+# A mail without a readable notice that speaks of these is worth a word to the staff (the
+# surety's 「発行完了のお知らせ」 often comes without the PDF, which must be downloaded).
+GUARANTEE_WORDS = ("電子保証", "認証キー", "保証契約番号")
 VERDICT_JA = {"confirmed": "確認完了", "discrepancy": "相違あり", "answered": "返信あり（内容未判定）"}
 _ROBOTS = ("mailer-daemon", "postmaster")
 
@@ -60,7 +63,8 @@ class Writes:
     plans: list[Plan] = field(default_factory=list)
     answers: list[tuple[Any, str, str]] = field(default_factory=list)
     answer: Answer | None = None
-    problems: list[str] = field(default_factory=list)  # unreadable attachments, for staff
+    problems: list[dict[str, str]] = field(default_factory=list)  # {code, origin}, for staff
+    no_pdf_notice: bool = False  # about a guarantee, but nothing to submit: staff must act
 
     def apply(self, conn: Connection, record: dict[str, Any], now: datetime) -> None:
         if self.answers:
@@ -80,12 +84,19 @@ class Writes:
             record["status"] = "unroutable"
         elif results:
             record["status"] = "duplicate"
-        if alerts or self.problems:
-            what = ("提出先を決められないお知らせがあります" if alerts
-                    else "読めない添付ファイルがあります")
+        if alerts or self.problems or self.no_pdf_notice:
+            if alerts:
+                what = "提出先を決められないお知らせがあります"
+            elif self.problems:
+                what = "お知らせを読み取れないメールがあります"
+            else:
+                what = "お知らせPDFのない電子保証のメールがあります"
+                alerts = ["「認証キーのお知らせ」のPDFが添付されていません。保証会社のサービスから"
+                          "PDFをダウンロードし、このお知らせを受け付けたメールボックスへ添付して転送してください。"]
             details = [f"メール: {self.facts.subject or '(件名なし)'}（{self.facts.sender}）",
-                       *alerts, *self.problems]
-            self._staff(conn, "contractor_alert", {"what": what, "details": details}, now)
+                       *alerts]
+            self._staff(conn, "contractor_alert",
+                        {"what": what, "details": details, "problems": self.problems}, now)
 
     def _submit(self, conn: Connection, plan: Plan, now: datetime) -> str:
         existing = conn.execute(select(submissions.c.id, submissions.c.state,
@@ -196,10 +207,12 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
                           "project_name": n.project_name, "origin": n.origin}
                          for n in parsed.notices]
     record["problems"] = [p.to_dict() for p in parsed.problems]
-    writes.problems = [f"{p.origin}: {p.code}" for p in parsed.problems
+    writes.problems = [{"code": p.code, "origin": p.origin} for p in parsed.problems
                        if p.code != "no_notice_found"]
     if not parsed.notices:
         record["status"] = "no_notice"
+        text = "\n".join([facts.subject, *texts])
+        writes.no_pdf_notice = any(word in text for word in GUARANTEE_WORDS)
     attachments = attachments_by_origin(contents, reader.limits) if parsed.notices else {}
     writes.plans = [plan_notice(n, attachments, [facts.subject, *texts], config, store, now)
                     for n in parsed.notices]
