@@ -188,9 +188,8 @@ def _replay_contractor(path: str, raw: bytes, facts: Any, mailbox: Any, config: 
                 submissions.c.notice_hash == plan.notice_hash)).first()
             if earlier is not None and earlier.state != "unroutable":
                 summary["state"] = f"duplicate of submission {earlier.id} ({earlier.state})"
-    record["answers"] = [{"submission": row.id, "guarantee_number": row.guarantee_number,
-                          "verdict": verdict, "matched_by": how}
-                         for row, verdict, how in writes.answers]
+    record["answers"] = [{"submission": m.row.id, "guarantee_number": m.row.guarantee_number,
+                          "verdict": m.verdict, "matched_by": m.how} for m in writes.answers]
     if as_json:
         print(json.dumps({"source": path, **record}, ensure_ascii=False, default=str))
     else:

@@ -256,11 +256,16 @@ def test_a_disputed_notice_forwarded_again_is_submitted_again(side):
     assert (row.state, row.answer, row.sent_at) == ("queued", None, None)
     assert row.message_id != first
     sent = select_all(store, outbox, outbox.c.kind == "submission")
-    assert [r.message_id for r in sent] == [first, row.message_id]
-    # A late answer in the old thread still finds the submission.
+    assert [(r.message_id, r.state) for r in sent] == [(first, "cancelled"),
+                                                       (row.message_id, "queued")]
+    # A late answer in the old thread reaches the staff but does not settle the new one.
     late = answer("確認しました。", subject="Re: 【電子保証】〇〇浄水場")
     late = late.replace(b"Subject:", f"In-Reply-To: {first}\nSubject:".encode(), 1)
-    assert feed(late)["status"] == "answer"
+    record = feed(late)
+    assert record["status"] == "ignored"
+    assert record["answers"][0]["matched_by"] == "earlier-thread"
+    assert select_all(store, submissions)[0].state == "queued"
+    assert "再提出する前の提出メールへの返信です" in staff_mail(store)[-1]
 
 
 def test_a_submission_waits_for_its_issuers_own_window(store, store_url, sink, tmp_path):

@@ -101,12 +101,12 @@ def read_contractor(r: TomlReader, data: dict[str, Any]) -> ContractorConfig:
         if not _ADDRESS.fullmatch(str(address)):
             raise r.fail(where, f"{address!r} is not an e-mail address")
     return ContractorConfig(
-        name=r.string(data, "name", where) or "",
+        name=_one_line(r, data, "name", where, optional=False) or "",
         from_addr=r.string(data, "from", where) or "",
         staff=staff,
-        person=r.string(data, "person", where, optional=True),
-        contact=r.string(data, "contact", where, optional=True),
-        from_name=r.string(data, "from_name", where, optional=True),
+        person=_one_line(r, data, "person", where),
+        contact=_one_line(r, data, "contact", where),
+        from_name=_one_line(r, data, "from_name", where),
         remind_after_days=r.count(data, "remind_after_days", where, 3),
         signature=str(data.get("signature", "")),
         template_set=r.string(data, "template_set", where, True, "default") or "default",
@@ -192,6 +192,19 @@ def _check_subject(r: TomlReader, text: str, where: str) -> None:
     if unknown:
         raise r.fail(where, f"unknown name {unknown[0]!r} (one of "
                      f"{', '.join(sorted(SUBJECT_NAMES))})")
+    try:  # a filter called wrongly fails only when rendered: render it once now
+        SUBJECT_ENV.from_string(text).render({name: "〇〇" for name in SUBJECT_NAMES})
+    except Exception as exc:  # noqa: BLE001 — any failure is a config error to report
+        raise r.fail(where, f"cannot be rendered ({type(exc).__name__}: {exc})") from None
+
+
+def _one_line(r: TomlReader, data: dict[str, Any], key: str, where: str,
+              optional: bool = True) -> str | None:
+    """A value that goes into a header or one body line: no control characters."""
+    value = r.string(data, key, where, optional=optional)
+    if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise r.fail(f"{where}.{key}", "must be one line without control characters")
+    return value
 
 
 def _files(r: TomlReader, data: dict[str, Any], where: str) -> tuple[Path, ...]:

@@ -584,6 +584,12 @@ class Outbox:
         if row is None or row.state != "failed":
             return False
         with self.engine.begin() as conn:
+            if row.kind == "submission" and conn.execute(
+                    select(submissions.c.id).where(submissions.c.message_id == row.message_id)
+            ).first() is None:
+                log.warning("outbox row %d is a submission the notice's later submission "
+                            "replaced: not sent again", row_id)
+                return False
             done = conn.execute(
                 update(outbox).where(outbox.c.id == row_id, outbox.c.state == "failed").values(
                     state="queued", attempts=0, next_attempt_at=now,

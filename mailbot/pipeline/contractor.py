@@ -25,12 +25,15 @@ from sqlalchemy.engine import Connection
 from mailbot.config import Config, MailboxConfig
 from mailbot.outbox.outbox import Outbox
 from mailbot.store import Store
-from mailbot.store.schema import submissions
+from mailbot.store.schema import outbox, submissions
 from mailbot.submit.files import attachments_by_origin
 from mailbot.submit.plan import Plan, plan_notice
 from mailbot.submit.track import (
+    ANSWERABLE,
     RESULT_HEADER,
     Answer,
+    Match,
+    in_domains,
     match_submissions,
     read_answer,
     referenced_ids,
@@ -48,7 +51,8 @@ RESUBMITTABLE = ("unroutable", "failed", "cancelled", "discrepancy", "answered")
 # A mail without a readable notice that speaks of these is worth a word to the staff (the
 # surety's 「発行完了のお知らせ」 often comes without the PDF, which must be downloaded).
 GUARANTEE_WORDS = ("電子保証", "認証キー", "保証契約番号")
-VERDICT_JA = {"confirmed": "確認完了", "discrepancy": "相違あり", "answered": "返信あり（内容未判定）"}
+VERDICT_JA = {"confirmed": "確認完了", "discrepancy": "相違あり", "answered": "返信あり（内容未判定）",
+              "bounced": "配送エラー（提出メールが届いていません）"}
 _ROBOTS = ("mailer-daemon", "postmaster")
 
 
@@ -61,7 +65,7 @@ class Writes:
     ledger_id: int
     facts: MailFacts
     plans: list[Plan] = field(default_factory=list)
-    answers: list[tuple[Any, str, str]] = field(default_factory=list)
+    answers: list[Match] = field(default_factory=list)
     answer: Answer | None = None
     problems: list[dict[str, str]] = field(default_factory=list)  # {code, origin}, for staff
     no_pdf_notice: bool = False  # about a guarantee, but nothing to submit: staff must act
@@ -115,10 +119,20 @@ class Writes:
             conn.execute(insert(submissions).values(notice_hash=plan.notice_hash, reminders=0,
                                                     **values))
         else:  # staff forwarded it again: after fixing the config, or to answer a discrepancy
-            conn.execute(update(submissions).where(submissions.c.id == existing.id).values(
+            taken = conn.execute(update(submissions).where(
+                submissions.c.id == existing.id, submissions.c.state == existing.state,
+                submissions.c.message_id == existing.message_id,
+            ).values(
                 **values, sent_at=None, answered_at=None, answer_ledger_id=None, answer=None,
                 reminders=0, reminded_at=None,
-                earlier_ids=" ".join(i for i in (existing.earlier_ids, existing.message_id) if i)))
+                earlier_ids=" ".join(i for i in (existing.earlier_ids, existing.message_id) if i),
+            )).rowcount
+            if not taken:  # another pipeline re-submitted it meanwhile: retry, then duplicate
+                raise RuntimeError(f"submission {existing.id} changed while being re-submitted")
+            # The earlier mail must never go out now (a retry of a failed row, say).
+            conn.execute(update(outbox).where(
+                outbox.c.kind == "submission", outbox.c.message_id == existing.message_id,
+                outbox.c.state.in_(("queued", "failed"))).values(state="cancelled"))
             plan.trail.append(f"再提出（前回: {STATE_JA.get(existing.state, existing.state)}、"
                               f"{existing.message_id}）")
         if plan.state != "queued":
@@ -131,22 +145,41 @@ class Writes:
     def _record_answers(self, conn: Connection, record: dict[str, Any], now: datetime) -> None:
         assert self.answer is not None
         need_staff = []
-        for row, verdict, how in self.answers:
-            conn.execute(update(submissions).where(submissions.c.id == row.id).values(
-                state=verdict, answered_at=now, answer_ledger_id=self.ledger_id,
-                answer=json.dumps({"verdict": verdict, "how": how, "subject": self.facts.subject,
-                                   "from": self.facts.sender}, ensure_ascii=False)))
+        for match in self.answers:
+            row, verdict, how = match.row, match.verdict, match.how
             record.setdefault("answers", []).append(
                 {"submission": row.id, "guarantee_number": row.guarantee_number,
                  "verdict": verdict, "matched_by": how, "was": row.state})
+            label = f"保証契約番号 {row.guarantee_number}（{row.to_addr}）"
+            out_of_office = ((self.facts.auto_submitted or "no").lower() != "no"
+                             and self.answer.how != "header")
+            if how == "earlier-thread" and not out_of_office:
+                need_staff.append(f"{label}: 再提出する前の提出メールへの返信です（今回の提出の"
+                                  "状態は変えていません）")
+            if verdict == "note":
+                continue  # an out-of-office, or about an earlier submission: no verdict
+            values: dict[str, Any] = {"answered_at": now, "answer_ledger_id": self.ledger_id,
+                                      "answer": json.dumps({"verdict": verdict, "how": how,
+                                                            "subject": self.facts.subject,
+                                                            "from": self.facts.author},
+                                                           ensure_ascii=False)}
+            if verdict == "bounced":
+                values.update(state="failed", reason="配送エラーのメールが返ってきました")
+            else:
+                values["state"] = verdict
+            conn.execute(update(submissions).where(submissions.c.id == row.id,
+                                                   submissions.c.state.in_(ANSWERABLE))
+                         .values(**values))
             if verdict != "confirmed":
-                need_staff.append(f"保証契約番号 {row.guarantee_number}（{row.to_addr}）: "
-                                  f"{VERDICT_JA[verdict]}")
-        record["status"] = "answer"
+                need_staff.append(f"{label}: {VERDICT_JA[verdict]}")
+        notes_only = all(a["verdict"] == "note" for a in record.get("answers", []))
+        record["status"] = "ignored" if notes_only else "answer"
+        if notes_only:
+            record["reason"] = "an auto-reply or a reply to an earlier submission: no verdict"
         if need_staff:
             self._staff(conn, "contractor_alert", {
                 "what": "発注者から確認結果の連絡があります（要対応）",
-                "details": [f"メール: {self.facts.subject or '(件名なし)'}（{self.facts.sender}）",
+                "details": [f"メール: {self.facts.subject or '(件名なし)'}（{self.facts.author}）",
                             *need_staff],
                 "excerpt": self.answer.excerpt,
             }, now)
@@ -160,21 +193,36 @@ class Writes:
                            immediate=True, ledger_id=self.ledger_id)
 
 
+def _domain(address: str | None) -> str | None:
+    return address.rsplit("@", 1)[-1].lower() if address and "@" in address else None
+
+
+def own_domains(config: Config) -> set[str]:
+    """The contractor's own domains (its sender's and its staff's)."""
+    contractor = config.contractor
+    assert contractor is not None
+    return {d for d in map(_domain, (contractor.from_addr, *contractor.staff)) if d}
+
+
+def is_bounce(facts: MailFacts) -> bool:
+    if facts.return_path is not None and facts.return_path.strip() in ("<>", ""):
+        return True
+    return bool(facts.author) and (facts.author or "").split("@", 1)[0] in _ROBOTS
+
+
 def never_submit(facts: MailFacts, config: Config) -> str | None:
     """Why this mail must not cause a submission (a loop, or not the contractor's)."""
     contractor = config.contractor
     assert contractor is not None
-    if facts.return_path is not None and facts.return_path.strip() in ("<>", ""):
-        return "null sender (bounce)"
-    if facts.sender and facts.sender.split("@", 1)[0] in _ROBOTS:
-        return f"robot sender {facts.sender}"
-    if facts.sender == contractor.from_addr.lower():
+    if is_bounce(facts):
+        return "a bounce (null sender or mailer-daemon)"
+    if facts.author == contractor.from_addr.lower():
         return "our own submission address"
     if (facts.auto_submitted or "no").lower() == "auto-replied":
         return "an auto-reply (RFC 3834)"
     domains = {d for rule in config.submissions.values() for d in rule.answer_domains()}
-    if facts.sender_domain and facts.sender_domain in domains:
-        return f"from an issuer's domain ({facts.sender_domain}) but answers no submission"
+    if in_domains(_domain(facts.author), domains):
+        return f"from an issuer's domain ({_domain(facts.author)}) but answers no submission"
     return None
 
 
@@ -191,9 +239,14 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
                               "subject": facts.subject, "status": "recorded", "outcomes": [],
                               "problems": [], "notices": []}
     answer = read_answer(str(header) if header else None, facts.subject, texts)
-    with store.engine.connect() as conn:
-        matches = match_submissions(conn, config, facts.sender_domain,
-                                    referenced_ids(facts.in_reply_to, facts.references), answer)
+    refs = referenced_ids(facts.in_reply_to, facts.references)
+    matches: list[Match] = []
+    if not in_domains(_domain(facts.author), own_domains(config)):  # never our own staff
+        with store.engine.connect() as conn:
+            matches = match_submissions(
+                conn, config, facts.author, refs, answer, bounce=is_bounce(facts),
+                auto_submitted=(facts.auto_submitted or "no").lower() != "no",
+                result_header=header is not None)
     if matches:
         writes.answers, writes.answer = matches, answer
         record["answer"] = {"verdict": answer.verdict, "how": answer.how}
@@ -212,7 +265,8 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
     if not parsed.notices:
         record["status"] = "no_notice"
         text = "\n".join([facts.subject, *texts])
-        writes.no_pdf_notice = any(word in text for word in GUARANTEE_WORDS)
+        # Not for a colleague's reply in a submission's thread: that is no new notice.
+        writes.no_pdf_notice = not refs and any(word in text for word in GUARANTEE_WORDS)
     attachments = attachments_by_origin(contents, reader.limits) if parsed.notices else {}
     writes.plans = [plan_notice(n, attachments, [facts.subject, *texts], config, store, now)
                     for n in parsed.notices]

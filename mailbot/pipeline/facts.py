@@ -29,6 +29,7 @@ class MailFacts:
     list_id: str | None
     return_path: str | None
     in_reply_to: str | None = None
+    author: str | None = None  # the From address, lower-case (who wrote it, not Reply-To)
 
 
 _HEADERS_ONLY = BytesParser(policy=compat32)
@@ -86,12 +87,20 @@ def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
         list_id=_header(message, "List-Id"),
         return_path=_header(message, "Return-Path"),
         in_reply_to=_header(message, "In-Reply-To"),
+        author=parseaddr(_header(message, "From") or "")[1].lower() or None,
     )
 
 
 def body_sha256(raw: bytes) -> str:
-    """SHA-256 of everything after the header block (line ends folded to LF): two
-    deliveries of one message differ only in the headers the servers on the way added."""
+    """SHA-256 of everything after the header block (line ends folded to LF), and of any
+    Resent-* identity: two deliveries of one message differ only in the trace headers the
+    servers on the way added, while a message someone redirects (Resent-Message-ID) is sent
+    again on purpose and must not look like a second delivery."""
     text = raw.replace(b"\r\n", b"\n")
-    _headers, sep, body = text.partition(b"\n\n")
-    return hashlib.sha256(body if sep else b"").hexdigest()
+    headers, sep, body = text.partition(b"\n\n")
+    digest = hashlib.sha256(body if sep else b"")
+    parsed = _HEADERS_ONLY.parsebytes(headers + b"\n\n", headersonly=True)
+    for name in ("Resent-Message-ID", "Resent-Date", "Resent-From"):
+        for value in parsed.get_all(name, []):
+            digest.update(f"\0{name}:{value}".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()

@@ -12,9 +12,10 @@ issuer is meant to answer it.
 from __future__ import annotations
 
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,9 @@ def render_subject(rule: SubmissionRule, context: dict[str, Any]) -> str:
         name = str(exc.message or "").split("'")[1] if "'" in str(exc.message) else "?"
         raise SubmissionError(f"{context['issuer']}の件名の規則に必要な「"
                               f"{SUBJECT_LABELS.get(name, name)}」が分かりません") from None
-    except TemplateError as exc:
-        raise SubmissionError(f"{context['issuer']}の件名の規則を使えません（{exc}）") from None
+    except (TemplateError, Exception) as exc:  # noqa: BLE001 — a rule that cannot be used
+        raise SubmissionError(f"{context['issuer']}の件名の規則を使えません"
+                              f"（{type(exc).__name__}: {exc}）") from None
     return " ".join(text.split())
 
 
@@ -110,9 +112,16 @@ def render_submission(
     env = template_environment(template_dirs, template_set)
     body = tidy(env.get_template(f"{rule.body_template}.txt.j2").render(full))
     msg = EmailMessage(policy=MAIL_POLICY)
-    msg["From"] = Address(contractor.from_name or contractor.name, addr_spec=contractor.from_addr)
-    msg["To"] = to_addr
-    msg["Subject"] = jis_safe(subject) if rule.charset == "iso-2022-jp" else subject
+    name = contractor.from_name or contractor.name
+    if rule.charset == "iso-2022-jp":
+        # Issuers that need ISO-2022-JP bodies need it in the headers too (RFC 2047 "B").
+        msg.set_raw("From", formataddr((_jis_word(name), contractor.from_addr)))
+        msg["To"] = to_addr
+        msg.set_raw("Subject", _jis_word(subject))
+    else:
+        msg["From"] = Address(name, addr_spec=contractor.from_addr)
+        msg["To"] = to_addr
+        msg["Subject"] = subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
     msg["X-Mailbot-Submission"] = context["guarantee_number"]
@@ -125,3 +134,8 @@ def render_submission(
         msg.add_attachment(file.data, maintype=maintype, subtype=subtype or "octet-stream",
                            filename=file.name)
     return msg.as_bytes(), subject
+
+
+def _jis_word(text: str) -> str:
+    """`text` as RFC 2047 ISO-2022-JP encoded words, folded with CRLF + space."""
+    return Header(jis_safe(text), "iso-2022-jp", maxlinelen=76).encode(linesep="\r\n")

@@ -11,6 +11,7 @@ should look), and an answer with neither is recorded as `answered` for staff to 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,8 @@ from mailbot.replies.render import RESULT_HEADER
 from mailbot.store.schema import submissions
 from parsers.normalize import canonical_number, normalize_text
 
-OPEN_STATES = ("sent", "answered", "confirmed", "discrepancy")
+# Submissions an answer can be about ("queued": the answer came before the send was recorded).
+ANSWERABLE = ("queued", "sent", "answered", "confirmed", "discrepancy", "failed")
 _NUMBER = re.compile(r"(?<![0-9A-Za-z-])[0-9]{3,}-[0-9]{3,}[A-Z]?(?![0-9A-Za-z])")
 _MSG_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 _QUOTED = re.compile(r"^\s*(?:>|＞|\|)")
@@ -75,24 +77,69 @@ def referenced_ids(in_reply_to: str | None, references: str | None) -> list[str]
     return list(dict.fromkeys(_MSG_ID.findall(f"{in_reply_to or ''} {references or ''}")))
 
 
-def match_submissions(conn: Connection, config: Config, sender_domain: str | None,
-                      message_ids: list[str], answer: Answer) -> list[tuple[Any, str, str]]:
-    """(submission row, verdict, how it matched) for every submission this mail answers."""
-    rows = list(conn.execute(select(submissions).where(or_(
-        submissions.c.message_id.in_(message_ids),
-        *(submissions.c.earlier_ids.contains(i, autoescape=True) for i in message_ids),
-    )))) if message_ids else []
-    how = "thread"
-    if not rows and answer.numbers and sender_domain:
-        how = "number"
-        candidates = conn.execute(
-            select(submissions).where(submissions.c.guarantee_number.in_(answer.numbers),
-                                      submissions.c.state.in_(OPEN_STATES)))
-        rows = [row for row in candidates
-                if row.issuer in config.submissions
-                and sender_domain.lower() in config.submissions[row.issuer].answer_domains()]
-    return [(row, answer.per_number.get(row.guarantee_number, answer.verdict), how)
-            for row in rows]
+def in_domains(domain: str | None, domains: Iterable[str]) -> bool:
+    """`domain` is one of `domains` or a subdomain of one (mail.city.example.jp)."""
+    if not domain:
+        return False
+    domain = domain.lower()
+    return any(domain == d or domain.endswith("." + d) for d in domains)
 
 
-__all__ = ["RESULT_HEADER", "Answer", "match_submissions", "read_answer", "referenced_ids"]
+@dataclass
+class Match:
+    row: Any  # the submissions row
+    verdict: str  # confirmed | discrepancy | answered | bounced | note
+    how: str  # thread | earlier-thread | number
+
+
+def match_submissions(conn: Connection, config: Config, author: str | None,
+                      message_ids: list[str], answer: Answer, *, bounce: bool,
+                      auto_submitted: bool, result_header: bool) -> list[Match]:
+    """Every submission this mail is about, with what it says about each.
+
+    In a submission's thread: a bounce fails it; a mail from the issuer's domains gives its
+    verdict; one from anywhere else only `answered` (a person reads it). A mail naming the
+    number but out of the thread counts only from the issuer's domains, for the newest
+    submission of that number. An auto-reply without mailbot's result header (an
+    out-of-office) is only a `note`; so is an answer in the thread of an earlier submission
+    of a notice that was submitted again (the current submission keeps its state)."""
+    author_domain = author.rsplit("@", 1)[-1] if author and "@" in author else None
+    matches: list[Match] = []
+    if message_ids:
+        rows = conn.execute(select(submissions).where(
+            submissions.c.state.in_(ANSWERABLE),
+            or_(submissions.c.message_id.in_(message_ids),
+                *(submissions.c.earlier_ids.contains(i, autoescape=True) for i in message_ids)),
+        ).order_by(submissions.c.id))
+        for row in rows:
+            how = "thread" if row.message_id in message_ids else "earlier-thread"
+            matches.append(Match(row, _verdict(row, config, author_domain, answer, bounce,
+                                               auto_submitted, result_header, how), how))
+    if matches or not answer.numbers or not author_domain or bounce:
+        return matches
+    newest: dict[str, Any] = {}
+    for row in conn.execute(select(submissions).where(
+            submissions.c.guarantee_number.in_(answer.numbers),
+            submissions.c.state.in_(ANSWERABLE)).order_by(submissions.c.id)):
+        rule = config.submissions.get(row.issuer or "")
+        if rule is not None and in_domains(author_domain, rule.answer_domains()):
+            newest[row.guarantee_number] = row  # an amended guarantee: its latest submission
+    return [Match(row, _verdict(row, config, author_domain, answer, bounce, auto_submitted,
+                                result_header, "number"), "number")
+            for row in newest.values()]
+
+
+def _verdict(row: Any, config: Config, author_domain: str | None, answer: Answer,
+             bounce: bool, auto_submitted: bool, result_header: bool, how: str) -> str:
+    if bounce:
+        return "bounced"
+    if how == "earlier-thread" or (auto_submitted and not result_header):
+        return "note"
+    rule = config.submissions.get(row.issuer or "")
+    if rule is None or not in_domains(author_domain, rule.answer_domains()):
+        return "answered"  # someone else wrote in the thread: a person must read it
+    return answer.per_number.get(row.guarantee_number, answer.verdict)
+
+
+__all__ = ["RESULT_HEADER", "Answer", "Match", "in_domains", "match_submissions",
+           "read_answer", "referenced_ids"]
