@@ -68,6 +68,9 @@ class Record:
 class PageReading:
     notices: list[Notice]
     incomplete: bool
+    # Numbers that stood alone, without any key (and nothing else in doubt): a typed body may
+    # name the number of a notice attached to the same mail ("保証契約番号：…" as a cover line).
+    lone_numbers: tuple[str, ...] = ()
 
 
 # List marks and opening brackets that may stand before a label: 1. ① ■ 【 「 （ → ★ …
@@ -274,7 +277,10 @@ def read_fields(lines: list[Line], layout: Layout, origin: str) -> PageReading:
         current.values[field_name] = value
     records.append(current)
     if doubtful or any(r.partial() for r in records):
-        return PageReading([], True)
+        partial = [r for r in records if r.partial()]
+        lone = () if doubtful or any("auth_key" in r.values for r in partial) else tuple(
+            r.values["guarantee_number"] for r in partial)
+        return PageReading([], True, lone)
     # Only a notice page names its surety; typed text is the contractor's words.
     surety = _find_surety(lines, layout) if "#page=" in origin else None
     notices = [

@@ -27,6 +27,7 @@ CID_RATIO = 0.2  # share of "(cid:N)" glyphs above which a page's text is unusab
 class PdfReading:
     notices: list[Notice] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    lone_numbers: tuple[str, ...] = ()  # typed text only: see fields.PageReading
 
 
 @dataclass

@@ -129,8 +129,9 @@ class Reader:
         # The same pair typed in the body and in the attached PDF is one notice: keep the
         # occurrence that says the most (the PDF's kind and names), else the first.
         kept: dict[tuple[str, str], int] = {}
-        for piece in pending.pieces:
-            reading = piece if isinstance(piece, PdfReading) else self._result(*piece)
+        readings = [piece if isinstance(piece, PdfReading) else self._result(*piece)
+                    for piece in pending.pieces]
+        for reading in readings:
             for notice in reading.notices:
                 key = (notice.guarantee_number, notice.auth_key)
                 if key not in kept:
@@ -138,6 +139,11 @@ class Reader:
                     result.notices.append(notice)
                 elif _richness(notice) > _richness(result.notices[kept[key]]):
                     result.notices[kept[key]] = notice
+            if reading.lone_numbers and set(reading.lone_numbers) <= {
+                    n.guarantee_number for other in readings if other is not reading
+                    for n in other.notices}:
+                # A cover line naming the number of a notice the mail carries: not incomplete.
+                continue
             problems.extend(p for p in reading.problems if p not in problems)
         if not result.notices and not problems:
             problems.append(
@@ -178,4 +184,4 @@ def _read_text(item: BodyText) -> PdfReading:
                 "(or one broken across lines)",
             )
         )
-    return PdfReading(list(reading.notices), problems)
+    return PdfReading(list(reading.notices), problems, reading.lone_numbers)

@@ -152,3 +152,34 @@ def test_a_single_wide_space_stays_inside_a_name():
 def test_huge_typed_values_give_no_notice():
     result = read("保証契約番号：" + "1" * 60000 + "\n" + "認証キー：\n" * 5000)
     assert result.notices == []
+
+
+def _mail_with_cover_line(cover: str) -> bytes:
+    from email.message import EmailMessage
+
+    from mailbot.samples.notice_pdf import render_notice_pdf
+
+    from .notices import FIELDS
+
+    message = EmailMessage()
+    message["From"] = "tanto@maru.example.jp"
+    message["Subject"] = "提出"
+    message.set_content(f"工事名：〇〇浄水場\n{cover}\n")
+    message.add_attachment(render_notice_pdf(FIELDS), maintype="application", subtype="pdf",
+                           filename="お知らせ.pdf")
+    return message.as_bytes()
+
+
+def test_a_cover_line_naming_the_attached_notices_number_is_not_incomplete():
+    from parsers import Reader
+
+    from .notices import FIELDS
+
+    ok = Reader().read_bytes(_mail_with_cover_line(f"保証契約番号：{FIELDS.guarantee_number}"), "m")
+    assert [n.guarantee_number for n in ok.notices] == [FIELDS.guarantee_number]
+    assert ok.problems == []
+    # Another number, or a key without its number, still says the text is incomplete.
+    other = Reader().read_bytes(_mail_with_cover_line("保証契約番号：35075-09999M"), "m")
+    assert [p.code for p in other.problems] == ["incomplete_notice"]
+    key = Reader().read_bytes(_mail_with_cover_line("認証キー：Ab3dEf7hJk9m"), "m")
+    assert [p.code for p in key.problems] == ["incomplete_notice"]
