@@ -19,9 +19,31 @@ def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     print(f"{args.file}: ok")
     print(f"  store: {config.store_url or '(default: --store, MAILBOT_STORE_URL, ./mailbot.db)'}")
+    contractor = config.contractor
+    if contractor is not None:
+        print(f"  contractor: {contractor.name} <{contractor.from_addr}>; staff "
+              f"{', '.join(contractor.staff)}; reminder after {contractor.remind_after_days} "
+              "business days")
     for key, policy in config.issuers.items():
         aliases = f" (aliases: {', '.join(policy.aliases)})" if policy.aliases else ""
         print(f"  issuer {key}: {policy.name}{aliases}; rules: {', '.join(policy.chain)}")
+        rule = config.submissions.get(key)
+        if rule is None:
+            continue
+        addresses = ", ".join([*(f"{k} → {a}" for k, a in rule.to_by_kind),
+                               *([f"otherwise → {rule.to}"] if rule.to else [])])
+        subjects = "; ".join([*(f"{k}: {t}" for k, t in rule.subject_by_kind),
+                              f"otherwise: {rule.subject}"])
+        window = (f"{rule.window.start:%H:%M}–{rule.window.end:%H:%M}" if rule.window
+                  else "the default window")
+        print(f"    submission: {addresses}\n    subject {subjects}\n"
+              f"    body lines {' / '.join(rule.fields)}; {rule.charset}; {window}"
+              + (f"; files {', '.join(f.name for f in rule.attachments)}"
+                 if rule.attachments else ""))
+    for number, project in enumerate(config.projects, 1):
+        print(f"  project rule {number} {project.name}: /{project.pattern.pattern}/"
+              + (f" → {project.issuer}" if project.issuer else "")
+              + (f", 工事番号 {project.project_no}" if project.project_no else ""))
     for mailbox in config.mailboxes:
         where = (f"{mailbox.user}@{mailbox.host}:{mailbox.port}/{mailbox.folder}"
                  if mailbox.kind == "imap" else f"{mailbox.listen_host}:{mailbox.listen_port}")

@@ -230,6 +230,9 @@ def test_cli_lists_shows_and_replays_submissions(side, tmp_path):
     assert "to_addr    keiyaku@city.example.jp" in show.stdout
     assert "route      保証データ: 発注者「〇〇市」" in show.stdout
     assert mailbot("submissions", "show", "99", "--config", path).returncode == 1
+    check = mailbot("config", "check", path)
+    assert "    submission: otherwise → keiyaku@city.example.jp" in check.stdout, check.stderr
+    assert "body lines 受注者 / 担当者氏名・連絡先 / 工事名 / 保証名称" in check.stdout
     status = mailbot("status", "--config", path)
     assert "submissions: queued 1, unroutable 1" in status.stdout, status.stderr
     # Replay says what would happen to a mail, and writes nothing.
