@@ -118,11 +118,13 @@ class Pipeline:
                            facts: MailFacts, body: str) -> None:
         now = datetime.now(UTC)
         record, writes = decide_contractor(raw, facts, mailbox, self.config, self.store,
-                                           self.reader, self.outbox, entry.id, now)
+                                           self.reader, self.outbox, entry.id, now,
+                                           backfill=not entry.reply_wanted)
 
         def apply(conn: Any, record: dict[str, Any], at: datetime) -> str | None:
             writes.apply(conn, record, at)
-            done = record["status"] in ("submitted", "duplicate", "answer", "ignored")
+            done = record["status"] in ("submitted", "duplicate", "answer", "ignored",
+                                        "backfill")
             if record["status"] == "answer" and any(
                     a["verdict"] != "confirmed" for a in record.get("answers", [])):
                 done = False

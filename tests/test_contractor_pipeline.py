@@ -314,3 +314,19 @@ def test_mail_without_a_readable_notice_tells_the_staff_what_to_do(side):
     assert feed(answer("来週の打ち合わせの件", sender="eigyo@maru.example.jp",
                        subject="打ち合わせ"))["status"] == "no_notice"
     assert len(staff_mail(store)) == 2
+
+
+def test_old_mail_at_a_first_sync_is_not_submitted(side):
+    config, store, feed = side
+    ledger = Ledger(store.engine, Spool(config.spool_dir))
+    row = ledger.receive("queue", mail("35075-00001M", "〇〇浄水場"), reply_wanted=False).id
+    pipeline = Pipeline(config, store, ledger, Reader())
+    while pipeline.process_one():
+        pass
+    record = json.loads(ledger.get(row).decision)
+    assert record["status"] == "backfill"
+    assert [n["guarantee_number"] for n in record["notices"]] == ["35075-00001M"]
+    assert select_all(store, submissions) == [] and select_all(store, outbox) == []
+    # Forwarded again now, it is submitted.
+    again = mail("35075-00001M", "〇〇浄水場").replace(b"Message-ID: <", b"Message-ID: <n", 1)
+    assert feed(again)["status"] == "submitted"

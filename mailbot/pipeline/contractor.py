@@ -69,6 +69,7 @@ class Writes:
     answer: Answer | None = None
     problems: list[dict[str, str]] = field(default_factory=list)  # {code, origin}, for staff
     no_pdf_notice: bool = False  # about a guarantee, but nothing to submit: staff must act
+    quiet: bool = False  # backfill: record, but write no mail
 
     def apply(self, conn: Connection, record: dict[str, Any], now: datetime) -> None:
         if self.answers:
@@ -188,6 +189,8 @@ class Writes:
                now: datetime) -> None:
         contractor = self.config.contractor
         assert contractor is not None
+        if self.quiet:
+            return
         raw, message_id, subject = staff_mail(self.config, template, context, now)
         self.outbox.insert(conn, "alert", list(contractor.staff), raw, message_id, subject, now,
                            immediate=True, ledger_id=self.ledger_id)
@@ -228,9 +231,13 @@ def never_submit(facts: MailFacts, config: Config) -> str | None:
 
 def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, config: Config,
                       store: Store, reader: Reader, outbox: Outbox, ledger_id: int,
-                      now: datetime) -> tuple[dict[str, Any], Writes]:
-    """The decision record (finished by `Writes.apply`) and the writes it needs."""
-    writes = Writes(config, outbox, ledger_id, facts)
+                      now: datetime, backfill: bool = False) -> tuple[dict[str, Any], Writes]:
+    """The decision record (finished by `Writes.apply`) and the writes it needs.
+
+    `backfill`: old mail met at a first sync (`--since`): answers are recorded, but nothing
+    is submitted and no staff mail is written (those notices were most likely handled by
+    hand; forwarding one again submits it)."""
+    writes = Writes(config, outbox, ledger_id, facts, quiet=backfill)
     contents = walk_message(raw, reader.limits)
     texts = [item.text for item in contents.items if isinstance(item, BodyText)]
     header = BytesHeaderParser(policy=compat32).parsebytes(raw).get(RESULT_HEADER)
@@ -259,6 +266,9 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
     record["notices"] = [{"guarantee_number": n.guarantee_number, "kind": n.kind,
                           "project_name": n.project_name, "origin": n.origin}
                          for n in parsed.notices]
+    if backfill:
+        record.update(status="backfill", reason="old mail at the first sync: not submitted")
+        return record, writes
     record["problems"] = [p.to_dict() for p in parsed.problems]
     writes.problems = [{"code": p.code, "origin": p.origin} for p in parsed.problems
                        if p.code != "no_notice_found"]
