@@ -38,6 +38,7 @@ from mailbot.samples.notice_pdf import NoticeFields, render_notice_pdf  # noqa: 
 from mailbot.store import GuaranteeEvent, Store  # noqa: E402
 from mailbot.store.schema import outbox, submissions  # noqa: E402
 from parsers import PdfPool, Reader  # noqa: E402
+from tests.configs import CONTRACTOR  # noqa: E402
 
 SECRET = b"bench-submit-secret-0123456789"
 CONFIG = """
@@ -45,13 +46,7 @@ CONFIG = """
 url = "sqlite:///{db}"
 [spool]
 dir = "{spool}"
-[contractor]
-name = "〇〇建設株式会社"
-from = "denshi@maru.example.jp"
-person = "工務部 〇〇"
-contact = "03-0000-0000"
-staff = ["jimu@maru.example.jp"]
-[issuers.city]
+""" + CONTRACTOR + """[issuers.city]
 name = "〇〇市"
 [issuers.city.submission]
 to = "keiyaku@city.example.jp"

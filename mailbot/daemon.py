@@ -121,6 +121,8 @@ class Pipeline:
                                            self.reader, self.outbox, entry.id, now,
                                            backfill=not entry.reply_wanted)
 
+        chosen: list[str | None] = []
+
         def apply(conn: Any, record: dict[str, Any], at: datetime) -> str | None:
             writes.apply(conn, record, at)
             done = record["status"] in ("submitted", "duplicate", "answer", "ignored",
@@ -128,11 +130,13 @@ class Pipeline:
             if record["status"] == "answer" and any(
                     a["verdict"] != "confirmed" for a in record.get("answers", [])):
                 done = False
-            return mailbox_action(mailbox, mailbox.done_folder if done else mailbox.review_folder)
+            chosen[:] = [mailbox_action(mailbox, mailbox.done_folder if done
+                                        else mailbox.review_folder)]
+            return chosen[0]
 
         self.ledger.decide(entry.id, record, None, None, now=now, attempt=entry.attempts,
                            body_sha256=body, extra=apply)
-        self._log(entry, facts, mailbox, record, record.get("action"))
+        self._log(entry, facts, mailbox, record, chosen[0] if chosen else None)
 
     def _log(self, entry: Entry, facts: MailFacts, mailbox: MailboxConfig,
              record: dict[str, Any], action: str | None) -> None:

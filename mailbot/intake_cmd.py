@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from .cli_args import add_config_and_store
 from .config import Config, load_config
 from .errors import UsageError
 from .ledger import Ledger, Spool
@@ -23,7 +24,7 @@ from .verify_cmd import parse_date_arg
 
 def register(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run the intake daemon (sources, pipeline, scheduler)")
-    _common(run)
+    add_config_and_store(run)
     run.add_argument("--since", metavar="DATE", help="backfill IMAP mail received since DATE")
     run.add_argument("--reply-to-backfill", action="store_true",
                      help="also reply to the backfilled mail (default: decide, do not reply)")
@@ -31,12 +32,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.set_defaults(func=run_daemon)
 
     status = commands.add_parser("status", help="per-mailbox counts, backlog and last error")
-    _common(status)
+    add_config_and_store(status)
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=run_status)
 
     replay = commands.add_parser("replay", help="decide .eml files with no servers involved")
-    _common(replay)
+    add_config_and_store(replay)
     replay.add_argument("paths", nargs="+", metavar="PATH")
     replay.add_argument("--mailbox", help="decide as if received by this mailbox "
                         "(default: the first issuer mailbox)")
@@ -49,15 +50,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                          ("show", "show one with its traceback"),
                          ("retry", "put one back in line with fresh attempts")):
         cmd = sub.add_parser(action, help=text)
-        _common(cmd)
+        add_config_and_store(cmd)
         if action != "list":
             cmd.add_argument("id", type=int, metavar="ID")
         cmd.set_defaults(func=run_quarantine)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", required=True, help="mailbot.toml")
-    parser.add_argument("--store", metavar="URL", help="override the config's store URL")
 
 
 def _open(args: argparse.Namespace) -> tuple[Config, Store, Ledger]:

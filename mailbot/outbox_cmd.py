@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from .cli_args import add_config_and_store
 from .config import load_config
 from .outbox import OutboxRow
 from .outbox.outbox import STATES
@@ -20,7 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
 
     listing = sub.add_parser("list", help="list outbox rows, oldest first")
-    _common(listing)
+    add_config_and_store(listing)
     listing.add_argument("--state", choices=STATES, help="only rows in this state")
     listing.add_argument("--json", action="store_true", help="a JSON array of rows")
     listing.set_defaults(func=run_outbox)
@@ -28,14 +29,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     for action, text in (("retry", "put a failed row back in line with a new deadline"),
                          ("cancel", "never send a queued or failed row")):
         cmd = sub.add_parser(action, help=text)
-        _common(cmd)
+        add_config_and_store(cmd)
         cmd.add_argument("id", type=int, metavar="ID")
         cmd.set_defaults(func=run_outbox)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", required=True, help="mailbot.toml")
-    parser.add_argument("--store", metavar="URL", help="override the config's store URL")
 
 
 def _row_dict(row: OutboxRow) -> dict:

@@ -21,11 +21,11 @@ from mailbot.ledger.ledger import utc
 from mailbot.outbox.outbox import Outbox, OutboxRow, ReplyRow, SmtpSettings
 from mailbot.outbox.window import SendWindow
 from mailbot.replies.render import (
-    REPO_TEMPLATES,
     ReplySettings,
     new_message_id,
     render_reply,
     render_staff,
+    template_dirs,
 )
 from mailbot.store import Store
 from mailbot.store.schema import ledger, reply_requests
@@ -72,15 +72,13 @@ class Replier:
 
     def settings_for(self, policy: IssuerPolicy, template_set: str | None = None
                      ) -> ReplySettings:
-        dirs = (self.config.template_dir, REPO_TEMPLATES) if self.config.template_dir else (
-            REPO_TEMPLATES,)
         return ReplySettings(
             from_addr=policy.reply_from or self.config.smtp.from_addr,
             from_name=policy.reply_name or policy.name,
             charset=policy.charset,
             signature=policy.signature,
             template_set=template_set or policy.template_set,
-            template_dirs=tuple(d for d in dirs if d is not None),
+            template_dirs=template_dirs(self.config.template_dir),
         )
 
     def _domain(self, settings: ReplySettings) -> str:

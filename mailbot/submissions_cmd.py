@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from .cli_args import add_config_and_store
 from .config import load_config
 from .store import Store, resolve_store_url
 from .store.schema import ledger, submissions
@@ -25,19 +26,14 @@ def register(commands: argparse._SubParsersAction) -> None:
                                  help="contractor side: submissions to issuers and their answers")
     sub = parser.add_subparsers(dest="submissions_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="list submissions, oldest first")
-    _common(listing)
+    add_config_and_store(listing)
     listing.add_argument("--state", choices=STATES, help="only submissions in this state")
     listing.add_argument("--json", action="store_true", help="a JSON array of submissions")
     listing.set_defaults(func=run_submissions)
     show = sub.add_parser("show", help="one submission: route, mail, answer")
-    _common(show)
+    add_config_and_store(show)
     show.add_argument("id", type=int, metavar="ID")
     show.set_defaults(func=run_submissions)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", required=True, help="mailbot.toml")
-    parser.add_argument("--store", metavar="URL", help="override the config's store URL")
 
 
 def _as_dict(row: Any) -> dict[str, Any]:

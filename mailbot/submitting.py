@@ -22,7 +22,7 @@ from mailbot.config import Config
 from mailbot.ledger.ledger import utc
 from mailbot.outbox.outbox import Outbox, OutboxRow
 from mailbot.outbox.window import SendWindow
-from mailbot.replies.render import REPO_TEMPLATES, ReplySettings, new_message_id, render_staff
+from mailbot.replies.render import ReplySettings, new_message_id, render_staff, template_dirs
 from mailbot.store.schema import submissions
 
 log = logging.getLogger("mailbot.submitting")
@@ -40,11 +40,10 @@ SUBJECTS = {"contractor_alert": "【電子保証提出・要対応】", "reminde
 def contractor_settings(config: Config) -> ReplySettings:
     contractor = config.contractor
     assert contractor is not None
-    dirs = tuple(d for d in (config.template_dir, REPO_TEMPLATES) if d is not None)
     return ReplySettings(from_addr=contractor.from_addr,
                          from_name=contractor.from_name or contractor.name,
                          signature=contractor.signature, template_set=contractor.template_set,
-                         template_dirs=dirs)
+                         template_dirs=template_dirs(config.template_dir))
 
 
 def staff_mail(config: Config, template: str, context: dict[str, Any], now: datetime

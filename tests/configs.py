@@ -1,4 +1,5 @@
-"""mailbot.toml text for tests and benches: one 〇〇市 issuer and one mailbox of it."""
+"""mailbot.toml text for tests and benches: one 〇〇市 issuer and one mailbox of it; the
+[contractor] table of 〇〇建設 for the contractor side."""
 
 from __future__ import annotations
 
@@ -18,3 +19,13 @@ def issuer_config(store_url: str, spool: object = "spool", *, imap_port: int | N
         '[[mailboxes]]\nname = "keiyaku"\nrole = "issuer"\nissuer = "maru"\n'
         f"{source}{extra}"
     )
+
+
+# Who submits on the contractor side (a [contractor] table; its staff hear what needs a person).
+CONTRACTOR = """[contractor]
+name = "〇〇建設株式会社"
+from = "denshi@maru.example.jp"
+person = "工務部 〇〇"
+contact = "03-0000-0000"
+staff = ["jimu@maru.example.jp"]
+"""

@@ -27,14 +27,13 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from mailbot.config import load_config
-from mailbot.daemon import Daemon
 from mailbot.samples.notice_pdf import NoticeFields, render_notice_pdf
 from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import ledger, outbox, submissions
 
 from .conftest import CONTRACTOR_ADDRESS, ISSUER_ADDRESS, TEST_SECRET
 from .servers import free_port
-from .test_daemon import wait_for
+from .test_daemon import Running, wait_for
 
 STAFF = "jimu@maru.example.jp"
 KEY = "Z28YUEAJ38ux"
@@ -141,26 +140,6 @@ def _configs(tmp_path, dovecot, relay) -> tuple:
     return issuer_store, contractor_store
 
 
-class Running:
-    def __init__(self, path, store) -> None:
-        self.daemon = Daemon(load_config(path), store, workers=1)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.daemon.start()
-        self.daemon.run()
-
-    def __enter__(self) -> Daemon:
-        self.thread.start()
-        return self.daemon
-
-    def __exit__(self, *exc: object) -> None:
-        self.daemon.stop.set()
-        self.daemon.news.set()
-        self.thread.join(timeout=30)
-        self.daemon.shutdown()
-
-
 def rows(store: Store, table) -> list:  # noqa: ANN001
     with store.engine.connect() as conn:
         return list(conn.execute(select(table).order_by(table.c.id)))
@@ -180,8 +159,8 @@ def test_submission_is_verified_answered_and_recorded(sides, dovecot, relay, tmp
     dovecot.deliver(CONTRACTOR_ADDRESS, surety_mail("35075-00001M", KEY, "〇〇浄水場△△修繕工事"))
     dovecot.deliver(CONTRACTOR_ADDRESS, surety_mail("35075-00002M", KEY, "〇〇浄水場□□更新工事",
                                                     kind="契約保証"))
-    with (Running(tmp_path / "issuer.toml", issuer_store),
-          Running(tmp_path / "contractor.toml", contractor_store)):
+    with (Running(load_config(tmp_path / "issuer.toml"), issuer_store),
+          Running(load_config(tmp_path / "contractor.toml"), contractor_store)):
         wait_for(lambda: {r.state for r in rows(contractor_store, submissions)}
                  == {"confirmed", "discrepancy"}, 120, "both answers recorded")
         wait_for(lambda: relay.to(STAFF), 30, "the staff alert about the discrepancy")
@@ -231,8 +210,8 @@ def test_same_notice_twice_is_submitted_once(sides, dovecot, relay, tmp_path):
         b"Message-ID: <", b"Message-ID: <fwd.", 1)
     dovecot.deliver(CONTRACTOR_ADDRESS, mail)
     dovecot.deliver(CONTRACTOR_ADDRESS, forwarded)
-    with (Running(tmp_path / "issuer.toml", issuer_store),
-          Running(tmp_path / "contractor.toml", contractor_store)):
+    with (Running(load_config(tmp_path / "issuer.toml"), issuer_store),
+          Running(load_config(tmp_path / "contractor.toml"), contractor_store)):
         wait_for(lambda: [r.state for r in rows(contractor_store, submissions)] == ["confirmed"],
                  120, "the one submission confirmed")
         wait_for(lambda: len(rows(contractor_store, ledger)) == 3, 30, "the answer recorded")
@@ -251,7 +230,7 @@ def test_kill_9_while_sending_gives_one_submission(sides, dovecot, relay, tmp_pa
     relay.hold_submission = 30  # the relay has the message but sits on its 250
     dovecot.deliver(CONTRACTOR_ADDRESS, surety_mail("35075-00001M", KEY, "〇〇浄水場△△修繕工事"))
     with open(tmp_path / "contractor.log", "ab") as log, \
-            Running(tmp_path / "issuer.toml", issuer_store):
+            Running(load_config(tmp_path / "issuer.toml"), issuer_store):
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         try:
             wait_for(relay.holding.is_set, 90, "the submission at the relay")

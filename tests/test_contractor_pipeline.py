@@ -26,6 +26,7 @@ from mailbot.store.schema import ledger as ledger_table
 from mailbot.store.schema import outbox, submissions
 from parsers import Reader
 
+from .configs import CONTRACTOR
 from .test_submission_forms import mail
 
 # Tuesday 2026-11-24 10:00 JST: inside the default window.
@@ -38,13 +39,7 @@ dir = "{spool}"
 [smtp]
 host = "127.0.0.1"
 port = {port}
-[contractor]
-name = "〇〇建設株式会社"
-from = "denshi@maru.example.jp"
-person = "工務部 〇〇"
-contact = "03-0000-0000"
-staff = ["jimu@maru.example.jp"]
-remind_after_days = 2
+""" + CONTRACTOR + """remind_after_days = 2
 [issuers.city]
 name = "〇〇市"
 [issuers.city.submission]
@@ -194,12 +189,19 @@ def test_digest_lists_open_and_what_needs_a_person(side):
     assert "担当者の対応が必要なもの（1件）" in digest and "35075-09999M：提出先不明" in digest
 
 
-def test_a_refused_submission_fails_and_the_staff_hear_of_it(side, sink):
+def refused_submission(side, sink) -> Replier:  # noqa: ANN001
+    """A notice submitted, and the relay refusing the issuer's address for good."""
     config, store, feed = side
     feed(mail("35075-00001M", "〇〇浄水場"))
     sink.rcpt_answers["keiyaku@city.example.jp"] = "550 5.1.1 no such user"
     replier = Replier(config, store)
     replier.flush(TUESDAY)
+    return replier
+
+
+def test_a_refused_submission_fails_and_the_staff_hear_of_it(side, sink):
+    config, store, feed = side
+    replier = refused_submission(side, sink)
     [row] = select_all(store, submissions)
     assert row.state == "failed" and "550" in row.reason
     alert = staff_mail(store)[-1]

@@ -14,7 +14,6 @@ from mailbot.config import ConfigError, load_config
 from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
 from mailbot.outbox.outbox import Outbox
-from mailbot.replying import Replier
 from mailbot.store import GuaranteeEvent
 from mailbot.store.schema import outbox, submissions
 from parsers import Reader
@@ -24,6 +23,7 @@ from .test_contractor_pipeline import (
     TUESDAY,
     answer,
     make_side,
+    refused_submission,
     select_all,
     staff_mail,
     submitted,
@@ -146,10 +146,7 @@ def test_two_colleagues_resending_at_once_make_one_submission(side, monkeypatch)
 
 def test_retrying_a_replaced_submission_is_refused(side, sink):
     config, store, feed = side
-    feed(mail("35075-00001M", "〇〇浄水場"))
-    sink.rcpt_answers["keiyaku@city.example.jp"] = "550 5.1.1 no such user"
-    replier = Replier(config, store)
-    replier.flush(TUESDAY)
+    replier = refused_submission(side, sink)
     [failed] = select_all(store, outbox, outbox.c.kind == "submission")
     assert failed.state == "failed"
     feed(mail("35075-00001M", "〇〇浄水場").replace(b"Message-ID: <", b"Message-ID: <z", 1))

@@ -22,15 +22,10 @@ from mailbot.submit.plan import plan_notice
 from parsers import Reader
 from parsers.mime import BodyText, walk_message
 
-NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
-CONFIG = """
-[contractor]
-name = "〇〇建設株式会社"
-from = "denshi@maru.example.jp"
-person = "工務部 〇〇"
-contact = "03-0000-0000"
-staff = ["jimu@maru.example.jp"]
+from .configs import CONTRACTOR
 
+NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+CONFIG = CONTRACTOR + """
 [issuers.city]
 name = "〇〇市"
 departments = { "前払金保証" = "会計課" }

@@ -40,6 +40,10 @@ log = logging.getLogger("mailbot.outbox")
 
 KINDS = ("reply", "digest", "alert", "submission")
 STATES = ("queued", "sent", "failed", "cancelled")
+# A submission follows its outbox row into a state only from these (once the issuer has
+# answered, or the notice was submitted again, the row's fate no longer decides it).
+_SUBMISSION_FROM = {"sent": ("queued",), "failed": ("queued",), "queued": ("failed",),
+                    "cancelled": ("queued", "failed")}
 TLS_MODES = ("ssl", "starttls", "none")
 
 
@@ -164,6 +168,18 @@ def _checked_subject(raw: bytes, message_id: str) -> str | None:
         raise ValueError(
             f"the rendered message's Message-ID {found_id!r} is not the chosen {message_id!r}")
     return subject
+
+
+def _checked_recipients(kind: str, to_addrs: list[str]) -> list[str]:
+    """The bare addresses of a row of `kind`, or ValueError."""
+    if kind not in KINDS:
+        raise ValueError(f"outbox kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    addresses = [a.strip() for a in to_addrs if a.strip()]
+    if not addresses:
+        raise ValueError("an outbox message needs at least one recipient")
+    if any("," in a for a in addresses):
+        raise ValueError(f"recipients must be bare addresses: {addresses!r}")
+    return addresses
 
 
 def _smtp_error(exc: BaseException) -> tuple[bool, str]:
@@ -302,13 +318,7 @@ class Outbox:
     ) -> int:
         """Queue a digest or an alert; returns its row id. Queueing the same Message-ID again
         returns the existing row instead of adding a second one."""
-        if kind not in KINDS:
-            raise ValueError(f"outbox kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        addresses = [a.strip() for a in to_addrs if a.strip()]
-        if not addresses:
-            raise ValueError("an outbox message needs at least one recipient")
-        if any("," in a for a in addresses):
-            raise ValueError(f"recipients must be bare addresses: {addresses!r}")
+        addresses = _checked_recipients(kind, to_addrs)
         existing = self._id_of(message_id)
         if existing is not None:
             return existing
@@ -337,11 +347,7 @@ class Outbox:
     ) -> int:
         """Add a row inside the caller's transaction (so a decision and the mail it causes
         commit together); returns its id. A Message-ID already queued raises IntegrityError."""
-        if kind not in KINDS:
-            raise ValueError(f"outbox kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        addresses = [a.strip() for a in to_addrs if a.strip()]
-        if not addresses or any("," in a for a in addresses):
-            raise ValueError(f"recipients must be one or more bare addresses: {addresses!r}")
+        addresses = _checked_recipients(kind, to_addrs)
         if window is not None and window not in self.windows:
             raise ValueError(f"no send window named {window!r}")
         _checked_subject(raw, message_id)
@@ -492,19 +498,11 @@ class Outbox:
                 update(outbox).where(outbox.c.id == row.id).values(
                     state="sent", sent_at=now, attempts=row.attempts + 1, last_error=note,
                     claimed_at=None))
-            if row.kind == "submission":
-                conn.execute(update(submissions)
-                             .where(submissions.c.message_id == row.message_id,
-                                    submissions.c.state == "queued")
-                             .values(state="sent", sent_at=now))
-            if row.reply_request_id is not None:
-                conn.execute(update(reply_requests)
-                             .where(reply_requests.c.id == row.reply_request_id)
-                             .values(state="sent"))
-                if row.ledger_id is not None:
-                    conn.execute(update(ledger)
-                                 .where(ledger.c.id == row.ledger_id, ledger.c.state == "decided")
-                                 .values(state="replied"))
+            self._request_state(conn, row.id, "sent", sent_at=now)
+            if row.reply_request_id is not None and row.ledger_id is not None:
+                conn.execute(update(ledger)
+                             .where(ledger.c.id == row.ledger_id, ledger.c.state == "decided")
+                             .values(state="replied"))
         report.sent.append(row.id)
         log.info("outbox row %d (%s) sent to %s", row.id, row.message_id, row.to_addrs)
 
@@ -536,12 +534,7 @@ class Outbox:
                     last_error=error[:2000], claimed_at=None)
             ).rowcount
             if done:
-                self._request_state(conn, row.id, "failed")
-                if row.kind == "submission":
-                    conn.execute(update(submissions)
-                                 .where(submissions.c.message_id == row.message_id,
-                                        submissions.c.state == "queued")
-                                 .values(state="failed", reason=error[:2000]))
+                self._request_state(conn, row.id, "failed", reason=error[:2000])
         if not done:
             return
         report.failed.append(row.id)
@@ -556,11 +549,20 @@ class Outbox:
                 log.exception("outbox row %d: on_permanent_failure raised", row.id)
 
     @staticmethod
-    def _request_state(conn: Connection, row_id: int, state: str) -> None:
-        """Keep the reply request (if any) in step with its outbox row."""
+    @staticmethod
+    def _request_state(conn: Connection, row_id: int, state: str,
+                       **submission_values: Any) -> None:
+        """Keep what the outbox row carries out — a reply request, or a contractor's
+        submission (with `submission_values`) — in step with the row's new state."""
         request = select(outbox.c.reply_request_id).where(outbox.c.id == row_id).scalar_subquery()
         conn.execute(update(reply_requests).where(reply_requests.c.id == request)
                      .values(state=state))
+        mail = (select(outbox.c.message_id)
+                .where(outbox.c.id == row_id, outbox.c.kind == "submission").scalar_subquery())
+        conn.execute(update(submissions)
+                     .where(submissions.c.message_id == mail,
+                            submissions.c.state.in_(_SUBMISSION_FROM[state]))
+                     .values(state=state, **submission_values))
 
     # -- administration ---------------------------------------------------------------
     def get(self, row_id: int, with_raw: bool = False) -> OutboxRow | None:
@@ -596,12 +598,7 @@ class Outbox:
                     deadline=self._deadline(now, row.immediate, row.window))
             ).rowcount
             if done:
-                self._request_state(conn, row_id, "queued")
-                if row.kind == "submission":
-                    conn.execute(update(submissions)
-                                 .where(submissions.c.message_id == row.message_id,
-                                        submissions.c.state == "failed")
-                                 .values(state="queued", reason=None))
+                self._request_state(conn, row_id, "queued", reason=None)
         return bool(done)
 
     def cancel(self, row_id: int) -> bool:
@@ -614,12 +611,6 @@ class Outbox:
             ).rowcount
             if done:
                 self._request_state(conn, row_id, "cancelled")
-                conn.execute(update(submissions)
-                             .where(submissions.c.message_id == select(outbox.c.message_id)
-                                    .where(outbox.c.id == row_id, outbox.c.kind == "submission")
-                                    .scalar_subquery(),
-                                    submissions.c.state.in_(("queued", "failed")))
-                             .values(state="cancelled"))
         return bool(done)
 
     def failed_since(self, since: datetime) -> list[OutboxRow]:

@@ -93,6 +93,11 @@ class ReplySettings:
     template_dirs: tuple[Path, ...] = (REPO_TEMPLATES,)  # searched in order
 
 
+def template_dirs(own: Path | None) -> tuple[Path, ...]:
+    """Where templates are looked up: the admin's folder (`[templates] dir`), then ours."""
+    return (own, REPO_TEMPLATES) if own is not None else (REPO_TEMPLATES,)
+
+
 def new_message_id(domain: str) -> str:
     """A fresh, unique ``<…@domain>`` for one outgoing mail."""
     if not _DOMAIN.fullmatch(domain or ""):

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from mailbot.config import Config
-from mailbot.replies.render import REPO_TEMPLATES, new_message_id
+from mailbot.replies.render import new_message_id, template_dirs
 from mailbot.store import Store
 from mailbot.submit import issuer_window
 from parsers.model import Notice
@@ -48,10 +47,6 @@ class Plan:
                 "issuer": self.issuer, "found_by": self.found_by, "to": self.to_addr,
                 "subject": self.subject, "reason": self.reason, "trail": self.trail,
                 "files": self.files, "message_id": self.message_id}
-
-
-def template_dirs(config: Config) -> tuple[Path, ...]:
-    return tuple(d for d in (config.template_dir, REPO_TEMPLATES) if d is not None)
 
 
 def notice_hash(store: Store, notice: Notice) -> str:
@@ -105,7 +100,7 @@ def plan_notice(notice: Notice, attachments: dict[str, File], texts: list[str], 
                                      policy.department_for(notice.kind), choice.project_no)
         plan.raw, plan.subject = render_submission(
             context, rule, contractor, to_addr, files, plan.message_id, now,
-            template_dirs(config), policy.template_set)
+            template_dirs(config.template_dir), policy.template_set)
     except SubmissionError as exc:
         plan.reason = str(exc)
         return plan
