@@ -35,14 +35,23 @@ log = logging.getLogger("mailbot.daemon")
 decisions_log = logging.getLogger("mailbot.decision")
 
 RESYNC_MINUTES = 10
+
+
+def wall_clock() -> datetime:
+    """The real time, aware and in UTC: the default of every clock a test may replace."""
+    return datetime.now(UTC)
+
+
 REMIND_MINUTES = 30
 
 
 class Pipeline:
     """Claims ledger rows and decides them; usable without any source (tests, replay)."""
 
-    def __init__(self, config: Config, store: Store, ledger: Ledger, reader: Reader) -> None:
+    def __init__(self, config: Config, store: Store, ledger: Ledger, reader: Reader,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
+        self.clock = clock or wall_clock  # decisions and the mail they cause are stamped by it
         self.store = store
         self.ledger = ledger
         self.reader = reader
@@ -100,7 +109,7 @@ class Pipeline:
         decision = decide(raw, facts, mailbox, self.config, self.store, self.reader,
                           entry.received_at, reply_wanted=entry.reply_wanted)
         self.ledger.decide(entry.id, decision.record, decision.reply, decision.action,
-                           attempt=entry.attempts, body_sha256=body)
+                           now=self.clock(), attempt=entry.attempts, body_sha256=body)
         self._log(entry, facts, mailbox, decision.record, decision.action)
 
     def _second_copy(self, entry: Entry, mailbox: MailboxConfig, facts: MailFacts,
@@ -111,12 +120,13 @@ class Pipeline:
                   "sender": facts.sender, "subject": facts.subject, "status": "duplicate",
                   "duplicate_of": first, "outcomes": [], "problems": [], "notices": []}
         action = mailbox_action(mailbox, mailbox.done_folder)
-        self.ledger.decide(entry.id, record, None, action, attempt=entry.attempts)
+        self.ledger.decide(entry.id, record, None, action, now=self.clock(),
+                           attempt=entry.attempts)
         self._log(entry, facts, mailbox, record, action)
 
     def _decide_contractor(self, entry: Entry, mailbox: MailboxConfig, raw: bytes,
                            facts: MailFacts, body: str) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         record, writes = decide_contractor(raw, facts, mailbox, self.config, self.store,
                                            self.reader, self.outbox, entry.id, now,
                                            backfill=not entry.reply_wanted)
@@ -157,10 +167,11 @@ class Daemon:
         self.store = store
         self.ledger = Ledger(store.engine, Spool(config.spool_dir))
         self.pool = PdfPool(workers, limits or Limits())
-        self.pipeline = Pipeline(config, store, self.ledger, Reader(self.pool, self.pool.limits))
+        self.clock = clock or wall_clock
+        self.pipeline = Pipeline(config, store, self.ledger, Reader(self.pool, self.pool.limits),
+                                 clock=self.clock)
         self.since = since
         self.pipelines = workers + 1
-        self.clock = clock or (lambda: datetime.now(UTC))
         self.outbox_seconds = outbox_seconds or config.smtp.flush_seconds
         self.replier = Replier(config, store)
         self.reply_to_backfill = reply_to_backfill

@@ -122,7 +122,17 @@ service lmtp {{
 service anvil {{
   chroot =
 }}
-"""
+{environment}"""
+# Dovecot's master clears the environment of the processes it starts: under scripts/test's
+# faketime runs, IMAP and LMTP must see the same faked clock as the tests (INTERNALDATE).
+_FAKETIME_ENV = ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC", "FAKE_UTIME")
+
+
+def _dovecot_environment() -> str:
+    if not os.environ.get("FAKETIME"):
+        return ""
+    names = " ".join(n for n in _FAKETIME_ENV if os.environ.get(n))
+    return f"import_environment = TZ {names}\n"
 
 
 def _port_open(port: int) -> bool:
@@ -186,7 +196,8 @@ class Dovecot:
         )
         self.config_path = self.root / "dovecot.conf"
         config = _DOVECOT_CONF.format(
-            root=self.root, imap_port=self.imap_port, lmtp_port=self.lmtp_port)
+            root=self.root, imap_port=self.imap_port, lmtp_port=self.lmtp_port,
+            environment=_dovecot_environment())
         if imap_capability is not None:  # e.g. without IDLE and MOVE, to test fallbacks
             config += f"imap_capability = {imap_capability}\n"
         self.config_path.write_text(config)

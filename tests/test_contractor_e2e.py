@@ -35,6 +35,8 @@ from .conftest import CONTRACTOR_ADDRESS, ISSUER_ADDRESS, TEST_SECRET
 from .servers import free_port
 from .test_daemon import Running, wait_for
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 STAFF = "jimu@maru.example.jp"
 KEY = "Z28YUEAJ38ux"
 ALL_HOURS = ('start = "00:00"\nend = "23:59:59"\n'

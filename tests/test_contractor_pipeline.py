@@ -29,6 +29,8 @@ from parsers import Reader
 from .configs import CONTRACTOR
 from .test_submission_forms import mail
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 # Tuesday 2026-11-24 10:00 JST: inside the default window.
 TUESDAY = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 CONFIG = """
@@ -54,13 +56,16 @@ addresses = ["denshi@maru.example.jp"]
 """
 
 
-def make_side(store, store_url, tmp_path, sink, extra: str = ""):  # noqa: ANN001
+def make_side(store, store_url, tmp_path, sink, extra: str = "",  # noqa: ANN001
+              now: datetime = TUESDAY):
+    """Config, store and a `feed(raw)` that decides one mail with the clock stopped at `now`
+    (the code under test never reads the wall clock here)."""
     path = tmp_path / "mailbot.toml"
     text = CONFIG.format(url=store_url, spool=tmp_path / "spool", port=sink.settings.port)
     path.write_text(text.replace("[[mailboxes]]", extra + "[[mailboxes]]", 1), encoding="utf-8")
     config = load_config(path)
     ledger = Ledger(store.engine, Spool(config.spool_dir))
-    pipeline = Pipeline(config, store, ledger, Reader())
+    pipeline = Pipeline(config, store, ledger, Reader(), clock=lambda: now)
 
     def feed(raw: bytes) -> dict:
         row = ledger.receive("queue", raw).id
@@ -276,8 +281,8 @@ def test_a_disputed_notice_forwarded_again_is_submitted_again(side):
 def test_a_submission_waits_for_its_issuers_own_window(store, store_url, sink, tmp_path):
     config, store, feed = make_side(store, store_url, tmp_path, sink,
                                     '[issuers.city.submission.window]\nstart = "10:00"\n'
-                                    'end = "11:00"\n\n')
-    feed(mail("35075-00001M", "〇〇浄水場"))
+                                    'end = "11:00"\n\n', now=TUESDAY - timedelta(hours=1))
+    feed(mail("35075-00001M", "〇〇浄水場"))  # decided at 09:00 JST
     [row] = select_all(store, outbox)
     assert row.window == "issuer:city"
     replier = Replier(config, store)
@@ -322,7 +327,7 @@ def test_old_mail_at_a_first_sync_is_not_submitted(side):
     config, store, feed = side
     ledger = Ledger(store.engine, Spool(config.spool_dir))
     row = ledger.receive("queue", mail("35075-00001M", "〇〇浄水場"), reply_wanted=False).id
-    pipeline = Pipeline(config, store, ledger, Reader())
+    pipeline = Pipeline(config, store, ledger, Reader(), clock=lambda: TUESDAY)
     while pipeline.process_one():
         pass
     record = json.loads(ledger.get(row).decision)

@@ -30,6 +30,8 @@ from .test_contractor_pipeline import (
 )
 from .test_submission_forms import mail
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 
 @pytest.fixture
 def side(store, store_url, tmp_path, sink):
@@ -115,7 +117,7 @@ def test_two_colleagues_resending_at_once_make_one_submission(side, monkeypatch)
     submitted(store)
     feed(answer("35075-00001M の認証キーが一致しません。"))
     ledger = Ledger(store.engine, Spool(config.spool_dir))
-    pipeline = Pipeline(config, store, ledger, Reader())
+    pipeline = Pipeline(config, store, ledger, Reader(), clock=lambda: TUESDAY)
     # Hold both decisions just before their outbox rows, so both have read the submission.
     barrier = threading.Barrier(2, timeout=3)
     real_insert = Outbox.insert

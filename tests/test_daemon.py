@@ -30,6 +30,8 @@ from mailbot.store.schema import ledger, reply_requests
 from .configs import issuer_config
 from .conftest import TEST_SECRET
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 USER = "keiyaku@issuer.example.jp"
 DONE, REVIEW = "電子保証/処理済", "電子保証/要確認"
 

@@ -5,6 +5,10 @@ import subprocess
 import sys
 from email import message_from_bytes, policy
 
+import pytest
+
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 
 def _mail(path):
     return message_from_bytes(path.read_bytes(), policy=policy.default)

@@ -23,6 +23,8 @@ from mailbot.store.schema import mailbox_state
 from .conftest import ISSUER_ADDRESS, MAIL_USERS
 from .servers import dovecot_server
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 DONE_FOLDER = "電子保証/処理済"
 MAILBOX = "issuer-inbox"
 

@@ -17,6 +17,8 @@ from parsers import Reader
 from .configs import issuer_config
 from .conftest import TEST_SECRET
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 RAW = b"From: a@maru.example.jp\r\nMessage-ID: <q@maru.example.jp>\r\nSubject: test\r\n\r\nhi\r\n"
 
 

@@ -29,6 +29,8 @@ from .configs import issuer_config
 from .conftest import TEST_SECRET
 from .servers import free_port
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 JST = ZoneInfo("Asia/Tokyo")
 FROM = "keiyaku@issuer.example.jp"
 CONTRACTOR = "contractor@maru.example.jp"

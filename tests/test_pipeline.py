@@ -19,6 +19,8 @@ from parsers import Reader
 
 from .conftest import TEST_SECRET
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 SAMPLES = {s.name: s for s in all_samples(["ejcs_cid", "zip_encrypted", "two_pdfs"])}
 CONFIG = """
 [store]

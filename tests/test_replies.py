@@ -23,6 +23,8 @@ from mailbot.replies import (
 )
 from parsers.model import PROBLEM_CODES
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 JST = timezone(timedelta(hours=9))
 NOW = datetime(2026, 7, 1, 10, 30, tzinfo=JST)
 FULL_KEY = "Z28YUEAJ38ux"

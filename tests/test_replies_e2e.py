@@ -23,6 +23,8 @@ from .configs import issuer_config
 from .conftest import TEST_SECRET
 from .test_daemon import USER, notice_mail, wait_for
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 SMTP = """
 [smtp]
 host = "127.0.0.1"

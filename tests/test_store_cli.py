@@ -12,6 +12,8 @@ from mailbot.store import Store
 
 from .conftest import TEST_SECRET
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 HEADER = "保証契約番号,認証キー,商品名,発注者名,請負契約者,工事名,請負金額,保証金額,保証期限,対象\n"
 ROWS = (
     "35075-00001M,Z28YUEAJ38ux,前払金保証,〇〇市,〇〇建設 株式会社,〇〇浄水場△△修繕工事,"

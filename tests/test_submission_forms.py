@@ -24,6 +24,8 @@ from parsers.mime import BodyText, walk_message
 
 from .configs import CONTRACTOR
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 CONFIG = CONTRACTOR + """
 [issuers.city]

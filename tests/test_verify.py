@@ -11,6 +11,8 @@ from mailbot.store import GuaranteeEvent
 from mailbot.verify import OUTCOMES, AmountRules, IssuerPolicy, Submission, Throttle, verify
 from mailbot.verify.rules import RULES
 
+pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
+
 KEY = "Z28YUEAJ38ux"
 ON = date(2026, 8, 1)
 BASE = dict(
