@@ -4,6 +4,13 @@ The decision record is the audit trail (notices with keys masked, problems, the 
 rules that fired, the outcome); the reply request is what the outbox will send (the
 confirmation or the discrepancy template and its facts); the folder is where the message
 goes in its mailbox once the decision is safely recorded. No key is ever written in clear.
+
+Which problems ask the contractor to send again is the reader's call, made by what an
+attachment is: a PDF, a zip of them, a forwarded mail or typed text can hold a notice, so a
+problem with one is a problem of the mail (a discrepancy reply names it). An image, an
+office document or any other file cannot; it is not searched, and whatever is wrong with it
+only goes into the record's `ignored` list. A mail whose notices all verified and whose
+only oddities are such files is confirmed.
 """
 
 from __future__ import annotations
@@ -143,6 +150,7 @@ def decide(
         "outcomes": outcomes,
         "notices": [_masked(n.to_dict()) for n in parsed.notices],
         "problems": [p.to_dict() for p in parsed.problems],
+        "ignored": [i.to_dict() for i in parsed.ignored],
         "warnings": parsed.warnings,
         "routing": {"issuer": routing.issuer, "department": routing.department,
                     "template_set": routing.template_set, "notify": routing.notify,
