@@ -19,6 +19,7 @@ import sys
 import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -32,13 +33,16 @@ from mailbot.samples.notice_pdf import NoticeFields, render_notice_pdf
 from mailbot.samples.office import docx, odf, truncated, xlsx
 from mailbot.samples.zips import encrypted_zip
 from mailbot.store import GuaranteeEvent
+from mailbot.store.schema import outbox
 from parsers import Limits, Reader
 from parsers.filekind import sniff
 
 from .configs import issuer_config
 from .issuer_daemon import accepted, decision, issuer_daemon, settled
 from .notices import FIELDS
+from .test_contractor_pipeline import make_side, select_all
 from .test_daemon import USER, wait_for
+from .test_submission_forms import mail as submission_mail
 
 PDF = render_notice_pdf(FIELDS)
 NOTICE = "attachment:認証キーのお知らせ.pdf#page=1"
@@ -342,3 +346,18 @@ def test_an_xlsx_beside_a_good_notice_gets_one_clean_confirmation(dovecot, sink,
     assert record["status"] == "verified" and record["problems"] == []
     assert [i["origin"] for i in record["ignored"]] == ["attachment:工事費内訳書.xlsx",
                                                         "attachment:見積書.xlsx"]
+
+
+def test_the_contractor_side_submits_and_tells_the_staff_nothing(store, store_url, tmp_path,
+                                                                 sink):
+    """A surety's mail with the notice PDF and a damaged spreadsheet: the notice is
+    submitted, the staff get no 'cannot read' alert, the record lists the spreadsheet."""
+    _config, store, feed = make_side(store, store_url, tmp_path, sink)
+    raw = submission_mail("35075-00001M", "〇〇浄水場△△修繕工事")
+    message = message_from_bytes(raw, policy=policy.default)
+    message.add_attachment(truncated(xlsx()), maintype="application", subtype="octet-stream",
+                           filename="内訳書.xlsx")
+    record = feed(message.as_bytes())
+    assert record["status"] == "submitted" and record["problems"] == []
+    assert [i["origin"] for i in record["ignored"]] == ["attachment:内訳書.xlsx"]
+    assert [r.kind for r in select_all(store, outbox)] == ["submission"]
