@@ -5,17 +5,23 @@ UTF-8 without it; both are decoded here. A password-protected archive (the PPAP 
 cannot be read and is reported as `encrypted_archive`. Expansion is bounded by member count,
 total size and compression ratio, checked against what is actually inflated, not only
 against the sizes the archive declares.
+
+Whether a zip is an archive at all (and not an .xlsx or an .odt) is `filekind`'s call. An
+archive whose member names all say they cannot hold a notice (photos, spreadsheets …) costs
+the sender nothing when it cannot be opened: locked, over the limits or damaged member by
+member, it is listed as ignored, not as a problem; so is a member of that kind that cannot
+be extracted.
 """
 
 from __future__ import annotations
 
-import io
 import zipfile
 from dataclasses import dataclass, field
 
+from .filekind import ZIP_MAGIC, kind_by_name, may_hold_notice, open_zip
 from .limits import Limits
 from .mime import sanitize_name
-from .model import Problem
+from .model import Ignored, Problem
 
 _UTF8_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
@@ -31,10 +37,23 @@ class Member:
 class Expansion:
     members: list[Member] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
+
+    def refuse(self, problem: Problem, names: list[str]) -> Expansion:
+        """The archive cannot be opened: a problem, unless no member can be a notice."""
+        if names and not any(map(may_hold_notice, names)):
+            shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+            self.ignored.append(Ignored(problem.origin, "archive",
+                                        f"not opened ({problem.detail}); it holds no file that "
+                                        f"can be a notice: {shown}"))
+        else:
+            self.problems.append(problem)
+        return self
 
 
 def is_zip(data: bytes) -> bool:
-    return data[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+    """Starts like a zip file: an archive, or an office document (see `filekind.zip_kind`)."""
+    return data[:4] in ZIP_MAGIC
 
 
 def member_name(info: zipfile.ZipInfo) -> str:
@@ -58,50 +77,52 @@ def expand_zip(data: bytes, origin: str, limits: Limits) -> Expansion:
     """The files inside the zip `data`; `origin` names the archive (`attachment:a.zip`)."""
     out = Expansion()
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = open_zip(data)
         infos = [i for i in archive.infolist() if not i.is_dir()]
     except Exception as exc:  # BadZipFile, NotImplementedError, IndexError … on hostile input
         out.problems.append(Problem("unreadable_attachment", origin, f"the zip is damaged ({exc})"))
         return out
+    names = [_safe_path(member_name(i)) for i in infos]
     if any(i.flag_bits & _ENCRYPTED_FLAG for i in infos):
-        out.problems.append(
+        return out.refuse(
             Problem(
                 "encrypted_archive",
                 origin,
                 "the zip is password-protected (ask for it without a password)",
-            )
+            ),
+            names,
         )
-        return out
     if len(infos) > limits.max_archive_members:
-        out.problems.append(
+        return out.refuse(
             Problem(
                 "attachment_too_large",
                 origin,
                 f"the zip holds {len(infos)} files, over the limit of "
                 f"{limits.max_archive_members}",
-            )
+            ),
+            names,
         )
-        return out
     budget = limits.max_archive_bytes
-    for info in infos:
+    for info, name in zip(infos, names, strict=True):
         declared_ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > budget or declared_ratio > limits.max_archive_ratio:
-            out.problems.append(_bomb(origin, info))
-            return out
+            return out.refuse(_bomb(origin, info), names)
         try:
             with archive.open(info) as stream:
                 content = stream.read(min(budget, limits.max_attachment_bytes) + 1)
         except Exception as exc:  # zlib.error, LZMAError, bad CRC, unsupported method …
-            out.problems.append(
-                Problem("unreadable_attachment", f"{origin}/{_safe_path(member_name(info))}",
-                        f"the zip member could not be extracted ({exc})")
-            )
+            where, detail = f"{origin}/{name}", f"the zip member could not be extracted ({exc})"
+            kind = kind_by_name(name)
+            if kind is None or kind.holds_notices:
+                out.problems.append(Problem("unreadable_attachment", where, detail))
+            else:
+                out.ignored.append(Ignored(where, kind.kind, f"{detail}; a {kind.label} "
+                                                             "cannot be a notice"))
             continue
         if len(content) > min(budget, limits.max_attachment_bytes):
-            out.problems.append(_bomb(origin, info))
-            return out
+            return out.refuse(_bomb(origin, info), names)
         budget -= len(content)
-        out.members.append(Member(_safe_path(member_name(info)), content))
+        out.members.append(Member(name, content))
     return out
 
 

@@ -146,18 +146,19 @@ def _leaf(part: EmailMessage, out: MailContents, limits: Limits, prefix: str, de
     if ctype in ("text/plain", "text/html") and disposition != "attachment":
         _add_text(part, payload, ctype, out, "body")
         return
-    if len(payload) > limits.max_attachment_bytes:
-        out.items.append(
-            Problem(
-                "attachment_too_large",
-                origin,
-                f"{len(payload):,} bytes, over the limit of {limits.max_attachment_bytes:,}",
-            )
-        )
-        return
     if ctype in ("text/plain", "text/html") or label.lower().endswith((".txt", ".htm", ".html")):
+        if len(payload) > limits.max_attachment_bytes:
+            out.items.append(
+                Problem(
+                    "attachment_too_large",
+                    origin,
+                    f"{len(payload):,} bytes, over the limit of {limits.max_attachment_bytes:,}",
+                )
+            )
+            return
         _add_text(part, payload, ctype, out, origin)  # a typed notice saved as a file
         return
+    # The reader applies the size limit: a photo over it is no reason to write back, a PDF is.
     out.items.append(Attachment(origin, label, payload, ctype))
 
 

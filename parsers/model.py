@@ -59,18 +59,33 @@ class Problem:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Ignored:
+    """An attachment that cannot hold a notice and was not searched (an image, an office
+    document, a program package …): a line of the audit trail, never a problem."""
+
+    origin: str
+    kind: str  # "document" | "package" | "image" | "archive" | "other" (see parsers.filekind)
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class ParseResult:
     """What one source (an .eml or a bare PDF) yielded.
 
     `warnings` carries facts worth an audit line that are not problems of the contract,
-    such as a lossy charset decode; it is not part of the JSON contract.
+    such as a lossy charset decode; `ignored` names the attachments that cannot hold a
+    notice and were left unread. Neither is part of the JSON contract.
     """
 
     source: str
     notices: list[Notice] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
 
     def to_json_obj(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,12 @@
 """Read every notice in a source (an .eml or a bare PDF): the reading library's entry point.
 
-`Reader` walks the message (`mime`), opens archives (`archive`), sends PDFs to a runner
-(`sandbox`: worker pool or inline) and reads typed bodies (`fields`), keeping MIME order so
-that a notice is reported once, where it says the most. `read_many` keeps several sources
-in flight so the workers stay busy, and yields results in input order.
+`Reader` walks the message (`mime`), tells what each attachment is (`filekind`), opens
+archives (`archive`), sends PDFs to a runner (`sandbox`: worker pool or inline) and reads
+typed bodies (`fields`), keeping MIME order so that a notice is reported once, where it says
+the most. An attachment that cannot hold a notice (an image, an office document, any other
+file) is not searched: it is listed in `ParseResult.ignored`, and nothing about it, not its
+size nor its damage, is a problem. `read_many` keeps several sources in flight so the
+workers stay busy, and yields results in input order.
 """
 
 from __future__ import annotations
@@ -14,18 +17,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .archive import expand_zip, is_zip
+from .archive import expand_zip
 from .fields import read_fields, text_lines
+from .filekind import ARCHIVE, PDF, ZIP_MAGIC, extension, sniff
 from .layouts import generic_layout
 from .limits import Limits
 from .mime import Attachment, BodyText, MailContents, sanitize_name, walk_message
-from .model import Notice, ParseResult, Problem
+from .model import Ignored, Notice, ParseResult, Problem
 from .pdfread import PdfReading
 from .sandbox import InlineRunner, PdfRunner, WorkerStopped
-
-
-def is_pdf(data: bytes) -> bool:
-    return b"%PDF-" in data[:1024]
 
 
 @dataclass
@@ -35,6 +35,7 @@ class _Pending:
     source: str
     pieces: list[PdfReading | tuple[Future[PdfReading], str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
 
     def add(self, *problems: Problem) -> None:
         if problems:
@@ -97,13 +98,20 @@ class Reader:
                 self._add_attachment(pending, item, depth)
 
     def _add_attachment(self, pending: _Pending, item: Attachment, depth: int) -> None:
-        # A stored (uncompressed) zip holds "%PDF-" near its start: zips are checked first.
-        if is_zip(item.data):
-            self._add_zip(pending, item, depth)
-        elif is_pdf(item.data):
+        what = sniff(item.name, item.data, item.content_type)
+        size, limit = len(item.data), self.limits.max_attachment_bytes
+        if not what.holds_notices:
+            pending.ignored.append(Ignored(item.origin, what.kind, f"{what.label}: not searched"
+                                           f" for notices ({size:,} bytes)"))
+        elif size > limit:
+            pending.add(Problem("attachment_too_large", item.origin,
+                                f"{size:,} bytes, over the limit of {limit:,}"))
+        elif what.kind == ARCHIVE and item.data[:4] in ZIP_MAGIC:
+            self._add_zip(pending, item, depth)  # a damaged zip: expand_zip says how
+        elif what.kind == PDF and not what.damaged:
             pending.pieces.append((self.runner.submit(item.data, item.origin), item.origin))
-        elif item.name.lower().endswith((".pdf", ".zip")):
-            kind = item.name.rsplit(".", 1)[-1].upper()
+        else:  # named .pdf or .zip, and not one
+            kind = extension(item.name).upper()
             pending.add(
                 Problem("unreadable_attachment", item.origin, f"the file named .{kind.lower()} "
                         f"is not a {kind} (damaged, or another format renamed)")
@@ -115,6 +123,7 @@ class Reader:
             return
         expansion = expand_zip(item.data, item.origin, self.limits)
         pending.add(*expansion.problems)
+        pending.ignored.extend(expansion.ignored)
         for member in expansion.members:
             origin = f"{item.origin}/{member.name}"
             if member.name.lower().endswith(".eml"):
@@ -124,7 +133,7 @@ class Reader:
                 self._add_attachment(pending, Attachment(origin, member.name, member.data), depth + 1)
 
     def _finish(self, pending: _Pending) -> ParseResult:
-        result = ParseResult(pending.source, warnings=pending.warnings)
+        result = ParseResult(pending.source, warnings=pending.warnings, ignored=pending.ignored)
         problems: list[Problem] = []
         # The same pair typed in the body and in the attached PDF is one notice: keep the
         # occurrence that says the most (the PDF's kind and names), else the first.

@@ -270,6 +270,7 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
         record.update(status="backfill", reason="old mail at the first sync: not submitted")
         return record, writes
     record["problems"] = [p.to_dict() for p in parsed.problems]
+    record["ignored"] = [i.to_dict() for i in parsed.ignored]  # photos, office files …
     writes.problems = [{"code": p.code, "origin": p.origin} for p in parsed.problems
                        if p.code != "no_notice_found"]
     if not parsed.notices:

@@ -4,6 +4,14 @@ The decision record is the audit trail (notices with keys masked, problems, the 
 rules that fired, the outcome); the reply request is what the outbox will send (the
 confirmation or the discrepancy template and its facts); the folder is where the message
 goes in its mailbox once the decision is safely recorded. No key is ever written in clear.
+
+Which problems ask the contractor to send again is the reader's call, made by what an
+attachment is: a PDF, a zip of them, a forwarded mail or typed text can hold a notice, so a
+problem with one is a problem of the mail (a discrepancy reply names it). An image, an
+office document or any other file cannot; it is not searched, and whatever is wrong with it
+only goes into the record's `ignored` list. A mail whose notices all verified and whose
+only oddities are such files is confirmed. A reply goes only to an address that passes
+`addresses.reply_address`; otherwise the record's `reply_skipped` says why.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from mailbot.store import Store
 from mailbot.verify import IssuerPolicy, Submission, VerifyResult, verify
 from parsers import ParseResult, Reader
 
+from .addresses import Unanswerable, reply_address
 from .facts import MailFacts
 from .route import Routing, route
 
@@ -42,11 +51,13 @@ class Decision:
 
 
 def reply_blocked(facts: MailFacts, own_addresses: tuple[str, ...] = ()) -> str | None:
-    """Why this mail must not get an automatic reply (RFC 3834), or None."""
+    """Why this mail must not get an automatic reply (RFC 3834, or no valid address), or None."""
     if not facts.sender:
         return "no sender address"
-    if not facts.sender.isascii() or "," in facts.sender or " " in facts.sender:
-        return f"sender address {facts.sender!r} cannot be answered by SMTP"
+    try:
+        address = reply_address(facts.sender)
+    except Unanswerable as exc:
+        return f"sender address {facts.sender[:120]!r} cannot be answered by SMTP: {exc}"
     if facts.auto_submitted and facts.auto_submitted.lower() != "no":
         return f"Auto-Submitted: {facts.auto_submitted}"
     if facts.precedence and facts.precedence.lower() in _LIST_PRECEDENCE:
@@ -55,9 +66,9 @@ def reply_blocked(facts: MailFacts, own_addresses: tuple[str, ...] = ()) -> str 
         return "mailing list (List-Id)"
     if facts.return_path is not None and facts.return_path.strip() in ("<>", ""):
         return "null sender (bounce)"
-    if facts.sender.split("@", 1)[0] in _ROBOT_LOCALPARTS:
-        return f"robot sender {facts.sender}"
-    if facts.sender in own_addresses:
+    if address.split("@", 1)[0].lower() in _ROBOT_LOCALPARTS:
+        return f"robot sender {address}"
+    if address.lower() in {a.lower() for a in own_addresses}:
         return "our own address"
     return None
 
@@ -130,7 +141,7 @@ def decide(
     reply = None
     if mailbox.role == "issuer" and blocked is None and facts.sender:
         reply = ReplyRequest(
-            to_addr=facts.sender,
+            to_addr=reply_address(facts.sender),
             template="confirmation" if status == "verified" else "discrepancy",
             context=_reply_context(parsed, results, facts, routing, policy),
         )
@@ -143,6 +154,7 @@ def decide(
         "outcomes": outcomes,
         "notices": [_masked(n.to_dict()) for n in parsed.notices],
         "problems": [p.to_dict() for p in parsed.problems],
+        "ignored": [i.to_dict() for i in parsed.ignored],
         "warnings": parsed.warnings,
         "routing": {"issuer": routing.issuer, "department": routing.department,
                     "template_set": routing.template_set, "notify": routing.notify,

@@ -65,6 +65,8 @@ VARIANTS: dict[str, Builder] = {
     "body_two_notices": vb.body_two_notices,
     "prose_only": vb.prose_only,
     "owner_password_cid": va.owner_password_cid,
+    "office_beside_pdf": va.office_beside_pdf,
+    "damaged_office_beside_pdf": va.damaged_office_beside_pdf,
 }
 
 #: Variants that attack the reader (bombs, timeouts): left out of the corpus by default.
@@ -144,6 +146,8 @@ _FIXED: dict[str, list[tuple[str, str, str, str, str]]] = {
     ],
     "prose_only": [("35075-02233F", "Mk2Nj3Bh4Vg5", _ADV, _P1, _C1)],
     "owner_password_cid": [("35075-02334G", "Vg5Cf6Xd7Zs0", _ADV, _P1, _C1)],
+    "office_beside_pdf": [("35075-02435H", "Xc4Vb5Nm6Lk7", _ADV, _P2, _C2)],
+    "damaged_office_beside_pdf": [("35075-02536J", "Qa7Ws8Ed9Rf0", _CON, _P5, _C1)],
 }
 
 

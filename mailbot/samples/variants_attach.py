@@ -31,6 +31,7 @@ from mailbot.samples.mails import (
     text_part,
 )
 from mailbot.samples.notice_pdf import NoticeFields, render_notice_pdf
+from mailbot.samples.office import docx, odf, truncated, xlsx
 from mailbot.samples.special_pdfs import (
     render_decompression_bomb_pdf,
     render_image_only_pdf,
@@ -45,6 +46,9 @@ EJCS_NAME = "電子保証にかかる「認証キー」のお知らせ.pdf"
 SHORT_NAME = "認証キーのお知らせ.pdf"
 OTHER_NAME = "請負代金内訳書.pdf"
 ZIP_TYPE = "application/x-zip-compressed"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+ODT_TYPE = "application/vnd.oasis.opendocument.text"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -281,3 +285,32 @@ def pdf_bomb(case: Case) -> Sample:
 def slow_pdf(case: Case) -> Sample:
     exp = expected(problems=[problem("read_timeout", "attachment:slow.pdf")])
     return _single(case, render_slow_pdf(), "slow.pdf", exp=exp)
+
+
+def office_beside_pdf(case: Case) -> Sample:
+    """The notice PDF with the 内訳書 as .xlsx, a cover letter as .docx and one as .odt: the
+    office documents are not archives to search, and not problems."""
+    env = envelope(case, f"【電子保証】{case.a.project_name}（内訳書添付）")
+    letter = [f"{case.a.project_name}", "電子保証の「認証キーのお知らせ」を提出いたします。"]
+    parts = [
+        attachment_part(notice_pdf_bytes(case.a), SHORT_NAME),
+        attachment_part(xlsx(), "工事費内訳書.xlsx", ctype=XLSX_TYPE),
+        attachment_part(docx(letter), "送付状.docx", ctype=DOCX_TYPE),
+        attachment_part(odf(letter), "送付状.odt", ctype=ODT_TYPE),
+    ]
+    data = mail_with_attachments(env, greeting(case), parts, tag=case.name)
+    return _eml(case, data, expected([notice(case.a, page(f"attachment:{SHORT_NAME}"))]))
+
+
+def damaged_office_beside_pdf(case: Case) -> Sample:
+    """The notice PDF with a truncated .xlsx and a truncated .odt sent as an octet-stream
+    named without extension: damage in a file that cannot hold a notice is no problem of the
+    mail (the second is known by its local headers alone)."""
+    env = envelope(case, f"【電子保証】{case.a.project_name}")
+    parts = [
+        attachment_part(notice_pdf_bytes(case.a), SHORT_NAME),
+        attachment_part(truncated(xlsx()), "工事費内訳書.xlsx", ctype=XLSX_TYPE),
+        attachment_part(truncated(odf(["送付状"])), "送付状", ctype="application/octet-stream"),
+    ]
+    data = mail_with_attachments(env, greeting(case), parts, tag=case.name)
+    return _eml(case, data, expected([notice(case.a, page(f"attachment:{SHORT_NAME}"))]))

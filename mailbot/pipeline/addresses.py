@@ -1,0 +1,82 @@
+"""Can an address taken from a mail be written to? A strict RFC 5322 / RFC 5321 check.
+
+A header address is the sender's bytes: it may carry control characters, an encoded word
+that was never decoded, a `|` in its domain or a 300-character label. Such an address gets
+no reply, and the decision records why (`mailbot.pipeline.decide.reply_blocked`).
+
+The syntax is checked by `email-validator` (syntax only: no DNS, no deliverability probe).
+It implements the RFC 5322 dot-atom and quoted-string local parts, the RFC 5321 length
+limits, hostnames of LDH labels and IDNA 2008 (with UTS #46 mapping, through `idna`), and it
+says in one sentence what is wrong, which is what the decision record needs; a hand-written
+regex gets IDN and the length rules wrong. On top of it, this module decides:
+
+- No control characters (C0, DEL, C1), no U+FFFD and no lone surrogates (bytes that did not
+  decode), no ``=?`` (an RFC 2047 encoded word left undecoded: RFC 2047 §5 allows none in an
+  addr-spec, so one there means the header was broken or decoded wrongly).
+- The local part is ASCII: replies are sent without SMTPUTF8 (RFC 6531), so a ``田中@…``
+  cannot be answered. A quoted local part is accepted when the quotes hold only letters,
+  digits, atext symbols, dots and spaces — what the legacy addresses of Japanese mobile
+  carriers need (``"taro..yamada"@docomo.ne.jp``); a backslash, a quote or one of
+  ``( ) < > [ ] : ; @ ,`` inside the quotes is refused: that is how one address is made to
+  mean another to different parsers and relays. The unquoted ``taro..yamada@…`` is invalid
+  RFC 5322 and gets no reply.
+- The domain is a hostname with a real top-level domain (not numeric, not special-use such
+  as ``.test``, ``.local``, ``.invalid``, ``.onion``), each label at most 63 octets, the
+  address at most 254 (RFC 5321 §4.5.3.1). An internationalised domain (``例え.jp``) is
+  accepted when IDNA encodes it, and the reply goes to its A-label form (``xn--…``), which
+  every relay delivers. A domain literal (``[192.0.2.1]``) is valid RFC 5322 but refused:
+  no contractor writes from one, and a reply to an IP address is a way to make our relay
+  reach hosts it should not.
+"""
+
+from __future__ import annotations
+
+import re
+
+from email_validator import EmailNotValidError, validate_email
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffd]")
+_QUOTED_LOCAL = re.compile(r"\"[A-Za-z0-9!#$%&'*+/=?^_`{|}~. -]+\"")
+_MAX_INPUT = 1000  # longer than any valid address: refused before the library works on it
+
+
+class Unanswerable(ValueError):
+    """The address cannot be written to; ``str()`` says why, for the decision record."""
+
+
+def reply_address(address: str | None) -> str:
+    """`address` as an SMTP recipient: ASCII, domain in lower case, IDN as A-labels.
+
+    Raises `Unanswerable` saying why when it is not a valid RFC 5322 mailbox we can send to.
+    """
+    if not address:
+        raise Unanswerable("no address")
+    bad = _CONTROL.search(address)
+    if bad:
+        raise Unanswerable(f"a control character or an undecodable byte (U+{ord(bad.group()):04X})")
+    if "=?" in address:
+        raise Unanswerable("an RFC 2047 encoded word left undecoded (=?…?=)")
+    if len(address) > _MAX_INPUT:
+        raise Unanswerable(f"{len(address)} characters, far over the 254 of RFC 5321")
+    try:
+        valid = validate_email(
+            address, check_deliverability=False, allow_smtputf8=False,
+            allow_quoted_local=True, allow_domain_literal=True, globally_deliverable=True,
+            strict=True)
+    except EmailNotValidError as exc:
+        raise Unanswerable(str(exc)) from None
+    except Exception as exc:  # a library fault on hostile input: refusing is the safe answer
+        raise Unanswerable(f"the address could not be checked ({exc!r:.100})") from None
+    if getattr(valid, "domain_address", None) is not None:  # set only for a domain literal
+        raise Unanswerable("a domain literal (an IP address): replies go to host names only")
+    local, domain = valid.ascii_local_part, valid.ascii_domain
+    if local is None or domain is None:  # allow_smtputf8=False: both are set when valid
+        raise Unanswerable("no ASCII form")
+    if local.startswith('"') and not _QUOTED_LOCAL.fullmatch(local):
+        raise Unanswerable("a quoted local part holding a backslash, a quote or one of "
+                           "( ) < > [ ] : ; @ ,")
+    result = f"{local}@{domain}"
+    # RFC 5321 §4.5.3.1, checked on what is sent (the library checks it too).
+    if len(local) > 64 or len(result) > 254 or any(len(x) > 63 for x in domain.split(".")):
+        raise Unanswerable("longer than RFC 5321 allows")
+    return result
