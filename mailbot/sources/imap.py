@@ -6,7 +6,9 @@ SINCE a date — on the first sync and after a UIDVALIDITY change) with `BODY.PE
 \\Seen is never set, and hands each to `Ledger.receive()`, which spools it durably. The
 state advances only after a batch is in the ledger; a full re-sync records the new
 UIDVALIDITY only when it has finished, so a crash in the middle repeats it and the ledger's
-content hash makes the repetition harmless (nothing skipped, nothing duplicated).
+content hash makes the repetition harmless (nothing skipped, nothing duplicated). Every UID
+is its own ledger row: a second byte-identical copy in the folder and a mail a clerk moved
+back into it are recorded, decided (as a duplicate, or again) and moved like any other.
 
 `apply_actions()` then carries out the mailbox actions the pipeline decided (`move:FOLDER`,
 `keyword:KW`), always by UID and only for rows recorded under the current UIDVALIDITY.
