@@ -281,6 +281,65 @@ def test_a_message_seen_for_the_first_time_is_no_copy(ledger):
     assert ledger.earlier_copy(ledger.get(one), body_sha256(_mail(4))) is None
 
 
+def test_a_notice_moved_back_into_the_contractors_queue_is_planned_again(store, store_url,
+                                                                          tmp_path, monkeypatch):
+    """The contractor side: a notice nobody could route is filed for review; once the
+    register names its issuer, the clerk moves it back and it is submitted (a duplicate
+    copy beside it is not)."""
+    from sqlalchemy import select as sql_select
+
+    from mailbot.store.schema import submissions
+
+    from .configs import CONTRACTOR
+    from .test_submission_forms import mail as notice_with_pdf
+
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")
+    path = tmp_path / "contractor.toml"
+    path.write_text(
+        f'[store]\nurl = "{store_url}"\n[spool]\ndir = "{tmp_path / "spool"}"\n' + CONTRACTOR
+        + '[issuers.city]\nname = "〇〇市"\n[issuers.city.submission]\n'
+        'to = "keiyaku@city.example.jp"\nsubject = "【電子保証】{{ project_name }}"\n'
+        '[[mailboxes]]\nname = "queue"\nrole = "contractor"\nkind = "imap"\n'
+        'host = "127.0.0.1"\nport = 1\ntls = "none"\nuser = "denshi@maru.example.jp"\n'
+        'password_env = "MAILBOT_TEST_IMAP_PASSWORD"\n', encoding="utf-8")
+    config = load_config(path)
+    ledger = Ledger(store.engine, Spool(config.spool_dir))
+    pipeline = Pipeline(config, store, ledger, Reader())
+    raw = notice_with_pdf("35075-00042M", "村道〇〇線舗装工事")
+
+    def decided(uid: int) -> dict:
+        row = ledger.receive("queue", raw, uidvalidity=9, uid=uid).id
+        while pipeline.process_one():
+            pass
+        entry = ledger.get(row)
+        if entry.action_state == "pending":  # what the IMAP watcher does once it moved it
+            ledger.action_done(row)
+        return {"id": row, **json.loads(entry.decision)}
+
+    first = decided(1)
+    assert first["status"] == "unroutable"
+    store.apply([GuaranteeEvent("35075-00042M", "new", KEY, issuer="〇〇市", source="t")])
+    again = decided(2)  # moved back by the clerk
+    assert (again["status"], again["redecision_of"]) == ("submitted", first["id"])
+    with store.engine.connect() as conn:
+        [submission] = conn.execute(sql_select(submissions.c.id, submissions.c.state,
+                                               submissions.c.issuer)).all()
+    assert (submission.state, submission.issuer) == ("queued", "city")
+    # The clerk copies it back twice: the first copy is decided again (the notice is
+    # submitted already: no second submission), the second is a duplicate of it.
+    copy = ledger.receive("queue", raw, uidvalidity=9, uid=3).id
+    other = ledger.receive("queue", raw, uidvalidity=9, uid=4).id
+    while pipeline.process_one():
+        pass
+    redecided = json.loads(ledger.get(copy).decision)
+    assert redecided["redecision_of"] == again["id"]
+    assert [s["result"] for s in redecided["submissions"]] == [
+        f"duplicate of submission {submission.id}"]
+    assert json.loads(ledger.get(other).decision)["duplicate_of"] == copy
+    with store.engine.connect() as conn:
+        assert len(conn.execute(sql_select(submissions.c.id)).all()) == 1
+
+
 # -- mailbot status ----------------------------------------------------------------------------
 def test_status_counts_decided_mail_not_yet_filed_as_backlog(tmp_path, monkeypatch):
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")

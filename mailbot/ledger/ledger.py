@@ -71,14 +71,22 @@ class Entry:
                     and self.action_state == "done")
 
     @property
-    def status(self) -> str | None:
-        """The decision's status ("verified", "duplicate", …); None before a decision."""
+    def record(self) -> dict[str, Any] | None:
+        """The decision record; None before a decision."""
         if not self.decision:
             return None
         try:
-            return json.loads(self.decision).get("status")
-        except (ValueError, AttributeError):
+            record = json.loads(self.decision)
+        except ValueError:
             return None
+        return record if isinstance(record, dict) else None
+
+    @property
+    def own_decision(self) -> bool:
+        """Decided on its own, not filed as a duplicate of another row's decision."""
+        record = self.record
+        return (self.state in ("decided", "replied") and record is not None
+                and "duplicate_of" not in record)
 
 
 @dataclass(frozen=True)
@@ -421,12 +429,13 @@ class Ledger:
           delivery gains other trace headers), and *every* earlier row of the message has
           been moved out of the folder by us (`action` "move:…" done; a UID found gone when
           we came to move it counts too). It is decided again against the current store;
-          `of` is the latest real decision (not a duplicate), to link and compare with.
+          `of` is the latest decision of its own (not a filed duplicate), to link and
+          compare with.
         - **duplicate** — anything else: a relay's retry (no UID), a second delivery with
           the same Message-ID and body, or a second copy while an earlier one is still in
           the folder (received, being decided, waiting for its move, or filed in place by a
           keyword). It gets no decision of its own and no reply and is filed as done; `of`
-          is the latest real decision, or the first row while none is made yet.
+          is the latest decision of its own, or the first row while none is made yet.
 
         The first row comes first by ledger id: of two copies arriving together the later
         row is the duplicate, whichever pipeline claims it first."""
@@ -435,8 +444,7 @@ class Ledger:
             return None
         head = min(r.copy_of or r.id for r in rows)
         before = [r for r in rows if r.id < entry.id]
-        decided = [r for r in rows if r.state in ("decided", "replied")
-                   and r.status not in (None, "duplicate")]
+        decided = [r for r in rows if r.own_decision]
         latest = decided[-1] if decided else None
         moved_back = (
             entry.uid is not None
@@ -445,7 +453,7 @@ class Ledger:
             and all(r.filed_away for r in before)
         )
         if moved_back and latest is not None:
-            return Earlier("redecision", latest.id, head, json.loads(latest.decision or "{}"))
+            return Earlier("redecision", latest.id, head, latest.record)
         return Earlier("duplicate", latest.id if latest else rows[0].id, head, None)
 
     def unfiled(self) -> dict[str, int]:
