@@ -444,7 +444,9 @@ class Ledger:
             return None
         head = min(r.copy_of or r.id for r in rows)
         before = [r for r in rows if r.id < entry.id]
-        decided = [r for r in rows if r.own_decision]
+        # The decision to link: the latest one before it (a later one only when a row that
+        # was quarantined is decided after its copies).
+        decided = [r for r in before if r.own_decision] or [r for r in rows if r.own_decision]
         latest = decided[-1] if decided else None
         moved_back = (
             entry.uid is not None
