@@ -306,3 +306,29 @@ def test_uidvalidity_change_finds_copies_again_and_a_moved_back_mail_anew(doveco
     assert sorted(e.message_id for e in entries if e.state == "received") == [
         "<test-2@maru.example.jp>"]
     assert ledger.get(ids["<test-2@maru.example.jp>"]).action_state == "done"
+
+
+class DeliveringLedger(Ledger):
+    """A real ledger that has one mail delivered while the watcher is between its SEARCH
+    and IDLE (when it records the folder's state): the server then announces the mail in
+    the answer to the watcher's next command, not in IDLE."""
+
+    def __init__(self, engine, spool, server) -> None:
+        super().__init__(engine, spool)
+        self.server = server
+        self.pending = [mail(1)]
+
+    def set_mailbox_state(self, *args, **kwargs) -> None:
+        super().set_mailbox_state(*args, **kwargs)
+        if self.pending:
+            self.server.deliver(ISSUER_ADDRESS, self.pending.pop())
+
+
+def test_mail_announced_between_sync_and_idle_is_not_left_for_the_next_renewal(
+        dovecot, sqlite_store, tmp_path):
+    ledger = DeliveringLedger(sqlite_store.engine, Spool(tmp_path / "spool"), dovecot)
+    watcher = ImapWatcher(settings(dovecot, idle_renew_seconds=600), ledger)
+    with running(watcher):
+        # Without looking at what the server said before IDLE, this waits for the renewal.
+        wait_for(lambda: len(rows(ledger)) == 1, 20)
+    assert not ledger.pending
