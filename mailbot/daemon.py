@@ -23,7 +23,7 @@ from typing import Any
 
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import UsageError
-from mailbot.ledger import Entry, Ledger, Spool
+from mailbot.ledger import Earlier, Entry, Ledger, ReplyRequest, Spool
 from mailbot.pipeline.contractor import decide_contractor
 from mailbot.pipeline.decide import decide, mailbox_action
 from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
@@ -93,43 +93,56 @@ class Pipeline:
                 raise
 
     def _decide(self, entry: Entry) -> None:
+        """Decide one row. A copy of a message seen before (`Ledger.earlier_copy`) is filed
+        as a duplicate with no decision of its own, or — a mail a person moved back into
+        the watched folder — decided again, linked to the earlier decision (`redecision_of`)
+        and answered only when the outcome changed."""
         mailbox = self.mailboxes.get(entry.mailbox)
         if mailbox is None:
             raise RuntimeError(f"mailbox {entry.mailbox!r} is no longer in the configuration")
         raw = self.ledger.raw(entry)
         facts = mail_facts(raw, mailbox.name)
         body = body_sha256(raw)
-        first = self.ledger.same_message(mailbox.name, entry.message_id, body, entry.id)
-        if first is not None:
-            self._second_copy(entry, mailbox, facts, first)
+        earlier = self.ledger.earlier_copy(entry, body)
+        if earlier is not None and earlier.kind == "duplicate":
+            self._second_copy(entry, mailbox, facts, earlier)
             return
+        # The first row of a message marks it by its body; a re-decision is a copy.
+        first_body = body if earlier is None else None
+        copy_of = earlier.head if earlier is not None else None
         if mailbox.role == "contractor":
-            self._decide_contractor(entry, mailbox, raw, facts, body)
+            self._decide_contractor(entry, mailbox, raw, facts, first_body, earlier)
             return
         decision = decide(raw, facts, mailbox, self.config, self.store, self.reader,
                           entry.received_at, reply_wanted=entry.reply_wanted)
-        self.ledger.decide(entry.id, decision.record, decision.reply, decision.action,
-                           now=self.clock(), attempt=entry.attempts, body_sha256=body)
-        self._log(entry, facts, mailbox, decision.record, decision.action)
+        record, reply = decision.record, decision.reply
+        if earlier is not None:
+            reply = _redecided(record, reply, earlier)
+        self.ledger.decide(entry.id, record, reply, decision.action, now=self.clock(),
+                           attempt=entry.attempts, body_sha256=first_body, copy_of=copy_of)
+        self._log(entry, facts, mailbox, record, decision.action)
 
     def _second_copy(self, entry: Entry, mailbox: MailboxConfig, facts: MailFacts,
-                     first: int) -> None:
-        """The same message delivered again (a relay retried after a lost 250): no second
-        decision, no second reply; the copy is filed with the first."""
+                     earlier: Earlier) -> None:
+        """The same message again while it is still in hand (a relay retried after a lost
+        250, a second copy in the folder): no second decision, no second reply; the copy is
+        filed with the first."""
         record = {"mailbox": mailbox.name, "message_id": facts.message_id,
                   "sender": facts.sender, "subject": facts.subject, "status": "duplicate",
-                  "duplicate_of": first, "outcomes": [], "problems": [], "notices": []}
+                  "duplicate_of": earlier.of, "outcomes": [], "problems": [], "notices": []}
         action = mailbox_action(mailbox, mailbox.done_folder)
         self.ledger.decide(entry.id, record, None, action, now=self.clock(),
-                           attempt=entry.attempts)
+                           attempt=entry.attempts, copy_of=earlier.head)
         self._log(entry, facts, mailbox, record, action)
 
     def _decide_contractor(self, entry: Entry, mailbox: MailboxConfig, raw: bytes,
-                           facts: MailFacts, body: str) -> None:
+                           facts: MailFacts, body: str | None, earlier: Earlier | None) -> None:
         now = self.clock()
         record, writes = decide_contractor(raw, facts, mailbox, self.config, self.store,
                                            self.reader, self.outbox, entry.id, now,
                                            backfill=not entry.reply_wanted)
+        if earlier is not None:  # moved back into the queue: planned again, like a forward
+            record["redecision_of"] = earlier.of
 
         chosen: list[str | None] = []
 
@@ -145,7 +158,8 @@ class Pipeline:
             return chosen[0]
 
         self.ledger.decide(entry.id, record, None, None, now=now, attempt=entry.attempts,
-                           body_sha256=body, extra=apply)
+                           body_sha256=body, extra=apply,
+                           copy_of=earlier.head if earlier is not None else None)
         self._log(entry, facts, mailbox, record, chosen[0] if chosen else None)
 
     def _log(self, entry: Entry, facts: MailFacts, mailbox: MailboxConfig,
@@ -155,7 +169,35 @@ class Pipeline:
             "status": record.get("status"), "outcomes": record.get("outcomes", []),
             "problems": [p["code"] for p in record.get("problems", [])],
             "action": action,
+            **{key: record[key] for key in ("duplicate_of", "redecision_of") if key in record},
         }, ensure_ascii=False))
+
+
+def _verdict(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What a reply tells the sender: the status, the outcome of each notice, the problems."""
+    return (
+        record.get("status"),
+        sorted(record.get("outcomes") or []),
+        sorted((v.get("guarantee_number") or "", sorted(v.get("outcomes") or []))
+               for v in record.get("verification") or []),
+        sorted(p.get("code") or "" for p in record.get("problems") or []),
+    )
+
+
+def _redecided(record: dict[str, Any], reply: ReplyRequest | None,
+               earlier: Earlier) -> ReplyRequest | None:
+    """Link a re-decision to the decision it makes again; keep its reply only when the
+    outcome changed (the sender has the earlier answer, and it still holds)."""
+    before = earlier.decision or {}
+    changed = _verdict(record) != _verdict(before)
+    record["redecision_of"] = earlier.of
+    record["earlier"] = {"status": before.get("status"), "outcomes": before.get("outcomes", [])}
+    record["outcome_changed"] = changed
+    if changed or reply is None:
+        return reply
+    record["reply"] = None
+    record["reply_skipped"] = f"outcome unchanged since decision {earlier.of}"
+    return None
 
 
 class Daemon:

@@ -96,6 +96,7 @@ def run_status(args: argparse.Namespace) -> int:
     config, store, ledger = _open(args)
     try:
         counts = ledger.counts()
+        unfiled = ledger.unfiled()  # decided, not yet moved/flagged in its mailbox
         with store.engine.connect() as conn:
             states = {row.mailbox: row for row in conn.execute(select(mailbox_state))}
             submitted = dict(conn.execute(select(submissions.c.state, func.count())
@@ -109,7 +110,8 @@ def run_status(args: argparse.Namespace) -> int:
         state = states.get(mailbox)
         report[mailbox] = {
             "counts": by_state,
-            "backlog": by_state.get("received", 0) + by_state.get("processing", 0),
+            "backlog": by_state.get("received", 0) + by_state.get("processing", 0)
+            + unfiled.get(mailbox, 0),
             "last_sync": state.last_sync_at.isoformat() if state and state.last_sync_at else None,
             "last_error": state.last_error if state else None,
             "last_error_at": state.last_error_at.isoformat()

@@ -263,3 +263,74 @@ def test_without_idle_and_move_polls_and_copies(ledger):
             wait_for(lambda: ledger.get(ids["<test-1@maru.example.jp>"]).action_state == "done", 5)
         assert message_ids(server) == {"<test-2@maru.example.jp>"}  # copied, then UID EXPUNGE
         assert message_ids(server, "電子保証.処理済") == {"<test-1@maru.example.jp>"}
+
+
+def test_byte_identical_copies_are_two_rows_and_both_are_moved(dovecot, ledger, watcher):
+    raw = mail(1)
+    with imap(dovecot) as client:  # e.g. a mail program that appended the message twice
+        client.append("INBOX", raw)
+        client.append("INBOX", raw)
+    dovecot.deliver(ISSUER_ADDRESS, mail(2))
+    assert watcher.sync_once() == 3
+    assert watcher.sync_once() == 0
+    copies = [e for e in rows(ledger) if e.message_id == "<test-1@maru.example.jp>"]
+    assert sorted(e.uid for e in copies) == [1, 2] and copies[0].sha256 == copies[1].sha256
+    while (entry := ledger.claim()) is not None:
+        ledger.decide(entry.id, {"outcomes": []}, None, f"move:{DONE_FOLDER}")
+    assert watcher.apply_actions() == 3
+    assert message_ids(dovecot) == set()
+    with imap(dovecot) as client:
+        assert client.select_folder("電子保証.処理済", readonly=True)[b"EXISTS"] == 3
+
+
+def test_uidvalidity_change_finds_copies_again_and_a_moved_back_mail_anew(dovecot, ledger,
+                                                                          watcher):
+    raw = mail(1)
+    with imap(dovecot) as client:
+        client.append("INBOX", raw)
+        client.append("INBOX", raw)
+    dovecot.deliver(ISSUER_ADDRESS, mail(2))
+    assert watcher.sync_once() == 3
+    ids = decide(ledger, {"<test-2@maru.example.jp>": f"move:{DONE_FOLDER}"})
+    watcher.apply_actions()
+    assert message_ids(dovecot) == {"<test-1@maru.example.jp>"}
+    with imap(dovecot) as client:  # the clerk puts the filed mail back into the inbox
+        client.select_folder("電子保証.処理済")
+        client.move(client.search(["ALL"]), "INBOX")
+    new_uidvalidity = dovecot.reset_uidvalidity(ISSUER_ADDRESS)
+    # The two copies still in the folder keep their rows (nothing is decided twice); the
+    # mail we had moved out and that came back is a new row, to be decided again.
+    assert watcher.sync_once() == 1
+    entries = rows(ledger)
+    assert len(entries) == 4
+    assert all(e.uidvalidity == new_uidvalidity for e in entries if e.id != ids[
+        "<test-2@maru.example.jp>"])
+    assert sorted(e.message_id for e in entries if e.state == "received") == [
+        "<test-2@maru.example.jp>"]
+    assert ledger.get(ids["<test-2@maru.example.jp>"]).action_state == "done"
+
+
+class DeliveringLedger(Ledger):
+    """A real ledger that has one mail delivered while the watcher is between its SEARCH
+    and IDLE (when it records the folder's state): the server then announces the mail in
+    the answer to the watcher's next command, not in IDLE."""
+
+    def __init__(self, engine, spool, server) -> None:
+        super().__init__(engine, spool)
+        self.server = server
+        self.pending = [mail(1)]
+
+    def set_mailbox_state(self, *args, **kwargs) -> None:
+        super().set_mailbox_state(*args, **kwargs)
+        if self.pending:
+            self.server.deliver(ISSUER_ADDRESS, self.pending.pop())
+
+
+def test_mail_announced_between_sync_and_idle_is_not_left_for_the_next_renewal(
+        dovecot, sqlite_store, tmp_path):
+    ledger = DeliveringLedger(sqlite_store.engine, Spool(tmp_path / "spool"), dovecot)
+    watcher = ImapWatcher(settings(dovecot, idle_renew_seconds=600), ledger)
+    with running(watcher):
+        # Without looking at what the server said before IDLE, this waits for the renewal.
+        wait_for(lambda: len(rows(ledger)) == 1, 20)
+    assert not ledger.pending

@@ -1,14 +1,19 @@
 """The ledger: one row per received message, and the state machine that makes every message
-decided exactly once (DESIGN.md §6).
+decided exactly once and filed (DESIGN.md §6).
 
 `receive()` spools the bytes durably, then commits a row — only after that may a source
-acknowledge (SMTP 250, IMAP flag/move). It is idempotent on (mailbox, UIDVALIDITY, UID) and
-on the content hash, so an IMAP re-sync or an SMTP retry after a crash finds the row it
+acknowledge (SMTP 250, IMAP flag/move). An IMAP message is keyed by (mailbox, UIDVALIDITY,
+UID): every message in a watched folder is its own row and ends filed, also a byte-identical
+second copy and a mail a clerk moved back; only after a UIDVALIDITY change is a message found
+again by its content hash, so that a re-sync decides nothing twice. A message without a UID
+(SMTP/LMTP) is keyed by its content hash, so a relay's retry after a crash finds the row it
 already made. `claim()` marks a row `processing` (and counts the attempt) before work;
-`decide()` stores the decision, the reply request and the pending mailbox action in one
-transaction; `fail()` returns the row for another try or, on the third failure,
-quarantines it with its traceback. `recover()` at start puts rows a crash left in
-`processing` back in line. The ledger lives in the store database.
+`earlier_copy()` tells the pipeline whether the row is a copy of a message it has seen (a
+duplicate to file, or a mail moved back to decide again); `decide()` stores the decision,
+the reply request and the pending mailbox action in one transaction; `fail()` returns the
+row for another try or, on the third failure, quarantines it with its traceback.
+`recover()` at start puts rows a crash left in `processing` back in line. The ledger lives
+in the store database.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from mailbot.store.schema import ledger, mailbox_state, reply_requests
 
@@ -56,6 +62,41 @@ class Entry:
     action: str | None
     action_state: str
     reply_wanted: bool
+    copy_of: int | None  # on a copy: the first row of its message
+
+    @property
+    def filed_away(self) -> bool:
+        """We moved the message out of the watched folder (or found it gone when we tried)."""
+        return bool(self.action and self.action.startswith("move:")
+                    and self.action_state == "done")
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        """The decision record; None before a decision."""
+        if not self.decision:
+            return None
+        try:
+            record = json.loads(self.decision)
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) else None
+
+    @property
+    def own_decision(self) -> bool:
+        """Decided on its own, not filed as a duplicate of another row's decision."""
+        record = self.record
+        return (self.state in ("decided", "replied") and record is not None
+                and "duplicate_of" not in record)
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """How a row relates to the rows of the same message seen before it (`earlier_copy`)."""
+
+    kind: str  # "duplicate" | "redecision"
+    of: int  # the row whose decision it shares, or the decision it makes again
+    head: int  # the first row of the message
+    decision: dict[str, Any] | None  # the decision made again (a redecision only)
 
 
 @dataclass(frozen=True)
@@ -109,43 +150,76 @@ class Ledger:
         reply_wanted: bool = True,
         now: datetime | None = None,
     ) -> Receipt:
-        """Spool and record `raw`; returns the row and whether it is new. Durable on return."""
+        """Spool and record `raw`; returns the row and whether it is new. Durable on return.
+
+        With a UID (IMAP) the row is the one of (mailbox, UIDVALIDITY, UID). A new UID is a
+        new row even when the bytes are known: a second copy in the folder, or a mail a
+        clerk moved back, must be filed too (`earlier_copy()` tells which). Only a message
+        recorded under an earlier UIDVALIDITY and not moved out of the folder since is the
+        same message found again by a re-sync: its row takes the new UID. Without a UID
+        (SMTP/LMTP) the same bytes in the same mailbox are the same row."""
         digest, name = self.spool.put(raw)
         message_id, sender, subject = _headers(raw)
+        values = dict(
+            mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, sha256=digest,
+            spool_name=name, size=len(raw), message_id=message_id, sender=sender,
+            subject=subject, received_at=now or datetime.now(UTC), state="received",
+            attempts=0, action_state="none", reply_wanted=reply_wanted,
+        )
+        if uid is None:
+            return self._receive_unsourced(values)
         with self.engine.begin() as conn:
-            found = conn.execute(
-                select(ledger.c.id, ledger.c.uidvalidity, ledger.c.uid).where(
-                    ledger.c.mailbox == mailbox, ledger.c.sha256 == digest
+            existing = conn.execute(
+                select(ledger.c.id).where(
+                    ledger.c.mailbox == mailbox,
+                    ledger.c.uidvalidity == uidvalidity,
+                    ledger.c.uid == uid,
                 )
-            ).first()
-            if found is not None:
-                if uid is not None and (found.uidvalidity, found.uid) != (uidvalidity, uid):
-                    # Same message under a new UIDVALIDITY (or copied): remember where it is now.
-                    conn.execute(
-                        update(ledger)
-                        .where(ledger.c.id == found.id)
-                        .values(uidvalidity=uidvalidity, uid=uid)
-                    )
-                return Receipt(found.id, False)
-            if uid is not None:
-                # (mailbox, UIDVALIDITY, UID) already recorded with other bytes: keep the first.
-                existing = conn.execute(
-                    select(ledger.c.id).where(
-                        ledger.c.mailbox == mailbox,
-                        ledger.c.uidvalidity == uidvalidity,
-                        ledger.c.uid == uid,
-                    )
-                ).scalar()
-                if existing is not None:
-                    return Receipt(existing, False)
-            row_id = conn.execute(
-                insert(ledger).values(
-                    mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, sha256=digest,
-                    spool_name=name, size=len(raw), message_id=message_id, sender=sender,
-                    subject=subject, received_at=now or datetime.now(UTC), state="received",
-                    attempts=0, action_state="none", reply_wanted=reply_wanted,
+            ).scalar()
+            if existing is not None:
+                # (mailbox, UIDVALIDITY, UID) already recorded (with these or other bytes).
+                return Receipt(existing, False)
+            stale = conn.execute(
+                select(ledger.c.id)
+                .where(
+                    ledger.c.mailbox == mailbox,
+                    ledger.c.sha256 == digest,
+                    ledger.c.uidvalidity != uidvalidity,
+                    or_(ledger.c.action.is_(None), ~ledger.c.action.like("move:%"),
+                        ledger.c.action_state != "done"),  # not moved out by us
                 )
-            ).inserted_primary_key[0]
+                .order_by(ledger.c.id)
+                .limit(1)
+            ).scalar()
+            if stale is not None:
+                # The same message under a new UIDVALIDITY: remember where it is now.
+                conn.execute(
+                    update(ledger)
+                    .where(ledger.c.id == stale)
+                    .values(uidvalidity=uidvalidity, uid=uid)
+                )
+                return Receipt(stale, False)
+            row_id = conn.execute(insert(ledger).values(**values)).inserted_primary_key[0]
+        return Receipt(int(row_id), True)
+
+    def _receive_unsourced(self, values: dict[str, Any]) -> Receipt:
+        """A message without a UID: one row per content (a relay's retry is the same)."""
+        same = select(ledger.c.id).where(
+            ledger.c.mailbox == values["mailbox"], ledger.c.sha256 == values["sha256"]
+        ).order_by(ledger.c.id).limit(1)
+        try:
+            with self.engine.begin() as conn:
+                found = conn.execute(same).scalar()
+                if found is not None:
+                    return Receipt(found, False)
+                row_id = conn.execute(insert(ledger).values(**values)).inserted_primary_key[0]
+        except IntegrityError:
+            # The same bytes arrived on another connection at the same moment.
+            with self.engine.connect() as conn:
+                found = conn.execute(same).scalar()
+            if found is None:
+                raise
+            return Receipt(found, False)
         return Receipt(int(row_id), True)
 
     # -- processing -------------------------------------------------------------------
@@ -198,6 +272,7 @@ class Ledger:
         attempt: int | None = None,
         body_sha256: str | None = None,
         extra: Callable[[Connection, dict[str, Any], datetime], str | None] | None = None,
+        copy_of: int | None = None,
     ) -> None:
         """Record the decision, its reply request and the pending mailbox action at once.
 
@@ -205,7 +280,8 @@ class Ledger:
         recovered and re-claimed the row) cannot decide it a second time. `extra` writes
         what else the decision causes (the contractor side's submissions) in the same
         transaction, may complete `decision`, and returns the mailbox action to use.
-        `body_sha256` marks the message as the first of its Message-ID and body."""
+        `body_sha256` marks the message as the first of its Message-ID and body; `copy_of`
+        names the first row of the message on a later copy (`Earlier.head`)."""
         now = now or datetime.now(UTC)
         claimed = [ledger.c.id == entry_id, ledger.c.state == "processing"]
         if attempt is not None:
@@ -224,6 +300,7 @@ class Ledger:
                     action_state="pending" if action else "none",
                     last_error=None,
                     body_sha256=body_sha256,
+                    copy_of=copy_of,
                 )
             ).rowcount
             if not done:
@@ -317,6 +394,79 @@ class Ledger:
                                           ledger.c.body_sha256 == body_sha256,
                                           ledger.c.id != entry_id)
             ).scalar()
+
+    def copies(self, entry: Entry, body_sha256: str) -> list[Entry]:
+        """The other rows of `entry`'s message in its mailbox, oldest first, quarantined ones
+        left out: the rows received before it with the same bytes, the first row of its
+        Message-ID and body (`same_message`), and every copy of those."""
+        same = [and_(ledger.c.sha256 == entry.sha256, ledger.c.id < entry.id)]
+        first = self.same_message(entry.mailbox, entry.message_id, body_sha256, entry.id)
+        if first is not None:
+            same.append(ledger.c.id == first)
+        others = [ledger.c.mailbox == entry.mailbox, ledger.c.id != entry.id,
+                  ledger.c.state != "quarantined"]
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(ledger.c.id, ledger.c.copy_of).where(*others, or_(*same))
+            ).all()
+            heads = {r.id for r in found} | {r.copy_of for r in found if r.copy_of is not None}
+            if not heads:
+                return []
+            rows = conn.execute(
+                select(*_ENTRY_COLUMNS)
+                .where(*others, or_(ledger.c.id.in_(heads), ledger.c.copy_of.in_(heads)))
+                .order_by(ledger.c.id)
+            )
+            return [_entry(row._mapping) for row in rows]
+
+    def earlier_copy(self, entry: Entry, body_sha256: str) -> Earlier | None:
+        """Is `entry` a copy of a message seen before, and what is to be done with it?
+
+        None: it is the first of its message; decide it. Otherwise the rule is:
+
+        - **redecision** — a mail a person moved back into the watched folder: it has a UID
+          (IMAP), an earlier row holds the same bytes (IMAP MOVE/COPY keeps them; a second
+          delivery gains other trace headers), and *every* earlier row of the message has
+          been moved out of the folder by us (`action` "move:…" done; a UID found gone when
+          we came to move it counts too). It is decided again against the current store;
+          `of` is the latest decision of its own (not a filed duplicate), to link and
+          compare with.
+        - **duplicate** — anything else: a relay's retry (no UID), a second delivery with
+          the same Message-ID and body, or a second copy while an earlier one is still in
+          the folder (received, being decided, waiting for its move, or filed in place by a
+          keyword). It gets no decision of its own and no reply and is filed as done; `of`
+          is the latest decision of its own, or the first row while none is made yet.
+
+        The first row comes first by ledger id: of two copies arriving together the later
+        row is the duplicate, whichever pipeline claims it first."""
+        rows = self.copies(entry, body_sha256)
+        if not rows:
+            return None
+        head = min(r.copy_of or r.id for r in rows)
+        before = [r for r in rows if r.id < entry.id]
+        # The decision to link: the latest one before it (a later one only when a row that
+        # was quarantined is decided after its copies).
+        decided = [r for r in before if r.own_decision] or [r for r in rows if r.own_decision]
+        latest = decided[-1] if decided else None
+        moved_back = (
+            entry.uid is not None
+            and latest is not None
+            and any(r.sha256 == entry.sha256 for r in before)
+            and all(r.filed_away for r in before)
+        )
+        if moved_back and latest is not None:
+            return Earlier("redecision", latest.id, head, latest.record)
+        return Earlier("duplicate", latest.id if latest else rows[0].id, head, None)
+
+    def unfiled(self) -> dict[str, int]:
+        """mailbox → rows decided whose mailbox action is still to be carried out."""
+        query = (
+            select(ledger.c.mailbox, func.count())
+            .where(ledger.c.action_state == "pending")
+            .group_by(ledger.c.mailbox)
+        )
+        with self.engine.connect() as conn:
+            return {mailbox: count for mailbox, count in conn.execute(query)}
 
     def raw(self, entry: Entry) -> bytes:
         return self.spool.read(entry.spool_name)

@@ -6,14 +6,16 @@ SINCE a date — on the first sync and after a UIDVALIDITY change) with `BODY.PE
 \\Seen is never set, and hands each to `Ledger.receive()`, which spools it durably. The
 state advances only after a batch is in the ledger; a full re-sync records the new
 UIDVALIDITY only when it has finished, so a crash in the middle repeats it and the ledger's
-content hash makes the repetition harmless (nothing skipped, nothing duplicated).
+content hash makes the repetition harmless (nothing skipped, nothing duplicated). Every UID
+is its own ledger row: a second byte-identical copy in the folder and a mail a clerk moved
+back into it are recorded, decided (as a duplicate, or again) and moved like any other.
 
 `apply_actions()` then carries out the mailbox actions the pipeline decided (`move:FOLDER`,
 `keyword:KW`), always by UID and only for rows recorded under the current UIDVALIDITY.
 
-`run()` loops: sync, wait for news in IDLE (or poll), and on any connection problem record
-the error in the ledger, reconnect with exponential backoff and log one line. Message
-contents are never logged.
+`run()` loops: sync, wait for news in IDLE (or poll) unless the server announced new mail
+while we were syncing, and on any connection problem record the error in the ledger,
+reconnect with exponential backoff and log one line. Message contents are never logged.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class ImapWatcher:
         self._prefix = ""
         self._folders: set[str] = set()  # folders known to exist on this connection
         self._wake = threading.Event()
+        self._looked_again = False  # the last wait was cut short by an announcement
 
     # -- sync ---------------------------------------------------------------------------
     def sync_once(self) -> int:
@@ -342,6 +345,12 @@ class ImapWatcher:
         s = self.settings
         client = self._client
         assert client is not None
+        if _announced_since_select(client) and not self._looked_again:
+            # A mail came in while we were syncing: look again before waiting (once: a
+            # server announcing on every command must not keep us from IDLE).
+            self._looked_again = True
+            return
+        self._looked_again = False
         if not client.has_capability("IDLE"):
             deadline = time.monotonic() + s.poll_seconds
             while not self._wake.is_set() and time.monotonic() < deadline:
@@ -384,6 +393,7 @@ class ImapWatcher:
             raise IMAPClientError(f"{self.settings.folder}: the server sent no UIDVALIDITY")
         self._uidvalidity = int(info[b"UIDVALIDITY"])
         self._uidnext = int(info.get(b"UIDNEXT", 0) or 0)
+        _announced_since_select(client)  # the SELECT's own count is no news
         return client
 
     def _connect(self) -> IMAPClient:
@@ -430,6 +440,20 @@ def _personal_namespace(client: IMAPClient) -> tuple[str | None, str]:
     listing = client.list_folders("", "")
     delimiter = listing[0][1] if listing else None
     return (delimiter.decode() if isinstance(delimiter, bytes) else delimiter), ""
+
+
+def _announced_since_select(client: IMAPClient) -> bool:
+    """Did the server announce new mail (untagged EXISTS) in the answer to any command since
+    the folder was selected? Forgets the announcements.
+
+    A mail that arrives after the sync's SEARCH is announced in the answer to the next
+    command (a FETCH, the NOOP before IDLE), not again in IDLE: unless we look, it waits
+    for the next IDLE renewal. imaplib keeps every untagged response it reads, whoever
+    asked, in `untagged_responses` (flushed by each SELECT)."""
+    responses = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    if not isinstance(responses, dict):
+        return False
+    return bool(responses.pop("EXISTS", None))
 
 
 def _shutdown(client: IMAPClient) -> None:

@@ -111,7 +111,6 @@ ledger = Table(
     Column("action_state", String(16), nullable=False, default="none"),  # none|pending|done
     Column("reply_wanted", Boolean, nullable=False, default=True),
     UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_ledger_uid"),
-    UniqueConstraint("mailbox", "sha256", name="uq_ledger_content"),
 )
 Index("ix_ledger_state", ledger.c.state)
 Index("ix_ledger_action", ledger.c.mailbox, ledger.c.action_state)
@@ -173,6 +172,15 @@ outbox.append_column(Column("claimed_at", DateTime(timezone=True)))  # set while
 ledger.append_column(Column("body_sha256", String(64)))
 Index("uq_ledger_same_message", ledger.c.mailbox, ledger.c.message_id, ledger.c.body_sha256,
       unique=True)
+
+# Copies (migration 0005_ledger_copies). Each IMAP message (mailbox, UIDVALIDITY, UID) is its
+# own row, so that each one ends filed: byte-identical copies in one folder are several rows.
+# Only a message without a UID (SMTP/LMTP: a relay's retry) is one row per content.
+ledger.append_column(Column("copy_of", Integer))  # the first row of this message, on a copy
+Index("ix_ledger_content", ledger.c.mailbox, ledger.c.sha256)
+Index("uq_ledger_content_unsourced", ledger.c.mailbox, ledger.c.sha256, unique=True,
+      sqlite_where=ledger.c.uid.is_(None), postgresql_where=ledger.c.uid.is_(None))
+Index("ix_ledger_copy_of", ledger.c.copy_of)
 
 # -- contractor side (migration 0004) ----------------------------------------------------
 submissions = Table(
