@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -24,8 +25,9 @@ from sqlalchemy import func, select
 
 from mailbot.config import load_config
 from mailbot.daemon import Daemon
+from mailbot.ledger.ledger import utc
 from mailbot.store import GuaranteeEvent, Store
-from mailbot.store.schema import ledger, reply_requests
+from mailbot.store.schema import ledger, mailbox_state, reply_requests
 
 from .configs import issuer_config
 from .conftest import TEST_SECRET
@@ -90,6 +92,13 @@ def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
     raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
+def error_since(store: Store, since: datetime) -> bool:
+    """Some mailbox recorded a connection error at or after `since`."""
+    with store.engine.connect() as conn:
+        times = conn.execute(select(mailbox_state.c.last_error_at)).scalars().all()
+    return any(t is not None and utc(t) >= since for t in times)
+
+
 def ledger_counts(store: Store) -> tuple[int, int, int]:
     """(rows, decided rows with their mailbox action done, reply requests)."""
     with store.engine.connect() as conn:
@@ -142,9 +151,11 @@ def test_dovecot_restart_and_uidvalidity_change_under_the_daemon(setup, dovecot)
     dovecot.deliver(USER, notice_mail(1))
     with Running(config, store):
         wait_for(lambda: ledger_counts(store)[1] == 1, 60, "the first mail")
+        stopped = datetime.now(UTC)
         dovecot.stop()
-        time.sleep(2)
-        dovecot.start()
+        # The daemon notices the outage (its watcher records the lost connection) …
+        wait_for(lambda: error_since(store, stopped), 60, "the outage recorded")
+        dovecot.start()  # … and catches up once the server is back
         for i in (2, 3):
             dovecot.deliver(USER, notice_mail(i))
         wait_for(lambda: ledger_counts(store)[1] == 3, 90, "catching up after the restart")

@@ -8,16 +8,17 @@ holidays are covered with an injected clock in tests/test_outbox.py.
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
+from sqlalchemy import func, select
 
 from mailbot.config import load_config
 from mailbot.daemon import Daemon
 from mailbot.replying import Replier
 from mailbot.store import GuaranteeEvent, Store
+from mailbot.store.schema import ledger, outbox, reply_requests
 
 from .configs import issuer_config
 from .conftest import TEST_SECRET
@@ -62,6 +63,18 @@ def running(dovecot, sink, tmp_path, monkeypatch):
     store.close()
 
 
+def settled(store, mails: int) -> bool:  # noqa: ANN001
+    """`mails` ledger rows decided, no reply request waiting to be queued, nothing queued."""
+    with store.engine.connect() as conn:
+        decided = conn.execute(select(func.count()).select_from(ledger).where(
+            ledger.c.state.in_(("decided", "replied")))).scalar_one()
+        waiting = conn.execute(select(func.count()).select_from(reply_requests).where(
+            reply_requests.c.state == "stored")).scalar_one()
+        queued = conn.execute(select(func.count()).select_from(outbox).where(
+            outbox.c.state == "queued")).scalar_one()
+    return decided == mails and waiting == 0 and queued == 0
+
+
 def replies(sink) -> dict[str, object]:
     """Accepted messages by the Message-ID they answer."""
     out = {}
@@ -79,8 +92,10 @@ def test_each_contractor_gets_one_correct_reply(running, dovecot, sink):
     for raw in (verified, unknown, robot, listed):
         dovecot.deliver(USER, raw)
     dovecot.deliver(USER, bounce, sender="")
+    config, store, daemon = running
     wait_for(lambda: len(sink.accepted) >= 2, 60, "two replies at the sink")
-    time.sleep(1.5)  # a few more outbox ticks: nothing else may arrive
+    # All five decided and nothing left to send: only then is "two replies" the whole story.
+    wait_for(lambda: settled(store, 5), 60, "every mail decided and the outbox empty")
     assert len(sink.accepted) == 2
     got = replies(sink)
     ok = got[str(message_from_bytes(verified, policy=policy.default)["Message-ID"]).strip()]

@@ -18,6 +18,15 @@ def pool():
         yield pool
 
 
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU time a process has used, in clock ticks (0 once it is gone)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
 def read_pdf(pool, data, name="a.pdf"):
     return Reader(pool, pool.limits).read_bytes(data, name, name)
 
@@ -58,8 +67,13 @@ def test_a_worker_stopped_by_sigterm_gives_no_verdict(pool):
     from parsers.sandbox import WorkerStopped
 
     pids = {pool._pool.schedule(os.getpid).result() for _ in range(4)}
+    before = {pid: _cpu_ticks(pid) for pid in pids}
     slow = pool.submit(render_slow_pdf(), "slow.pdf")
-    time.sleep(0.5)  # let a worker start on it
+    # Stop the workers only once one of them is busy with the slow document.
+    deadline = time.monotonic() + 60
+    while not any(_cpu_ticks(pid) - ticks >= 20 for pid, ticks in before.items()):
+        assert time.monotonic() < deadline, "no worker started on the slow PDF within 60 s"
+        time.sleep(0.05)
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)  # as a service manager stopping the group would
