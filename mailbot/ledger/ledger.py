@@ -25,6 +25,7 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from mailbot.store.schema import ledger, mailbox_state, reply_requests
+from parsers.headers import decode_header_text, raw_header
 
 from .spool import Spool
 
@@ -82,15 +83,17 @@ def _entry(mapping: Any) -> Entry:
 
 
 def _headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
-    """Message-ID, From and Subject as raw header text, for the ledger's listing only."""
+    """Message-ID, From and Subject decoded to one line each, for the ledger's listing only
+    (no NUL, which PostgreSQL text refuses, no control characters, no lone surrogates)."""
     try:
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
     except Exception:
         return None, None, None
-    return tuple(  # type: ignore[return-value]
-        str(headers[name])[:500] if headers[name] is not None else None
-        for name in ("Message-ID", "From", "Subject")
-    )
+    values = []
+    for name in ("Message-ID", "From", "Subject"):
+        value = raw_header(headers, name)
+        values.append(None if value is None else decode_header_text(value)[:500])
+    return values[0], values[1], values[2]
 
 
 class Ledger:
