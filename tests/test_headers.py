@@ -4,18 +4,33 @@ Japanese charset rules as bodies, never a raw encoded word, never a control char
 from __future__ import annotations
 
 import base64
+import itertools
+from datetime import datetime
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
+from mailbot.config import load_config
+from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
 from mailbot.pipeline.facts import mail_facts
+from mailbot.replies.safe import is_mailbox
+from mailbot.replying import Replier
 from mailbot.store.schema import ledger as ledger_table
+from mailbot.store.schema import reply_requests
+from parsers import Reader
 from parsers.headers import clean_header_text, decode_header_text, decode_header_value
 from parsers.limits import Limits
 from parsers.mime import Attachment, walk_message
 
+from .configs import issuer_config
+
+NOW = datetime(2026, 12, 26, 23, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
+SERIAL = itertools.count(1)
 SUBJECT = "【電子保証】①〇〇建設㈱ 〇〇浄水場修繕工事"  # ① and ㈱ are NEC specials (cp932 only)
 
 
@@ -163,3 +178,65 @@ def test_attachment_names_use_the_same_rules():
     names = [item.name for item in items if isinstance(item, Attachment)]
     assert names == ["①お知らせ㈱.pdf"]
     assert mail_facts(raw, "keiyaku").attachment_names == ("①お知らせ㈱.pdf",)
+
+
+HOSTILE_BYTES = [b"\x00", b"\r\n", b"\r\n ", b"\r", b"\n", b"\xff\xfe", b"\x1b$B", b"\x80",
+                 b"=?Shift_JIS?B?gXmTZI5x?=", b"=?UTF-8?B?", b"?=", b"<", b">", b",", b'"',
+                 "①〇〇建設㈱".encode("cp932"), "〇〇建設".encode(), "😀".encode(),
+                 b"a" * 300, b"@", b"(", b")"]
+header_bytes = st.lists(st.one_of(st.binary(max_size=12), st.sampled_from(HOSTILE_BYTES)),
+                        max_size=6).map(b"".join)
+
+
+@pytest.fixture
+def pipeline_side(store, store_url, tmp_path, sink):
+    path = tmp_path / "mailbot.toml"
+    path.write_text(f'[smtp]\nhost = "127.0.0.1"\nport = {sink.settings.port}\n'
+                    'from = "keiyaku@issuer.example.jp"\n'
+                    + issuer_config(store_url, tmp_path / "spool").replace(
+                        '[issuers.maru]\nname = "〇〇市"\n',
+                        '[issuers.maru]\nname = "〇〇市"\nstaff = ["kensa@issuer.example.jp"]\n'),
+                    encoding="utf-8")
+    config = load_config(path)
+    ledger = Ledger(store.engine, Spool(config.spool_dir))
+    return ledger, Pipeline(config, store, ledger, Reader()), Replier(config, store)
+
+
+@settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(subject=header_bytes, sender=header_bytes, name=header_bytes, refs=header_bytes,
+       filename=header_bytes)
+def test_hostile_header_bytes_get_a_decision_and_a_renderable_reply(
+        pipeline_side, subject, sender, name, refs, filename):
+    """What the hostile-mail run found quarantined (UnicodeEncodeError, NUL refused by
+    PostgreSQL) is decided: every mail, and every reply it deserves is rendered."""
+    ledger, pipeline, replier = pipeline_side
+    serial = next(SERIAL)
+    raw = (b"From: " + name + b" <tanto" + sender + b"@maru.example.jp>\r\n"
+           b"To: keiyaku@issuer.example.jp\r\nSubject: " + subject + b"\r\n"
+           b"Message-ID: <f" + str(serial).encode() + b"@maru.example.jp>\r\n"
+           b"References: " + refs + b"\r\nIn-Reply-To: " + refs + b"\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           + "保証契約番号：35075-00001M\r\n認証キー：Z28YUEAJ38ux\r\n".encode() +
+           b"--b\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Disposition: attachment; filename=\"" + filename + b"\"\r\n\r\nxx\r\n"
+           b"--b--\r\n")
+    row = ledger.receive("keiyaku", raw, now=NOW).id
+    while pipeline.process_one():
+        pass
+    entry = ledger.get(row)
+    assert entry.state in ("decided", "replied"), entry.last_error
+    replier.queue(NOW)
+    with ledger.engine.connect() as conn:
+        requests = conn.execute(select(reply_requests.c.state, reply_requests.c.to_addr)).all()
+    for state, to_addr in requests:
+        assert state != "stored", to_addr  # rendered, or failed for good: never left to loop
+        if state == "failed":  # only an address no SMTP server would take
+            assert not is_mailbox(to_addr), to_addr
+
+
+def test_an_address_longer_than_any_address_is_no_sender(tmp_path, store):
+    raw = raw_mail(b"s", b"<" + b"a" * 300 + b"@maru.example.jp>")
+    facts = mail_facts(raw, "keiyaku")
+    assert facts.sender is None and facts.author is None

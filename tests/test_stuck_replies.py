@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from mailbot.config import load_config
@@ -180,11 +181,14 @@ def test_a_hostile_subject_is_no_reason_for_a_failed_reply(store, store_url, tmp
     assert subject.startswith("Re: 【電子") and "=?" not in subject and "\x00" not in subject
 
 
-def test_an_unrenderable_submission_goes_to_the_staff_with_the_reason(store, store_url,
+@pytest.mark.parametrize("broken", [("submission",), ("submission", "contractor_alert")])
+def test_an_unrenderable_submission_goes_to_the_staff_with_the_reason(broken, store, store_url,
                                                                        tmp_path, sink):
+    """Also when the staff's alert template is broken too: ours renders it."""
     templates = tmp_path / "templates"
     (templates / "default").mkdir(parents=True)
-    (templates / "default" / "submission.txt.j2").write_text(BROKEN, encoding="utf-8")
+    for name in broken:
+        (templates / "default" / f"{name}.txt.j2").write_text(BROKEN, encoding="utf-8")
     _config, store, feed = make_side(store, store_url, tmp_path, sink,
                                      f'[templates]\ndir = "{templates}"\n')
     record = feed(contractor_mail("35075-00001M", "〇〇浄水場△△修繕工事"))

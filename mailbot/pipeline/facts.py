@@ -43,13 +43,18 @@ def _header(message: Message, name: str) -> str | None:
     return None if value is None else decode_header_text(value)
 
 
+MAX_ADDRESS = 254  # RFC 5321's path limit less the brackets; the store keeps up to 320
+
+
 def _address(addr: str) -> str | None:
     """A bare address as parsed, lower-case; a control character becomes a space and a lone
     surrogate U+FFFD (never dropped: that would make another, real address), so an address
-    that cannot be answered still looks so and is safe to store."""
+    that cannot be answered still looks so and is safe to store. Longer than any address
+    can be: None."""
     text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else
                    "\ufffd" if unicodedata.category(c) == "Cs" else c for c in addr)
-    return text.strip().lower() or None
+    text = text.strip().lower()
+    return text if 0 < len(text) <= MAX_ADDRESS else None
 
 
 def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
