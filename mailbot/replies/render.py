@@ -39,7 +39,11 @@ original subject without its Re:/RE:/返信: prefixes, so replies never read ``R
 ``{date}`` (today in Asia/Tokyo) and any top-level string of the context (``{issuer}``,
 ``{what}`` …).
 
-Encoding: headers are RFC 2047 (UTF-8) through the stdlib; a UTF-8 body goes out base64,
+Every string of a context is cleaned first (`safe.safe_context`: no lone surrogates, NUL or
+other controls), so no value from a mail can make rendering or serialising fail.
+
+Encoding: headers are RFC 2047 (UTF-8) words written by `safe` (printable ASCII that fits a
+line stays as is); recipients must be plain ``local@domain``; a UTF-8 body goes out base64,
 an ISO-2022-JP body 7bit after characters JIS X 0208 lacks are mapped to readable
 equivalents (① → (1), ㈱ → (株), ～ → 〜, 髙 → 高; anything else → 〓), so every receiver
 decodes it with a plain ISO-2022-JP decoder.
