@@ -122,6 +122,12 @@ def test_an_unrenderable_reply_fails_once_alerts_once_and_is_seen(store, store_u
     # The digest (it waits for business hours) lists it.
     later = NOW + timedelta(hours=1)
     assert replier.digest(later) == 1
+    replier.flush(later)  # the window is closed: the digest waits, and status says so
+    status = mailbot("status", "--config", str(path))
+    assert ("outgoing mail of no received message (digests, alerts): backlog 1 "
+            "(waiting: mail to send 1)") in status.stdout
+    assert ("total: backlog 2 (waiting: mail to send 1; stuck: replies not rendered 1)"
+            in status.stdout)
     replier.flush(replier.outbox.window.next_open(later) + timedelta(minutes=1))
     assert len(sink.accepted) == 2
     digest = message_from_bytes(sink.accepted[1][2], policy=policy.default).get_content()
