@@ -214,6 +214,8 @@ def test_any_submission_renders(rule, number, kind, project, contractor, surety,
         return
     message = check(raw, SUBMISSION_HEADERS)
     assert str(message["Subject"]) == subject
+    if rule.charset == "iso-2022-jp":  # the issuer reads ISO-2022-JP headers only
+        assert b"=?utf-8?" not in raw.split(b"\r\n\r\n", 1)[0].lower()
     attached = [p for p in message.iter_attachments()]
     assert len(attached) == len(files)
     for part, file in zip(attached, files, strict=True):

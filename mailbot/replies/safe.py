@@ -69,8 +69,8 @@ def set_address(msg: EmailMessage, name: str, display: str | None, address: str,
     if not display:
         msg.set_raw(name, address)
         return
-    plain = formataddr((display, address))
-    if _fits(name, plain) and "=?" not in display:
+    plain = formataddr((display, address))  # quoted as needed; only for an ASCII name
+    if _PRINTABLE.fullmatch(display) and _fits(name, plain) and "=?" not in display:
         msg.set_raw(name, plain)
         return
     words = Header(display, charset, header_name=name).encode(linesep="\r\n")
