@@ -89,47 +89,57 @@ def run_daemon(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    """Per mailbox: the ledger's counts, the backlog (what waits and what is stuck, replies
+    and outgoing mail included) and the last error; then the submissions and a total."""
     from sqlalchemy import func
 
+    from .backlog import OUTGOING, backlogs, total
     from .store.schema import mailbox_state
 
     config, store, ledger = _open(args)
     try:
         counts = ledger.counts()
-        unfiled = ledger.unfiled()  # decided, not yet moved/flagged in its mailbox
         with store.engine.connect() as conn:
             states = {row.mailbox: row for row in conn.execute(select(mailbox_state))}
             submitted = dict(conn.execute(select(submissions.c.state, func.count())
                                           .group_by(submissions.c.state)).all())
+            waiting = backlogs(conn)
     finally:
         store.close()
-    report = {}
-    for mailbox in [m.name for m in config.mailboxes] + sorted(set(counts) - {
-            m.name for m in config.mailboxes}):
-        by_state = counts.get(mailbox, {})
+    configured = [m.name for m in config.mailboxes]
+    others = sorted((set(counts) | set(waiting)) - set(configured) - {OUTGOING})
+    report: dict[str, Any] = {}
+    for mailbox in configured + others:
         state = states.get(mailbox)
+        backlog = waiting.get(mailbox)
         report[mailbox] = {
-            "counts": by_state,
-            "backlog": by_state.get("received", 0) + by_state.get("processing", 0)
-            + unfiled.get(mailbox, 0),
+            "counts": counts.get(mailbox, {}),
+            **(backlog.to_json() if backlog else {"backlog": 0, "waiting": {}, "stuck": {}}),
             "last_sync": state.last_sync_at.isoformat() if state and state.last_sync_at else None,
             "last_error": state.last_error if state else None,
             "last_error_at": state.last_error_at.isoformat()
             if state and state.last_error_at else None,
         }
+    whole = total(waiting)
     if args.json:
-        print(json.dumps({**report, "submissions": submitted} if submitted else report,
-                         ensure_ascii=False))
+        extra: dict[str, Any] = {"submissions": submitted} if submitted else {}
+        if OUTGOING in waiting:
+            extra[OUTGOING] = waiting[OUTGOING].to_json()
+        print(json.dumps({**report, **extra, "(total)": whole.to_json()}, ensure_ascii=False))
         return 0
     if submitted:
         print("submissions: " + ", ".join(f"{k} {v}" for k, v in sorted(submitted.items())))
     for mailbox, info in report.items():
         counts_text = ", ".join(f"{k} {v}" for k, v in sorted(info["counts"].items())) or "empty"
-        print(f"{mailbox}: {counts_text}; backlog {info['backlog']}")
+        backlog_text = waiting[mailbox].text() if mailbox in waiting else "backlog 0"
+        print(f"{mailbox}: {counts_text}; {backlog_text}")
         if info["last_sync"]:
             print(f"  last sync {info['last_sync']}")
         if info["last_error"]:
             print(f"  last error {info['last_error_at']}: {info['last_error']}")
+    if OUTGOING in waiting:
+        print(f"outgoing mail of no received message (digests, alerts): {waiting[OUTGOING].text()}")
+    print(f"total: {whole.text()}")
     return 0
 
 

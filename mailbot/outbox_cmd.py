@@ -31,6 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         cmd = sub.add_parser(action, help=text)
         add_config_and_store(cmd)
         cmd.add_argument("id", type=int, metavar="ID")
+        cmd.add_argument("--request", action="store_true",
+                         help="ID is a reply request that could not be rendered (listed as "
+                              "'request ID'): render it again, or never send it")
         cmd.set_defaults(func=run_outbox)
 
 
@@ -60,6 +63,23 @@ def run_outbox(args: argparse.Namespace) -> int:
                       f"{when.isoformat(timespec='minutes')}\t"
                       f"{r.to_addrs}\t{r.subject or '-'}"
                       + (f"\t{r.last_error}" if r.last_error and r.state != "sent" else ""))
+            if args.state in (None, "failed"):  # replies that never became a row
+                for q in outbox.replies("failed"):
+                    if q.error and q.failed_at:
+                        print(f"request {q.id}\treply\tfailed\t-\t"
+                              f"{q.failed_at.astimezone(tz).isoformat(timespec='minutes')}\t"
+                              f"{q.to_addr}\t{q.context.get('subject') or '-'}\t{q.error}")
+            return 0
+        if args.request:
+            done = (outbox.retry_reply(args.id) if args.outbox_command == "retry"
+                    else outbox.cancel_reply(args.id))
+            if not done:
+                print(f"reply request {args.id} is not one that failed to render",
+                      file=sys.stderr)
+                return 1
+            print(f"reply request {args.id} is "
+                  + ("back in line; the running daemon will render it"
+                     if args.outbox_command == "retry" else "cancelled"))
             return 0
         row = outbox.get(args.id)
         if args.outbox_command == "retry":

@@ -3,14 +3,17 @@
 `Replier` is what the scheduler calls: `queue(now)` renders every stored reply request with
 its issuer's template set, sender and charset (the Message-ID is fixed here, before the first
 attempt); `flush(now)` sends what is due inside the send window; `digest(now)` queues each
-issuer's daily staff digest; a reply that fails for good raises a staff alert. The clock is
-always a parameter, so tests drive it without sleeping.
+issuer's daily staff digest; a reply that cannot be rendered, or fails for good when sent,
+raises one staff alert and is listed in the digest. An alert is rendered from our own
+default templates when the issuer's set cannot render it either. The clock is always a
+parameter, so tests drive it without sleeping.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,9 +21,10 @@ from sqlalchemy import select
 
 from mailbot.config import Config, WindowConfig
 from mailbot.ledger.ledger import utc
-from mailbot.outbox.outbox import Outbox, OutboxRow, ReplyRow, SmtpSettings
+from mailbot.outbox.outbox import Outbox, OutboxRow, ReplyRow, SmtpSettings, StaffMail
 from mailbot.outbox.window import SendWindow
 from mailbot.replies.render import (
+    REPO_TEMPLATES,
     ReplySettings,
     new_message_id,
     render_reply,
@@ -92,6 +96,7 @@ class Replier:
             message_id_for=lambda row: new_message_id(self._domain(self._row_settings(row))),
             now=now,
             immediate=lambda row: row.template in immediate,
+            on_render_failure=lambda row, error: self._unrenderable(row, error, now),
         )
 
     def flush(self, now: datetime) -> None:
@@ -156,11 +161,22 @@ class Replier:
         # Replies held back by the per-address rate limit need a human too.
         held = select(reply_requests).where(reply_requests.c.state == "suppressed",
                                             reply_requests.c.created_at >= since)
+        # And replies that could not be written at all (this issuer's mailboxes only).
+        unrendered = (select(reply_requests).join(ledger, ledger.c.id == reply_requests.c.ledger_id)
+                      .where(reply_requests.c.state == "failed",
+                             reply_requests.c.error.is_not(None),
+                             reply_requests.c.failed_at >= since,
+                             ledger.c.mailbox.in_(mailboxes)))
         with self.store.engine.connect() as conn:
             for row in conn.execute(held):
                 failed.append({"to": row.to_addr, "subject": json.loads(row.context).get("subject"),
                                "error": "not sent: too many replies to this address within an hour",
                                "failed_at": utc(row.created_at).isoformat()})
+            for row in conn.execute(unrendered):
+                failed.append({"to": row.to_addr, "subject": json.loads(row.context).get("subject"),
+                               "error": f"返信メールを作成できませんでした（返信依頼 {row.id}）: "
+                                        f"{row.error}",
+                               "failed_at": utc(row.failed_at).isoformat()})
         return {"issuer": policy.name, "period_start": since.isoformat(),
                 "period_end": now.isoformat(), "counts": counts, "needs_review": needs_review,
                 "quarantined": quarantined, "failed_replies": failed}
@@ -172,16 +188,52 @@ class Replier:
         if row.kind == "submission":  # the contractor side: its own staff must know
             self.submitter.alert_failed(row, self._now)
             return
-        staff = sorted({a for p in self.config.issuers.values() for a in p.staff})
-        if not staff:
+        mail = self._staff_alert(None, "返信メールを送信できませんでした",
+                                 [f"宛先: {row.to_addrs}", f"件名: {row.subject}",
+                                  f"理由: {row.last_error}"], self._now)
+        if mail is None:
             log.error("outbox row %d failed for good and no staff address is configured", row.id)
             return
-        policy = next(iter(self.config.issuers.values()), IssuerPolicy())
+        self.outbox.queue("alert", mail.to_addrs, mail.raw, mail.message_id, mail.subject,
+                          self._now, immediate=True, ledger_id=row.ledger_id)
+
+    def _unrenderable(self, row: ReplyRow, error: str, now: datetime) -> StaffMail | None:
+        """The alert for a reply request that could not be rendered (queued by the outbox
+        in the transaction that marks the request failed)."""
+        mail = self._staff_alert(
+            row.context.get("issuer"), "返信メールを作成できませんでした",
+            [f"宛先: {row.to_addr}", f"件名: {row.context.get('subject') or '（件名なし）'}",
+             f"理由: {error}",
+             f"受注者へ返信していません。原因（テンプレートや設定）を直したあと、"
+             f"管理者が mailbot outbox retry --request {row.id} で返信を作り直せます。"], now)
+        if mail is None:
+            log.error("reply request %d cannot be rendered and no staff address is configured",
+                      row.id)
+        return mail
+
+    def _staff_alert(self, issuer_name: str | None, what: str, details: list[str],
+                     now: datetime) -> StaffMail | None:
+        """An alert to the issuer's staff (everybody's when it has none), rendered with its
+        own template set, else with ours: an alert must get out when a template is broken."""
+        policy = self._policy(issuer_name) if issuer_name else IssuerPolicy()
+        staff = sorted(policy.staff) or sorted(
+            {a for p in self.config.issuers.values() for a in p.staff})
+        if not staff:
+            return None
+        if not issuer_name:
+            policy = next(iter(self.config.issuers.values()), IssuerPolicy())
         settings = self.settings_for(policy)
-        context = {"issuer": policy.name, "what": "返信メールを送信できませんでした",
-                   "details": [f"宛先: {row.to_addrs}", f"件名: {row.subject}",
-                               f"理由: {row.last_error}"]}
-        message_id = new_message_id(self._domain(settings))
-        raw = render_staff("alert", context, staff, settings, message_id, self._now)
-        self.outbox.queue("alert", staff, raw, message_id, "mailbot alert", self._now,
-                          immediate=True, ledger_id=row.ledger_id)
+        context = {"issuer": policy.name, "what": what, "details": details}
+        for attempt in (settings, replace(settings, template_set="default",
+                                          template_dirs=(REPO_TEMPLATES,))):
+            try:
+                message_id = new_message_id(self._domain(attempt))
+                raw = render_staff("alert", context, staff, attempt, message_id, now)
+            except Exception:  # noqa: BLE001 — the admin's templates: fall back to ours
+                if attempt is not settings:
+                    raise
+                log.exception("the staff alert could not be rendered with the configured "
+                              "templates; using the default ones")
+                continue
+            return StaffMail(staff, raw, message_id, "mailbot alert")
+        return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,8 +23,15 @@ from mailbot.config import Config
 from mailbot.ledger.ledger import utc
 from mailbot.outbox.outbox import Outbox, OutboxRow
 from mailbot.outbox.window import SendWindow
-from mailbot.replies.render import ReplySettings, new_message_id, render_staff, template_dirs
+from mailbot.replies.render import (
+    REPO_TEMPLATES,
+    ReplySettings,
+    new_message_id,
+    render_staff,
+    template_dirs,
+)
 from mailbot.store.schema import submissions
+from parsers.headers import clean_header_text
 
 log = logging.getLogger("mailbot.submitting")
 
@@ -54,8 +62,15 @@ def staff_mail(config: Config, template: str, context: dict[str, Any], now: date
     settings = contractor_settings(config)
     message_id = new_message_id(settings.from_addr.rsplit("@", 1)[-1])
     full = {"contractor": contractor.name, "excerpt": [], **context}
-    raw = render_staff(template, full, list(contractor.staff), settings, message_id, now)
-    return raw, message_id, f"{SUBJECTS[template]} {context.get('what', '')}".strip()
+    try:
+        raw = render_staff(template, full, list(contractor.staff), settings, message_id, now)
+    except Exception:  # noqa: BLE001 — the admin's template set: staff mail must get out
+        log.exception("staff mail %r could not be rendered with the configured templates; "
+                      "using the default ones", template)
+        settings = replace(settings, template_set="default", template_dirs=(REPO_TEMPLATES,))
+        raw = render_staff(template, full, list(contractor.staff), settings, message_id, now)
+    subject = clean_header_text(f"{SUBJECTS[template]} {context.get('what', '')}")
+    return raw, message_id, subject
 
 
 class Submitter:

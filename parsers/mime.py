@@ -13,11 +13,11 @@ import email.message
 import re
 from dataclasses import dataclass, field
 from email import policy
-from email.header import decode_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 
 from .charset import decode_bytes
+from .headers import clean_header_text, decode_header_value
 from .htmltext import html_to_text
 from .limits import Limits
 from .model import Problem
@@ -226,7 +226,8 @@ def part_filename(part: email.message.Message, warnings: list[str]) -> str | Non
             continue
         if isinstance(value, tuple):  # RFC 2231: (charset, language, percent-decoded latin-1)
             charset, _lang, text = value
-            name = _decode_param_bytes(text.encode("latin-1", "replace"), charset, warnings)
+            name = clean_header_text(
+                _decode_param_bytes(text.encode("latin-1", "replace"), charset, warnings))
         else:
             name = _decode_words(value, warnings)
         if name:
@@ -243,21 +244,10 @@ def _raw_header(part: email.message.Message, header: str) -> str | None:
 
 def _decode_words(value: str, warnings: list[str]) -> str:
     """RFC 2047 encoded words, also inside a quoted parameter; raw 8-bit bytes as well."""
-    if "=?" not in value:
-        if value.isascii():
-            return value
-        try:  # raw 8-bit bytes in the header, kept by the parser as surrogates
-            data = value.encode("ascii", "surrogateescape")
-        except UnicodeEncodeError:
-            return value
-        return _decode_param_bytes(data, None, warnings)
-    pieces = []
-    for chunk, charset in decode_header(value.replace("?= =?", "?==?")):
-        if isinstance(chunk, str):
-            pieces.append(chunk)
-        else:
-            pieces.append(_decode_param_bytes(chunk, charset, warnings))
-    return "".join(pieces)
+    decoded = decode_header_value(value)
+    if decoded.lossy:
+        warnings.append("an attachment name could not be decoded exactly")
+    return decoded.text
 
 
 def _decode_param_bytes(data: bytes, charset: str | None, warnings: list[str]) -> str:

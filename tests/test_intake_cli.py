@@ -52,8 +52,11 @@ def test_a_message_that_always_crashes_is_quarantined_then_retried(setup):
 
     status = mailbot("status", "--config", str(path))
     assert status.returncode == 0, status.stderr
-    assert "keiyaku: decided 1; backlog 0" in status.stdout
-    assert "retired-mailbox: quarantined 1; backlog 0" in status.stdout
+    # Nothing is "backlog 0" while a reply waits to be rendered or a message is quarantined.
+    assert "keiyaku: decided 1; backlog 1 (waiting: replies to render 1)" in status.stdout
+    assert "retired-mailbox: quarantined 1; backlog 1 (stuck: quarantined 1)" in status.stdout
+    assert "total: backlog 2 (waiting: replies to render 1; stuck: quarantined 1)" \
+        in status.stdout
 
     listing = mailbot("quarantine", "list", "--config", str(path))
     assert listing.stdout.startswith(f"{row}\tretired-mailbox\t")

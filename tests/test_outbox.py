@@ -182,20 +182,41 @@ def test_queue_replies_takes_each_stored_request_once(store, ledger, sink):
     assert request_state(store, first[1]) == "queued"
 
 
-def test_a_request_whose_rendering_fails_stays_stored(store, ledger, sink):
+def test_a_request_whose_rendering_fails_ends_failed_at_once(store, ledger, sink):
+    """Rendering is deterministic: a failure is kept with its error, never tried every tick;
+    once the cause is fixed, retry_reply renders it again."""
     outbox = Outbox(store.engine, sink.settings, SendWindow())
     _row, request = stored_reply(ledger)
+    second = stored_reply(ledger)[1]
 
     def broken(reply, message_id):
-        raise KeyError("template variable")
+        raise ValueError("template \x00variable")  # NUL: PostgreSQL text refuses it
 
-    assert outbox.queue_replies(broken, new_message_id, T0) == 0
-    assert request_state(store, request) == "stored" and outbox.rows() == []
+    alerts = []
+    assert outbox.queue_replies(broken, new_message_id, T0,
+                                on_render_failure=lambda r, e: alerts.append((r.id, e))) == 0
+    assert request_state(store, request) == "failed" and outbox.rows() == []
+    assert alerts == [(request, "ValueError: template variable"),
+                      (second, "ValueError: template variable")]
+    failed = {r.id: r for r in outbox.replies("failed")}
+    assert failed[request].error == "ValueError: template variable"
+    assert failed[request].failed_at == T0
+    # Not tried again: the next run renders nothing and alerts nobody.
+    assert outbox.queue_replies(render, new_message_id, T0,
+                                on_render_failure=lambda r, e: alerts.append(r.id)) == 0
+    assert len(alerts) == 2
     # A renderer that forgets the chosen Message-ID is refused, too.
+    assert outbox.retry_reply(request) and request_state(store, request) == "stored"
+    assert not outbox.retry_reply(request)  # only a failed one
     assert outbox.queue_replies(lambda r, m: render(r, "<other@issuer.example.jp>"),
                                 new_message_id, T0) == 0
-    assert request_state(store, request) == "stored"
+    assert request_state(store, request) == "failed"
+    assert "Message-ID" in outbox.replies("failed")[0].error
+    assert outbox.retry_reply(request)
     assert outbox.queue_replies(render, new_message_id, T0) == 1
+    assert request_state(store, request) == "queued"
+    assert outbox.cancel_reply(second) and request_state(store, second) == "cancelled"
+    assert not outbox.retry_reply(second)
 
 
 def test_rate_limit_suppresses_the_eleventh_reply_within_an_hour(store, ledger, sink):

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mailbot.store.schema import ledger, mailbox_state, reply_requests
+from parsers.headers import decode_header_text, raw_header
 
 from .spool import Spool
 
@@ -123,15 +124,17 @@ def _entry(mapping: Any) -> Entry:
 
 
 def _headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
-    """Message-ID, From and Subject as raw header text, for the ledger's listing only."""
+    """Message-ID, From and Subject decoded to one line each, for the ledger's listing only
+    (no NUL, which PostgreSQL text refuses, no control characters, no lone surrogates)."""
     try:
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
     except Exception:
         return None, None, None
-    return tuple(  # type: ignore[return-value]
-        str(headers[name])[:500] if headers[name] is not None else None
-        for name in ("Message-ID", "From", "Subject")
-    )
+    values = []
+    for name in ("Message-ID", "From", "Subject"):
+        value = raw_header(headers, name)
+        values.append(None if value is None else decode_header_text(value)[:500])
+    return values[0], values[1], values[2]
 
 
 class Ledger:
@@ -457,16 +460,6 @@ class Ledger:
         if moved_back and latest is not None:
             return Earlier("redecision", latest.id, head, latest.record)
         return Earlier("duplicate", latest.id if latest else rows[0].id, head, None)
-
-    def unfiled(self) -> dict[str, int]:
-        """mailbox → rows decided whose mailbox action is still to be carried out."""
-        query = (
-            select(ledger.c.mailbox, func.count())
-            .where(ledger.c.action_state == "pending")
-            .group_by(ledger.c.mailbox)
-        )
-        with self.engine.connect() as conn:
-            return {mailbox: count for mailbox, count in conn.execute(query)}
 
     def raw(self, entry: Entry) -> bytes:
         return self.spool.read(entry.spool_name)

@@ -4,7 +4,8 @@
 Message-ID first, renders the message with it and inserts the row while marking the request
 `queued`, all in one transaction (a crash cannot queue a reply twice: `reply_request_id` is
 unique). More than `rate_limit` replies to one address within its span suppress the request
-instead. `queue()` adds digests and alerts. `flush(now)` sends what is due over one SMTP
+instead. A request that cannot be rendered ends `failed` with its error, and the staff alert
+about it is queued in the same transaction (`retry_reply` puts it back once fixed). `queue()` adds digests and alerts. `flush(now)` sends what is due over one SMTP
 connection, inside the send window unless a row is `immediate`: 250 marks the row `sent` in
 the step right after the server's answer; 4xx and lost connections retry with backoff until
 the row's deadline, then fail; 5xx fails at once. Every permanent failure calls
@@ -21,7 +22,7 @@ import logging
 import smtplib
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
@@ -30,9 +31,10 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mailbot.store.schema import ledger, outbox, reply_requests, submissions
+from parsers.headers import clean_header_text
 
 from .window import SendWindow
 
@@ -73,6 +75,18 @@ class ReplyRow:
     context: dict[str, Any]
     state: str
     created_at: datetime
+    error: str | None = None  # why it could not be rendered (state `failed`)
+    failed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StaffMail:
+    """A rendered mail for the staff, queued in the transaction of what caused it."""
+
+    to_addrs: list[str]
+    raw: bytes
+    message_id: str
+    subject: str
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,7 @@ def _reply_row(mapping: Any) -> ReplyRow:
     values = dict(mapping)
     values["context"] = json.loads(values["context"])
     values["created_at"] = _read_time(values["created_at"])
+    values["failed_at"] = _read_time(values.get("failed_at"))
     return ReplyRow(**values)
 
 
@@ -230,10 +245,16 @@ class Outbox:
         now: datetime,
         immediate: Callable[[ReplyRow], bool] = lambda r: False,
         rate_limit: tuple[int, timedelta] = (10, timedelta(hours=1)),
+        on_render_failure: Callable[[ReplyRow, str], StaffMail | None] | None = None,
     ) -> int:
         """Queue every stored reply request; returns how many became outbox rows.
 
-        A request whose rendering fails stays `stored` (logged) and is tried again next time.
+        Rendering is deterministic (the same request, templates and settings give the same
+        bytes), so a request whose rendering fails — a template that raises, an address no
+        mail can carry — is not tried again every tick: it ends `failed` at once with the
+        error, and the staff mail `on_render_failure` returns for it is queued in the same
+        transaction (exactly one alert, even across a crash). Database errors are not the
+        request's fault: it stays `stored` for the next run.
         """
         now = _utc(now)
         with self.engine.connect() as conn:
@@ -246,7 +267,7 @@ class Outbox:
         for request_id in ids:
             try:
                 queued += self._queue_reply(request_id, render, message_id_for, now, immediate,
-                                            rate_limit)
+                                            rate_limit, on_render_failure)
             except IntegrityError:
                 log.info("reply request %d was queued by another worker", request_id)
             except Exception:
@@ -262,6 +283,7 @@ class Outbox:
         now: datetime,
         immediate: Callable[[ReplyRow], bool],
         rate_limit: tuple[int, timedelta],
+        on_render_failure: Callable[[ReplyRow, str], StaffMail | None] | None = None,
     ) -> int:
         limit, span = rate_limit
         with self.engine.begin() as conn:
@@ -292,10 +314,16 @@ class Outbox:
                 log.warning("reply request %d to %s suppressed: %d replies to that address "
                             "within %s", request_id, reply.to_addr, recent, span)
                 return 0
-            message_id = message_id_for(reply)  # chosen before anything is rendered or sent
-            raw = render(reply, message_id)
-            subject = _checked_subject(raw, message_id)
-            send_now = bool(immediate(reply))
+            try:
+                message_id = message_id_for(reply)  # chosen before anything is rendered or sent
+                raw = render(reply, message_id)
+                subject = _checked_subject(raw, message_id)
+                send_now = bool(immediate(reply))
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — deterministic: it would fail again
+                self._render_failed(conn, reply, exc, now, on_render_failure)
+                return 0
             conn.execute(insert(outbox).values(
                 kind="reply", reply_request_id=reply.id, ledger_id=reply.ledger_id,
                 message_id=message_id, to_addrs=reply.to_addr.strip(), subject=subject, raw=raw,
@@ -304,6 +332,30 @@ class Outbox:
             ))
         log.info("reply request %d queued as %s", request_id, message_id)
         return 1
+
+    def _render_failed(self, conn: Connection, reply: ReplyRow, exc: Exception, now: datetime,
+                       on_render_failure: Callable[[ReplyRow, str], StaffMail | None] | None
+                       ) -> None:
+        """`reply` ends `failed` with the error; its staff alert joins the transaction."""
+        error = clean_header_text(f"{type(exc).__name__}: {exc}")[:2000]  # no NUL for PG
+        conn.execute(update(reply_requests).where(reply_requests.c.id == reply.id)
+                     .values(state="failed", error=error, failed_at=now))
+        log.error("reply request %d to %s cannot be rendered; it is failed: %s", reply.id,
+                  reply.to_addr, error, exc_info=exc)
+        if on_render_failure is None:
+            return
+        failed = replace(reply, state="failed", error=error, failed_at=now)
+        try:
+            alert = on_render_failure(failed, error)
+            if alert is not None:
+                _checked_recipients("alert", alert.to_addrs)
+                _checked_subject(alert.raw, alert.message_id)
+        except Exception:  # noqa: BLE001 — the request is failed all the same (status, digest)
+            log.exception("reply request %d: the staff alert could not be written", reply.id)
+            return
+        if alert is not None:
+            self.insert(conn, "alert", alert.to_addrs, alert.raw, alert.message_id,
+                        alert.subject, now, immediate=True, ledger_id=reply.ledger_id)
 
     def queue(
         self,
@@ -600,6 +652,37 @@ class Outbox:
             if done:
                 self._request_state(conn, row_id, "queued", reason=None)
         return bool(done)
+
+    def replies(self, state: str | None = None) -> list[ReplyRow]:
+        """Reply requests (oldest first), e.g. the `failed` ones no outbox row stands for."""
+        query = select(reply_requests).order_by(reply_requests.c.id)
+        if state is not None:
+            query = query.where(reply_requests.c.state == state)
+        with self.engine.connect() as conn:
+            return [_reply_row(row._mapping) for row in conn.execute(query)]
+
+    def retry_reply(self, request_id: int) -> bool:
+        """A request that could not be rendered is rendered again at the next run (after
+        the template or the configuration was fixed); False if it is not such a request."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(
+                update(reply_requests)
+                .where(reply_requests.c.id == request_id, reply_requests.c.state == "failed",
+                       reply_requests.c.error.is_not(None))
+                .values(state="stored", error=None, failed_at=None)
+            ).rowcount)
+
+    def cancel_reply(self, request_id: int) -> bool:
+        """A request not yet rendered, or that could not be, will never be sent."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(
+                update(reply_requests)
+                .where(reply_requests.c.id == request_id,
+                       (reply_requests.c.state == "stored")
+                       | ((reply_requests.c.state == "failed")
+                          & reply_requests.c.error.is_not(None)))
+                .values(state="cancelled")
+            ).rowcount)
 
     def cancel(self, row_id: int) -> bool:
         """A queued or failed row will not be sent."""

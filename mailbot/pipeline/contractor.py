@@ -40,6 +40,7 @@ from mailbot.submit.track import (
 )
 from mailbot.submitting import STATE_JA, staff_mail
 from parsers import Reader
+from parsers.headers import decode_header_text, raw_header
 from parsers.mime import BodyText, walk_message
 
 from .facts import MailFacts
@@ -240,12 +241,13 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
     writes = Writes(config, outbox, ledger_id, facts, quiet=backfill)
     contents = walk_message(raw, reader.limits)
     texts = [item.text for item in contents.items if isinstance(item, BodyText)]
-    header = BytesHeaderParser(policy=compat32).parsebytes(raw).get(RESULT_HEADER)
+    found = raw_header(BytesHeaderParser(policy=compat32).parsebytes(raw), RESULT_HEADER)
+    header = None if found is None else decode_header_text(found)
     record: dict[str, Any] = {"mailbox": mailbox.name, "role": "contractor",
                               "message_id": facts.message_id, "sender": facts.sender,
                               "subject": facts.subject, "status": "recorded", "outcomes": [],
                               "problems": [], "notices": []}
-    answer = read_answer(str(header) if header else None, facts.subject, texts)
+    answer = read_answer(header or None, facts.subject, texts)
     refs = referenced_ids(facts.in_reply_to, facts.references)
     matches: list[Match] = []
     if not in_domains(_domain(facts.author), own_domains(config)):  # never our own staff

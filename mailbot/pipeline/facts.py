@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
-from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
+from parsers.headers import decode_header_text, raw_header
 from parsers.mime import part_filename
 
 
@@ -36,25 +37,37 @@ _HEADERS_ONLY = BytesParser(policy=compat32)
 
 
 def _header(message: Message, name: str) -> str | None:
-    """A header decoded from RFC 2047 (Japanese subjects), or None when absent."""
-    value = message.get(name)
-    if value is None:
-        return None
-    try:
-        return str(make_header(decode_header(str(value)))).strip()
-    except Exception:  # an undecodable encoded word: keep the raw text
-        return str(value).strip()
+    """A header as one line of text (RFC 2047 words and raw 8-bit bytes decoded with the
+    Japanese charset rules bodies get, no control characters), or None when absent."""
+    value = raw_header(message, name)
+    return None if value is None else decode_header_text(value)
+
+
+MAX_ADDRESS = 254  # RFC 5321's path limit less the brackets; the store keeps up to 320
+
+
+def _address(addr: str) -> str | None:
+    """A bare address as parsed, lower-case; a control character becomes a space and a lone
+    surrogate U+FFFD (never dropped: that would make another, real address), so an address
+    that cannot be answered still looks so and is safe to store. Longer than any address
+    can be: None."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else
+                   "\ufffd" if unicodedata.category(c) == "Cs" else c for c in addr)
+    text = text.strip().lower()
+    return text if 0 < len(text) <= MAX_ADDRESS else None
 
 
 def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
     # compat32 parses headers lazily and cheaply; the reader does the careful MIME walk.
     message = _HEADERS_ONLY.parsebytes(raw)
-    reply_to = _header(message, "Reply-To") or _header(message, "From") or ""
-    sender = parseaddr(reply_to)[1].lower() or None
+    # Addresses come from the raw header (a decoded display name may hold "<", "," or "@"):
+    # only display names are text to decode, and mailbot uses none of them.
+    reply_to = raw_header(message, "Reply-To") or raw_header(message, "From") or ""
+    sender = _address(parseaddr(reply_to)[1])
     recipients = tuple(
-        addr.lower() for _, addr in getaddresses(
-            [v for v in (_header(message, "To"), _header(message, "Cc")) if v]
-        ) if addr
+        a for a in (_address(addr) for _, addr in getaddresses(
+            [v for v in (raw_header(message, "To"), raw_header(message, "Cc")) if v]
+        )) if a
     )
     names: list[str] = []
     warnings: list[str] = []
@@ -87,7 +100,7 @@ def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
         list_id=_header(message, "List-Id"),
         return_path=_header(message, "Return-Path"),
         in_reply_to=_header(message, "In-Reply-To"),
-        author=parseaddr(_header(message, "From") or "")[1].lower() or None,
+        author=_address(parseaddr(raw_header(message, "From") or "")[1]),
     )
 
 

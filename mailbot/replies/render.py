@@ -39,7 +39,11 @@ original subject without its Re:/RE:/返信: prefixes, so replies never read ``R
 ``{date}`` (today in Asia/Tokyo) and any top-level string of the context (``{issuer}``,
 ``{what}`` …).
 
-Encoding: headers are RFC 2047 (UTF-8) through the stdlib; a UTF-8 body goes out base64,
+Every string of a context is cleaned first (`safe.safe_context`: no lone surrogates, NUL or
+other controls), so no value from a mail can make rendering or serialising fail.
+
+Encoding: headers are RFC 2047 (UTF-8) words written by `safe` (printable ASCII that fits a
+line stays as is); recipients must be plain ``local@domain``; a UTF-8 body goes out base64,
 an ISO-2022-JP body 7bit after characters JIS X 0208 lacks are mapped to readable
 equivalents (① → (1), ㈱ → (株), ～ → 〜, 髙 → 高; anything else → 〓), so every receiver
 decodes it with a plain ISO-2022-JP decoder.
@@ -55,7 +59,6 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from email import policy as email_policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
@@ -65,6 +68,10 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from parsers.headers import clean_body_text
+
+from .safe import safe_context, set_address, set_list, set_recipients, set_text
 
 REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -117,6 +124,7 @@ def render_reply(
     if template not in REPLY_TEMPLATES:
         raise ValueError(f"unknown reply template {template!r} (one of {REPLY_TEMPLATES})")
     _refuse_clear_keys(context)
+    context = safe_context(context)
     threading: list[tuple[str, str]] = []
     parent = _msg_ids(context.get("in_reply_to"))
     if parent:
@@ -129,12 +137,13 @@ def render_reply(
     msg = _message(
         template, context, [to_addr], settings, message_id, now, "auto-replied", threading
     )
-    msg[RESULT_HEADER] = result_header(template, context)
+    set_list(msg, RESULT_HEADER, result_header(template, context).split("; "), ";")
     return msg.as_bytes()
 
 
 RESULT_HEADER = "X-Mailbot-Result"
-_CODE = re.compile(r"[a-z_]+")
+_CODE = re.compile(r"[a-z_]{1,40}")
+_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
 
 
 def result_header(template: str, context: dict[str, Any]) -> str:
@@ -144,7 +153,7 @@ def result_header(template: str, context: dict[str, Any]) -> str:
     for notice in context.get("notices") or ():
         number = str(notice.get("guarantee_number", ""))
         codes = [c for c in notice.get("outcomes") or () if _CODE.fullmatch(str(c))]
-        if number.isascii() and number and " " not in number and ";" not in number:
+        if _NUMBER.fullmatch(number):
             parts.append(f"{number}={'+'.join(codes) or 'unknown'}")
     for problem in context.get("problems") or ():
         if _CODE.fullmatch(str(problem.get("code", ""))):
@@ -166,7 +175,8 @@ def render_staff(
     if not to_addrs:
         raise ValueError("a staff mail needs at least one recipient")
     _refuse_clear_keys(context)
-    msg = _message(template, context, to_addrs, settings, message_id, now, "auto-generated")
+    msg = _message(template, safe_context(context), to_addrs, settings, message_id, now,
+                   "auto-generated")
     return msg.as_bytes()
 
 
@@ -196,15 +206,15 @@ def _message(
         "from_addr": settings.from_addr,
         "now": now,
     }
-    body = _tidy(env.get_template(f"{template}.txt.j2").render(full))
+    body = _tidy(clean_body_text(env.get_template(f"{template}.txt.j2").render(full)))
     subject = _subject(
         _subjects(tuple(Path(d) for d in settings.template_dirs), set_name), template, full, now
     )
 
     msg = EmailMessage(policy=_POLICY)
-    msg["From"] = Address(settings.from_name or "", addr_spec=settings.from_addr)
-    msg["To"] = ", ".join(to_addrs)
-    msg["Subject"] = subject
+    set_address(msg, "From", settings.from_name, settings.from_addr)
+    set_recipients(msg, "To", to_addrs)
+    set_text(msg, "Subject", subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
     for name, value in threading or ():
@@ -293,7 +303,7 @@ def _subject(
     entry = subjects.get(template)
     if not entry or "subject" not in entry:
         raise ValueError(f"subjects.toml has no subject for template {template!r}")
-    original = strip_reply_prefixes(context.get("subject") or "")
+    original = strip_reply_prefixes(str(context.get("subject") or ""))
     pattern = entry["subject"]
     if not original and "{subject}" in pattern:
         pattern = entry.get("fallback") or pattern
@@ -302,9 +312,9 @@ def _subject(
     values.update({k: "" for k, v in context.items() if v is None})
     try:
         text = pattern.format_map(values)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(f"subjects.toml [{template}]: bad placeholder in {pattern!r} ({exc})") \
-            from None
+    except Exception as exc:  # noqa: BLE001 — {x.y}, {x[0]}, {x:spec}: the admin's pattern
+        raise ValueError(f"subjects.toml [{template}]: bad placeholder in {pattern!r} "
+                         f"({type(exc).__name__}: {exc})") from None
     return " ".join(text.split())
 
 
@@ -334,7 +344,10 @@ def datetime_ja(value: Any) -> str:
             return value
     if isinstance(when, datetime):
         if when.tzinfo is not None:
-            when = when.astimezone(TOKYO)
+            try:
+                when = when.astimezone(TOKYO)
+            except (OverflowError, ValueError):  # 0001-01-01T00:00+14:00 has no JST
+                return str(value)
         return f"{when.year}年{when.month}月{when.day}日 {when:%H:%M}"
     if isinstance(when, date):
         return f"{when.year}年{when.month}月{when.day}日"

@@ -12,10 +12,8 @@ issuer is meant to answer it.
 from __future__ import annotations
 
 from datetime import datetime
-from email.header import Header
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,14 @@ from mailbot.replies.render import (
     template_environment,
     tidy,
 )
+from mailbot.replies.safe import (
+    safe_context,
+    set_address,
+    set_recipients,
+    set_text,
+    set_token,
+)
+from parsers.headers import clean_body_text, clean_header_text
 from parsers.model import Notice
 
 from .files import File
@@ -102,40 +108,52 @@ def render_submission(
     template_dirs: tuple[Path, ...],
     template_set: str = "default",
 ) -> tuple[bytes, str]:
-    """(the mail's bytes, its subject)."""
+    """(the mail's bytes, its subject). Any value from the notice is made safe first; a mail
+    that still cannot be written (a template that raises, say) is a SubmissionError, so the
+    notice goes to the staff with the reason instead of failing its decision again and again."""
     if not is_message_id(message_id or ""):
         raise ValueError(f"not a Message-ID: {message_id!r}")
-    subject = render_subject(rule, context)
-    full = {**context, "attachments": [f.name for f in files],
+    try:
+        return _render(safe_context(context), rule, contractor, to_addr, files, message_id,
+                       now, template_dirs, template_set)
+    except SubmissionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — deterministic: the same notice fails again
+        raise SubmissionError(f"{context.get('issuer') or '発注者'}あての提出メールを作成できません"
+                              f"（{type(exc).__name__}: {str(exc)[:300]}）") from exc
+
+
+def _render(context: dict[str, Any], rule: SubmissionRule, contractor: ContractorConfig,
+            to_addr: str, files: list[File], message_id: str, now: datetime,
+            template_dirs: tuple[Path, ...], template_set: str) -> tuple[bytes, str]:
+    subject = clean_header_text(render_subject(rule, context))
+    names = [clean_header_text(f.name) or "notice.pdf" for f in files]
+    full = {**context, "attachments": names,
             "signature": contractor.signature, "from_name": contractor.from_name,
             "from_addr": contractor.from_addr, "now": now}
     env = template_environment(template_dirs, template_set)
-    body = tidy(env.get_template(f"{rule.body_template}.txt.j2").render(full))
+    body = tidy(clean_body_text(env.get_template(f"{rule.body_template}.txt.j2").render(full)))
     msg = EmailMessage(policy=MAIL_POLICY)
     name = contractor.from_name or contractor.name
     if rule.charset == "iso-2022-jp":
+        subject = jis_safe(subject)  # as sent, for listings too
         # Issuers that need ISO-2022-JP bodies need it in the headers too (RFC 2047 "B").
-        msg.set_raw("From", formataddr((_jis_word(name), contractor.from_addr)))
-        msg["To"] = to_addr
-        msg.set_raw("Subject", _jis_word(subject))
+        set_address(msg, "From", jis_safe(name), contractor.from_addr, "iso-2022-jp")
+        set_recipients(msg, "To", [to_addr])
+        set_text(msg, "Subject", subject, "iso-2022-jp")
     else:
-        msg["From"] = Address(name, addr_spec=contractor.from_addr)
-        msg["To"] = to_addr
-        msg["Subject"] = subject
+        set_address(msg, "From", name, contractor.from_addr)
+        set_recipients(msg, "To", [to_addr])
+        set_text(msg, "Subject", subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
-    msg["X-Mailbot-Submission"] = context["guarantee_number"]
+    set_token(msg, "X-Mailbot-Submission", str(context["guarantee_number"]))
     if rule.charset == "iso-2022-jp":
         msg.set_content(jis_safe(body), charset="iso-2022-jp", cte="7bit")
     else:
         msg.set_content(body, charset="utf-8", cte="base64")
-    for file in files:
+    for file, filename in zip(files, names, strict=True):
         maintype, _, subtype = file.content_type.partition("/")
         msg.add_attachment(file.data, maintype=maintype, subtype=subtype or "octet-stream",
-                           filename=file.name)
+                           filename=filename)
     return msg.as_bytes(), subject
-
-
-def _jis_word(text: str) -> str:
-    """`text` as RFC 2047 ISO-2022-JP encoded words, folded with CRLF + space."""
-    return Header(jis_safe(text), "iso-2022-jp", maxlinelen=76).encode(linesep="\r\n")

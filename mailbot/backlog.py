@@ -1,0 +1,104 @@
+"""What waits and what is stuck, per mailbox: the figures `mailbot status` shows.
+
+Waiting: messages not yet decided (received, processing), decided messages not yet filed in
+their mailbox (the move or keyword still pending), reply requests not yet rendered
+(stored) and outgoing mail not yet sent (outbox rows queued: replies, submissions, alerts).
+Stuck, waiting for a person: quarantined messages, reply requests that could not be
+rendered (failed, with their error) and outgoing mail that failed for good. The backlog is
+both, so "backlog 0" means nothing waits and nothing is stuck. Outbox rows that belong to no
+received message (digests, some alerts) are counted under `OUTGOING`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection
+
+from mailbot.store.schema import ledger, outbox, reply_requests
+
+OUTGOING = "(outgoing)"
+WAITING = ("to decide", "to file", "replies to render", "mail to send")
+STUCK = ("quarantined", "replies not rendered", "mail failed")
+
+
+@dataclass
+class Backlog:
+    waiting: dict[str, int] = field(default_factory=dict)
+    stuck: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.waiting.values()) + sum(self.stuck.values())
+
+    def add(self, part: dict[str, int], label: str, count: int) -> None:
+        if count:
+            part[label] = part.get(label, 0) + count
+
+    def text(self) -> str:
+        """``backlog 3 (waiting: mail to send 1; stuck: quarantined 2)``."""
+        parts = [f"{name}: " + ", ".join(f"{k} {values[k]}" for k in order if k in values)
+                 for name, values, order in (("waiting", self.waiting, WAITING),
+                                             ("stuck", self.stuck, STUCK)) if values]
+        return f"backlog {self.total}" + (f" ({'; '.join(parts)})" if parts else "")
+
+    def to_json(self) -> dict[str, object]:
+        return {"backlog": self.total, "waiting": self.waiting, "stuck": self.stuck}
+
+
+def backlogs(conn: Connection) -> dict[str, Backlog]:
+    """Mailbox (or `OUTGOING`) → its backlog; mailboxes with nothing at all are absent."""
+    out: dict[str, Backlog] = {}
+
+    def of(mailbox: str | None) -> Backlog:
+        return out.setdefault(mailbox or OUTGOING, Backlog())
+
+    for mailbox, state, count in conn.execute(
+            select(ledger.c.mailbox, ledger.c.state, func.count())
+            .where(ledger.c.state.in_(("received", "processing", "quarantined")))
+            .group_by(ledger.c.mailbox, ledger.c.state)):
+        backlog = of(mailbox)
+        if state == "quarantined":
+            backlog.add(backlog.stuck, "quarantined", count)
+        else:
+            backlog.add(backlog.waiting, "to decide", count)
+    for mailbox, count in conn.execute(
+            select(ledger.c.mailbox, func.count())
+            .where(ledger.c.action_state == "pending",
+                   ledger.c.state.notin_(("received", "processing", "quarantined")))
+            .group_by(ledger.c.mailbox)):
+        backlog = of(mailbox)
+        backlog.add(backlog.waiting, "to file", count)
+    unrendered = and_(reply_requests.c.state == "failed", reply_requests.c.error.is_not(None))
+    for mailbox, state, count in conn.execute(
+            select(ledger.c.mailbox, reply_requests.c.state, func.count())
+            .join(ledger, ledger.c.id == reply_requests.c.ledger_id)
+            .where((reply_requests.c.state == "stored") | unrendered)
+            .group_by(ledger.c.mailbox, reply_requests.c.state)):
+        backlog = of(mailbox)
+        if state == "stored":
+            backlog.add(backlog.waiting, "replies to render", count)
+        else:
+            backlog.add(backlog.stuck, "replies not rendered", count)
+    for mailbox, state, count in conn.execute(
+            select(ledger.c.mailbox, outbox.c.state, func.count())
+            .select_from(outbox.outerjoin(ledger, ledger.c.id == outbox.c.ledger_id))
+            .where(outbox.c.state.in_(("queued", "failed")))
+            .group_by(ledger.c.mailbox, outbox.c.state)):
+        backlog = of(mailbox)
+        if state == "queued":
+            backlog.add(backlog.waiting, "mail to send", count)
+        else:
+            backlog.add(backlog.stuck, "mail failed", count)
+    return out
+
+
+def total(parts: dict[str, Backlog]) -> Backlog:
+    whole = Backlog()
+    for backlog in parts.values():
+        for label, count in backlog.waiting.items():
+            whole.add(whole.waiting, label, count)
+        for label, count in backlog.stuck.items():
+            whole.add(whole.stuck, label, count)
+    return whole
