@@ -363,7 +363,10 @@ def test_status_counts_decided_mail_not_yet_filed_as_backlog(tmp_path, monkeypat
                              str(path), "--json"], capture_output=True, text=True, env=env,
                             timeout=120)
     assert status.returncode == 0, status.stderr
-    assert json.loads(status.stdout)["keiyaku"]["backlog"] == 1
+    report = json.loads(status.stdout)["keiyaku"]
+    # The mail waits to be filed (and its reply to be rendered): backlog is not 0.
+    assert report["waiting"] == {"to file": 1, "replies to render": 1}
+    assert report["backlog"] == 2
 
 
 # -- the migration -------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from mailbot.addresses import Unanswerable, reply_address
 from mailbot.config import load_config
-from mailbot.pipeline.addresses import Unanswerable, reply_address
 from mailbot.pipeline.decide import decide, reply_blocked
 from mailbot.pipeline.facts import mail_facts
 from mailbot.store import GuaranteeEvent

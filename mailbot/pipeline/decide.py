@@ -21,13 +21,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mailbot.addresses import Unanswerable, reply_address
 from mailbot.config import Config, MailboxConfig
 from mailbot.ledger import ReplyRequest
 from mailbot.store import Store
 from mailbot.verify import IssuerPolicy, Submission, VerifyResult, verify
 from parsers import ParseResult, Reader
 
-from .addresses import Unanswerable, reply_address
 from .facts import MailFacts
 from .route import Routing, route
 

@@ -7,7 +7,8 @@ the generator passes through unchanged: printable ASCII that fits a line as is, 
 as RFC 2047 UTF-8 encoded words folded at 78 characters (`email.header.Header`, which
 round-trips every string; the newer folder loses spaces between words and re-decodes any
 ``=?…?=`` a value contains). Addresses are checked, never rewritten: a recipient that is not
-a plain ``local@domain`` is refused with ValueError.
+what `mailbot.addresses.reply_address` accepts (and gives back unchanged) is refused with
+ValueError; that is the one rule for who may be written to, at decision and at rendering.
 """
 
 from __future__ import annotations
@@ -18,15 +19,11 @@ from email.message import EmailMessage
 from email.utils import formataddr
 from typing import Any
 
+from mailbot.addresses import Unanswerable, reply_address
 from parsers.headers import clean_body_text, clean_header_text
 
 MAX_LINE = 78
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_MAILBOX = re.compile(
-    rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
-)
 
 
 def safe_context(value: Any) -> Any:
@@ -41,8 +38,11 @@ def safe_context(value: Any) -> Any:
 
 
 def is_mailbox(address: str) -> bool:
-    """A bare ``local@domain`` SMTP can deliver to (ASCII dot-atoms, at most 254 long)."""
-    return len(address) <= 254 and bool(_MAILBOX.fullmatch(address))
+    """A bare address SMTP can deliver to, already in the form replies are sent to."""
+    try:
+        return reply_address(address) == address
+    except Unanswerable:
+        return False
 
 
 def checked_addresses(addresses: list[str]) -> list[str]:
@@ -105,8 +105,12 @@ def set_list(msg: EmailMessage, name: str, items: list[str], separator: str) -> 
 
 
 def set_token(msg: EmailMessage, name: str, value: str, limit: int = 200) -> None:
-    """A machine-read header of printable ASCII (anything else dropped): never folded text."""
-    token = "".join(c for c in value if "\x21" <= c <= "\x7e")[:limit] or "unknown"
+    """A machine-read header of printable ASCII (anything else dropped): never folded text,
+    and never anything a reader could take for the start of an RFC 2047 word (``=?``)."""
+    token = "".join(c for c in value if "\x21" <= c <= "\x7e")
+    while "=?" in token:
+        token = token.replace("=?", "?")
+    token = token[:limit] or "unknown"
     msg.set_raw(name, token)
 
 

@@ -137,7 +137,7 @@ reply_requests = Table(
     Column("state", String(16), nullable=False),  # stored (until the outbox issue) → queued → sent
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
-# A request that could not be rendered: `failed`, with why and when (migration 0005).
+# A request that could not be rendered: `failed`, with why and when (migration 0006).
 reply_requests.append_column(Column("error", Text))
 reply_requests.append_column(Column("failed_at", DateTime(timezone=True)))
 
