@@ -63,6 +63,7 @@ def _address(addr: str) -> str | None:
 
 # Raw ISO-2022-JP in a header (old Japanese mailers write display names so): its 7-bit bytes
 # include ( " < @ , and `(B` of the closing escape opens a comment that swallows the address.
+_UNFOLD = re.compile(r"\r?\n|\r")
 _JIS_RUN = re.compile(r"\x1b\$[@B].*?(?:\x1b\([BJ]|$)", re.DOTALL)
 
 
@@ -84,7 +85,7 @@ def ambiguity(value: str) -> str | None:
     first of two authors. A reply must go to the address the sender's own program shows, so
     such a header gets none (the decision says why)."""
     try:
-        header = _modern.header_factory("From", value)
+        header = _modern.header_factory("From", _UNFOLD.sub(" ", value).strip())
         found = [a.addr_spec.lower() for a in header.addresses]
         invalid = [str(d) for d in header.defects if "invalid address" in str(d)]
     except Exception as exc:  # noqa: BLE001 — the strict parser failing is an answer too
