@@ -160,7 +160,10 @@ def zip_kind(data: bytes, name: str = "") -> FileKind:
     local = local_members(data)
     first = local[0] if local else None
     if names is not None:
-        return _container(names, first) or FileKind(ARCHIVE, "zip archive")
+        found = _container(names, first)
+        if found is not None and _complete(found, names):
+            return found
+        return FileKind(ARCHIVE, "zip archive")
     found = _container((n for n, _ in local), first)
     if found is not None:
         return replace(found, label=f"{found.label}, damaged", damaged=True)
@@ -218,6 +221,22 @@ def _container(names: Iterable[str], first: tuple[str, bytes] | None) -> FileKin
     if "meta-inf/manifest.mf" in lowered:
         return FileKind(PACKAGE, "Java / Android package (META-INF/MANIFEST.MF)")
     return None
+
+
+def _complete(found: FileKind, names: Iterable[str]) -> bool:
+    """Does an intact zip that carries a container's marker hold the rest of that container's
+    structure? A person's zip with the notice PDF and a stray ``[Content_Types].xml`` (a
+    folder packed from an unpacked workbook) or a ``mimetype`` member is an archive, and its
+    notice must be read, not ignored as an office document. A real OPC package has its
+    package relationships (``_rels/.rels``, ECMA-376 Part 2 §9.3); an ODF / OCF document its
+    ``META-INF/`` manifest; a Java / Android package its code."""
+    lowered = [n.lower() for n in names]
+    if found.kind == PACKAGE:
+        return any(n.endswith((".class", ".dex")) or n.startswith("web-inf/")
+                   or n == "androidmanifest.xml" for n in lowered)
+    if "[content_types].xml" in lowered and "_rels/.rels" in lowered:
+        return True
+    return any(n.startswith("meta-inf/") and n != "meta-inf/" for n in lowered)
 
 
 def _named(ext: str) -> str:

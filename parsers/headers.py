@@ -17,6 +17,7 @@ import base64
 import binascii
 import re
 import unicodedata
+from collections import deque
 from dataclasses import dataclass
 from email.header import Header
 from email.message import Message
@@ -110,15 +111,18 @@ def _decode(raw: str) -> tuple[str, bool]:
     """Encoded words and the plain text between them, in order."""
     pieces: list[str] = []
     lossy = False
-    pending: list[tuple[str, bytes]] = []  # adjacent words not yet decoded: (label, bytes)
+    # Adjacent words not yet decoded: (label, bytes). A deque: a header of 100,000 words
+    # took 5 s with list.pop(0), and four times as long for twice as many.
+    pending: deque[tuple[str, bytes]] = deque()
 
     def flush() -> None:
         nonlocal lossy
         while pending:
-            label, data = pending.pop(0)
+            label, data = pending.popleft()
+            chunks = [data]
             while pending and pending[0][0] == label:  # one charset: join, then decode
-                data += pending.pop(0)[1]
-            decoded = decode_bytes(data, label or None)
+                chunks.append(pending.popleft()[1])
+            decoded = decode_bytes(b"".join(chunks), label or None)
             lossy = lossy or decoded.lossy
             pieces.append(decoded.text)
 

@@ -58,6 +58,9 @@ def reply_blocked(facts: MailFacts, own_addresses: tuple[str, ...] = ()) -> str 
         address = reply_address(facts.sender)
     except Unanswerable as exc:
         return f"sender address {facts.sender[:120]!r} cannot be answered by SMTP: {exc}"
+    if facts.sender_ambiguous:
+        return (f"sender address {facts.sender[:120]!r} is not the one mailbox its header "
+                f"names: {facts.sender_ambiguous}")
     if facts.auto_submitted and facts.auto_submitted.lower() != "no":
         return f"Auto-Submitted: {facts.auto_submitted}"
     if facts.precedence and facts.precedence.lower() in _LIST_PRECEDENCE:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
+from email.policy import default as _modern
 from email.utils import getaddresses, parseaddr
 
 from parsers.headers import decode_header_text, raw_header
@@ -31,6 +33,8 @@ class MailFacts:
     return_path: str | None
     in_reply_to: str | None = None
     author: str | None = None  # the From address, lower-case (who wrote it, not Reply-To)
+    # Why the header `sender` was taken from does not name one mailbox unambiguously, or None.
+    sender_ambiguous: str | None = None
 
 
 _HEADERS_ONLY = BytesParser(policy=compat32)
@@ -57,16 +61,56 @@ def _address(addr: str) -> str | None:
     return text if 0 < len(text) <= MAX_ADDRESS else None
 
 
+# Raw ISO-2022-JP in a header (old Japanese mailers write display names so): its 7-bit bytes
+# include ( " < @ , and `(B` of the closing escape opens a comment that swallows the address.
+_UNFOLD = re.compile(r"\r?\n|\r")
+_JIS_RUN = re.compile(r"\x1b\$[@B].*?(?:\x1b\([BJ]|$)", re.DOTALL)
+
+
+def address_header(message: Message, name: str) -> str | None:
+    """The raw address header `name`, each raw ISO-2022-JP run replaced by one plain word
+    (only display names hold such text, and mailbot reads no display name)."""
+    value = raw_header(message, name)
+    return None if value is None else _JIS_RUN.sub(" jis ", value)
+
+
+def ambiguity(value: str) -> str | None:
+    """Why the address header `value` does not name exactly one mailbox that every reader
+    of the mail takes for the same one, or None.
+
+    `parseaddr` answers with one address whatever the header holds. For
+    ``victim@other.example.jp <a@maru.example.jp>`` it (and the stdlib's RFC 5322 parser)
+    takes the unquoted display name for the address, while a person's mail program answers
+    the address in angle brackets; for ``a@maru.example.jp, b@other.example.jp`` it takes the
+    first of two authors. A reply must go to the address the sender's own program shows, so
+    such a header gets none (the decision says why)."""
+    try:
+        header = _modern.header_factory("From", _UNFOLD.sub(" ", value).strip())
+        found = [a.addr_spec.lower() for a in header.addresses]
+        invalid = [str(d) for d in header.defects if "invalid address" in str(d)]
+    except Exception as exc:  # noqa: BLE001 — the strict parser failing is an answer too
+        return f"the address header cannot be parsed ({type(exc).__name__})"
+    if len(found) > 1:
+        return f"{len(found)} addresses in one header"
+    if invalid:
+        return "text beside the address that is neither a display name nor a comment"
+    legacy = parseaddr(value)[1].lower().replace('"', "")
+    if found and found[0].replace('"', "") != legacy:
+        return "the address parsers do not agree on the address"
+    return None
+
+
 def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
     # compat32 parses headers lazily and cheaply; the reader does the careful MIME walk.
     message = _HEADERS_ONLY.parsebytes(raw)
     # Addresses come from the raw header (a decoded display name may hold "<", "," or "@"):
     # only display names are text to decode, and mailbot uses none of them.
-    reply_to = raw_header(message, "Reply-To") or raw_header(message, "From") or ""
+    reply_to = address_header(message, "Reply-To") or address_header(message, "From") or ""
     sender = _address(parseaddr(reply_to)[1])
+    sender_ambiguous = ambiguity(reply_to) if sender else None
     recipients = tuple(
         a for a in (_address(addr) for _, addr in getaddresses(
-            [v for v in (raw_header(message, "To"), raw_header(message, "Cc")) if v]
+            [v for v in (address_header(message, "To"), address_header(message, "Cc")) if v]
         )) if a
     )
     names: list[str] = []
@@ -100,7 +144,8 @@ def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
         list_id=_header(message, "List-Id"),
         return_path=_header(message, "Return-Path"),
         in_reply_to=_header(message, "In-Reply-To"),
-        author=_address(parseaddr(raw_header(message, "From") or "")[1]),
+        author=_address(parseaddr(address_header(message, "From") or "")[1]),
+        sender_ambiguous=sender_ambiguous,
     )
 
 
