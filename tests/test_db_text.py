@@ -4,7 +4,8 @@ PostgreSQL refuses NUL in text ("PostgreSQL text fields cannot contain NUL"), an
 driver encodes a lone surrogate; a sender's headers carry both. On SQLite and PostgreSQL:
 the ledger records such a mail (and the LMTP listener answers 250, not 451), a decision and
 a reply request holding them are stored, lookups with them find what was stored, and the
-throttle takes an overlong hostile sender.
+throttle takes an overlong hostile sender. Also the bounds on what an answer's headers and
+text may turn into (Message-IDs to look up, numbers, the excerpt for staff).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mailbot.sources.smtp import IntakeListener, ListenerSettings
 from mailbot.store.dbtext import db_text
 from mailbot.store.schema import ledger as ledger_table
 from mailbot.store.schema import reply_requests, submissions
+from mailbot.submit.track import MAX_NUMBERS, MAX_REFERENCES, read_answer, referenced_ids
 
 NUL_MAIL = (
     b"From: \"\x00\xed\xa0\x80\" <tanto\x00@maru-kensetsu.example.jp>\r\n"
@@ -120,3 +122,19 @@ def test_the_listener_accepts_a_mail_with_nul_in_its_headers(store, tmp_path):
         listener.stop()
     assert code == 250, reply
     assert [e.mailbox for e in ledger.entries()] == ["k"]
+
+
+def test_only_plausible_message_ids_are_looked_up_and_only_so_many():
+    assert referenced_ids("<a\x00@x.jp>", "<ok@x.jp> <\xe5@x.jp> <b c@x.jp>") == ["<ok@x.jp>"]
+    many = " ".join(f"<r{i}@x.jp>" for i in range(5000))
+    ids = referenced_ids("<parent@x.jp>", many)
+    assert len(ids) == MAX_REFERENCES
+    assert ids[:2] == ["<parent@x.jp>", "<r4999@x.jp>"]  # the parent, then the newest
+
+
+def test_an_answer_naming_thousands_of_numbers_stays_small():
+    text = "\n".join(f"35075-{i:05d}M 確認しました " + "x" * 5000 for i in range(3000))
+    answer = read_answer(None, "Re: 提出", [text])
+    assert len(answer.numbers) == MAX_NUMBERS
+    assert len(answer.excerpt) == 40 and max(map(len, answer.excerpt)) <= 200
+    assert answer.verdict == "confirmed"
