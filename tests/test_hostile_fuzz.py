@@ -15,15 +15,24 @@ campaign with memory figures is `bench/bench_hostile.py`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from email.header import Header
 
 import pytest
+from sqlalchemy import func, select
 
 from mailbot.config import load_config
+from mailbot.daemon import Pipeline
+from mailbot.ledger import Ledger, Spool
+from mailbot.pipeline.decide import MAX_SUBJECT
+from mailbot.replying import Replier
 from mailbot.samples.hostile import MUTATIONS, hostile_mails
 from mailbot.store import Store
+from mailbot.store.schema import outbox
+from parsers import Reader
 
 from .conftest import TEST_SECRET
 from .hostile_campaign import (
@@ -90,3 +99,29 @@ def test_every_hostile_mail_is_decided_or_refused_for_good(store_url, tmp_path, 
     assert result.reply_states["queued"] > 0
     # 5. No stage logged a traceback about a message.
     assert not capture.tracebacks, capture.tracebacks[0][-3000:]
+
+
+def test_a_giant_subject_is_clipped_in_decisions_replies_and_staff_mail(store, store_url,
+                                                                          tmp_path):
+    """Folding a 100 KiB subject into a reply took seconds and 130 MiB (kept by the allocator
+    as the daemon's RSS); what a decision carries of a subject is bounded."""
+    config = load_config(write_config(tmp_path, store_url))
+    ledger = Ledger(store.engine, Spool(config.spool_dir))
+    pipeline = Pipeline(config, store, ledger, Reader())
+    giant = "〇〇建設工事の電子保証" * 10000
+    subject = Header(giant, "utf-8").encode().encode("ascii")
+    raw = (b"From: tanto@maru-kensetsu.example.jp\r\nTo: keiyaku@issuer.example.jp\r\n"
+           b"Subject: " + subject + b"\r\nMessage-ID: <giant@maru-kensetsu.example.jp>\r\n"
+           b"\r\n\xe8\xaa\x8d\xe8\xa8\xbc\xe3\x82\xad\xe3\x83\xbc\r\n")  # 認証キー, no notice
+    rows = [ledger.receive(box, raw).id for box in ("keiyaku", "queue")]
+    while pipeline.process_one():
+        pass
+    records = [json.loads(ledger.get(row).decision) for row in rows]
+    assert all(len(r["subject"]) <= MAX_SUBJECT for r in records)
+    assert records[0]["subject"].startswith("〇〇建設工事の電子保証")
+    replier = Replier(config, store)
+    assert replier.queue(datetime.now(UTC)) == 1
+    with store.engine.connect() as conn:
+        sizes = dict(conn.execute(select(outbox.c.kind, func.length(outbox.c.raw))).all())
+    assert set(sizes) == {"reply", "alert"}  # the reply, and the staff alert (no PDF)
+    assert max(sizes.values()) < 20_000
