@@ -141,7 +141,7 @@ reply_requests = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 # A request that could not be rendered: `failed`, with why and when (migration 0006).
-reply_requests.append_column(Column("error", Text))
+reply_requests.append_column(Column("error", MailText))
 reply_requests.append_column(Column("failed_at", DateTime(timezone=True)))
 
 # -- outbox (migration 0003) -------------------------------------------------------------
