@@ -12,6 +12,7 @@ what became of them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import smtplib
@@ -235,8 +236,9 @@ def wait_settled(store: Store, seconds: float) -> None:
 class Summary:
     rows: int
     states: Counter[str]
-    undecided: list[int]  # decided rows without a decision record
-    quarantined: list[tuple[int, str]]  # (ledger id, last error)
+    undecided: list[str]  # sha256 of decided rows without a decision record
+    quarantined: list[tuple[str, str]]  # (sha256 of the stored bytes, last error)
+    stuck: list[str]  # sha256 of rows still received/processing
     reply_states: Counter[str]
     outbox_states: Counter[str]
     submissions: Counter[str]
@@ -245,8 +247,8 @@ class Summary:
 
 def summary(store: Store) -> Summary:
     with store.engine.connect() as conn:
-        rows = conn.execute(select(ledger.c.id, ledger.c.state, ledger.c.decision,
-                                   ledger.c.last_error)).all()
+        rows = conn.execute(select(ledger.c.id, ledger.c.sha256, ledger.c.state,
+                                   ledger.c.decision, ledger.c.last_error)).all()
         reply_states = Counter(conn.execute(select(reply_requests.c.state)).scalars())
         outbox_states = Counter(conn.execute(select(outbox.c.state)).scalars())
         submission_states = Counter(conn.execute(select(submissions.c.state)).scalars())
@@ -255,19 +257,28 @@ def summary(store: Store) -> Summary:
     for row in rows:
         if row.state in ("decided", "replied"):
             if not row.decision:
-                undecided.append(row.id)
+                undecided.append(row.sha256)
             else:
                 statuses[json.loads(row.decision).get("status", "?")] += 1
     return Summary(
         rows=len(rows),
         states=Counter(row.state for row in rows),
         undecided=undecided,
-        quarantined=[(row.id, row.last_error or "") for row in rows if row.state == "quarantined"],
+        quarantined=[(row.sha256, row.last_error or "") for row in rows
+                     if row.state == "quarantined"],
+        stuck=[row.sha256 for row in rows if row.state in ("received", "processing")],
         reply_states=reply_states,
         outbox_states=outbox_states,
         submissions=submission_states,
         statuses=statuses,
     )
+
+
+def stored_sha256(raw: bytes, sender: str = ENVELOPE_SENDER) -> str:
+    """The ledger's content hash of `raw` delivered by `lmtp_deliver` (the listener adds the
+    Return-Path, smtplib a final CRLF), to name the mail behind a row."""
+    body = raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+    return hashlib.sha256(b"Return-Path: <" + sender.encode() + b">\r\n" + body).hexdigest()
 
 
 def render_outbox(daemon: Daemon, now: datetime) -> int:
