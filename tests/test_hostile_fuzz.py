@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from mailbot.config import load_config
 from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
-from mailbot.pipeline.decide import MAX_SUBJECT
+from mailbot.pipeline.decide import MAX_MESSAGE_ID, MAX_SUBJECT
 from mailbot.replying import Replier
 from mailbot.samples.hostile import MUTATIONS, hostile_mails
 from mailbot.store import Store
@@ -120,13 +120,15 @@ def test_a_giant_subject_is_clipped_in_decisions_replies_and_staff_mail(store, s
     giant = "〇〇建設工事の電子保証" * 10000
     subject = Header(giant, "utf-8").encode().encode("ascii")
     raw = (b"From: tanto@maru-kensetsu.example.jp\r\nTo: keiyaku@issuer.example.jp\r\n"
-           b"Subject: " + subject + b"\r\nMessage-ID: <giant@maru-kensetsu.example.jp>\r\n"
+           b"Subject: " + subject + b"\r\nMessage-ID: <" + b"g" * 5000
+           + b"@maru-kensetsu.example.jp>\r\n"
            b"\r\n\xe8\xaa\x8d\xe8\xa8\xbc\xe3\x82\xad\xe3\x83\xbc\r\n")  # 認証キー, no notice
     rows = [ledger.receive(box, raw).id for box in ("keiyaku", "queue")]
     while pipeline.process_one():
         pass
     records = [json.loads(ledger.get(row).decision) for row in rows]
     assert all(len(r["subject"]) <= MAX_SUBJECT for r in records)
+    assert all(len(r["message_id"]) <= MAX_MESSAGE_ID for r in records)
     assert records[0]["subject"].startswith("〇〇建設工事の電子保証")
     replier = Replier(config, store)
     assert replier.queue(datetime.now(UTC)) == 1

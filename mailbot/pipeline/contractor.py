@@ -43,7 +43,7 @@ from parsers import Reader
 from parsers.headers import decode_header_text, raw_header
 from parsers.mime import BodyText, walk_message
 
-from .decide import MAX_ADDRESS, clip
+from .decide import MAX_ADDRESS, MAX_MESSAGE_ID, clip
 from .facts import MailFacts
 
 # A notice seen before is submitted again only when the earlier attempt needs another one:
@@ -247,7 +247,8 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
     found = raw_header(BytesHeaderParser(policy=compat32).parsebytes(raw), RESULT_HEADER)
     header = None if found is None else decode_header_text(found)
     record: dict[str, Any] = {"mailbox": mailbox.name, "role": "contractor",
-                              "message_id": facts.message_id, "sender": facts.sender,
+                              "message_id": clip(facts.message_id, MAX_MESSAGE_ID),
+                              "sender": facts.sender,
                               "subject": clip(facts.subject), "status": "recorded", "outcomes": [],
                               "problems": [], "notices": []}
     answer = read_answer(header or None, facts.subject, texts)

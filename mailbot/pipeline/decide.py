@@ -37,6 +37,7 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 # over 100 MiB (the standard library's header folding), for nothing anyone reads.
 MAX_SUBJECT = 200
 MAX_ADDRESS = 320
+MAX_MESSAGE_ID = 998  # RFC 5322's line limit
 _LIST_PRECEDENCE = ("bulk", "list", "junk")
 _ROBOT_LOCALPARTS = ("mailer-daemon", "postmaster", "no-reply", "noreply", "do-not-reply")
 
@@ -159,7 +160,7 @@ def decide(
         )
     record = {
         "mailbox": mailbox.name,
-        "message_id": facts.message_id,
+        "message_id": clip(facts.message_id, MAX_MESSAGE_ID),
         "sender": clip(facts.sender, MAX_ADDRESS),
         "subject": clip(facts.subject),
         "status": status,
