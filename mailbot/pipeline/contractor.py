@@ -43,6 +43,7 @@ from parsers import Reader
 from parsers.headers import decode_header_text, raw_header
 from parsers.mime import BodyText, walk_message
 
+from .decide import MAX_ADDRESS, MAX_MESSAGE_ID, clip
 from .facts import MailFacts
 
 # A notice seen before is submitted again only when the earlier attempt needs another one:
@@ -99,7 +100,8 @@ class Writes:
                 what = "お知らせPDFのない電子保証のメールがあります"
                 alerts = ["「認証キーのお知らせ」のPDFが添付されていません。保証会社のサービスから"
                           "PDFをダウンロードし、このお知らせを受け付けたメールボックスへ添付して転送してください。"]
-            details = [f"メール: {self.facts.subject or '(件名なし)'}（{self.facts.sender}）",
+            details = [f"メール: {clip(self.facts.subject) or '(件名なし)'}"
+                       f"（{clip(self.facts.sender, MAX_ADDRESS)}）",
                        *alerts]
             self._staff(conn, "contractor_alert",
                         {"what": what, "details": details, "problems": self.problems}, now)
@@ -162,7 +164,7 @@ class Writes:
                 continue  # an out-of-office, or about an earlier submission: no verdict
             values: dict[str, Any] = {"answered_at": now, "answer_ledger_id": self.ledger_id,
                                       "answer": json.dumps({"verdict": verdict, "how": how,
-                                                            "subject": self.facts.subject,
+                                                            "subject": clip(self.facts.subject),
                                                             "from": self.facts.author},
                                                            ensure_ascii=False)}
             if verdict == "bounced":
@@ -181,7 +183,8 @@ class Writes:
         if need_staff:
             self._staff(conn, "contractor_alert", {
                 "what": "発注者から確認結果の連絡があります（要対応）",
-                "details": [f"メール: {self.facts.subject or '(件名なし)'}（{self.facts.author}）",
+                "details": [f"メール: {clip(self.facts.subject) or '(件名なし)'}"
+                            f"（{clip(self.facts.author, MAX_ADDRESS)}）",
                             *need_staff],
                 "excerpt": self.answer.excerpt,
             }, now)
@@ -244,8 +247,9 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
     found = raw_header(BytesHeaderParser(policy=compat32).parsebytes(raw), RESULT_HEADER)
     header = None if found is None else decode_header_text(found)
     record: dict[str, Any] = {"mailbox": mailbox.name, "role": "contractor",
-                              "message_id": facts.message_id, "sender": facts.sender,
-                              "subject": facts.subject, "status": "recorded", "outcomes": [],
+                              "message_id": clip(facts.message_id, MAX_MESSAGE_ID),
+                              "sender": facts.sender,
+                              "subject": clip(facts.subject), "status": "recorded", "outcomes": [],
                               "problems": [], "notices": []}
     answer = read_answer(header or None, facts.subject, texts)
     refs = referenced_ids(facts.in_reply_to, facts.references)

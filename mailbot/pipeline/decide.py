@@ -32,8 +32,21 @@ from .facts import MailFacts
 from .route import Routing, route
 
 TOKYO = ZoneInfo("Asia/Tokyo")
+# How much of a mail's subject (or sender) a decision, a reply or a staff mail carries: a
+# sender's header may be hundreds of KiB, and folding it into a reply costs seconds and
+# over 100 MiB (the standard library's header folding), for nothing anyone reads.
+MAX_SUBJECT = 200
+MAX_ADDRESS = 320
+MAX_MESSAGE_ID = 998  # RFC 5322's line limit
 _LIST_PRECEDENCE = ("bulk", "list", "junk")
 _ROBOT_LOCALPARTS = ("mailer-daemon", "postmaster", "no-reply", "noreply", "do-not-reply")
+
+
+def clip(text: str | None, limit: int = MAX_SUBJECT) -> str | None:
+    """`text` cut to `limit` characters, marked with "…" when it was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def mask_key(key: str) -> str:
@@ -150,9 +163,9 @@ def decide(
         )
     record = {
         "mailbox": mailbox.name,
-        "message_id": facts.message_id,
-        "sender": facts.sender,
-        "subject": facts.subject,
+        "message_id": clip(facts.message_id, MAX_MESSAGE_ID),
+        "sender": clip(facts.sender, MAX_ADDRESS),
+        "subject": clip(facts.subject),
         "status": status,
         "outcomes": outcomes,
         "notices": [_masked(n.to_dict()) for n in parsed.notices],
@@ -189,7 +202,7 @@ def _reply_context(
     return {
         "in_reply_to": facts.message_id,
         "references": " ".join(r for r in (facts.references, facts.message_id) if r) or None,
-        "subject": facts.subject,
+        "subject": clip(facts.subject),
         "issuer": policy.name,
         "department": routing.department,
         "template_set": routing.template_set or policy.template_set,

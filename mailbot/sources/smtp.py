@@ -8,6 +8,12 @@ distinct mailbox, in a thread executor so the event loop keeps serving other cli
 when that returned is the message acknowledged; if it raised (spool folder gone, disk full,
 database locked or down) the answer is `451 4.3.0`, so the sender keeps the message and
 tries again — the ledger finds the rows that did get written and makes no second one.
+`451` is only for such faults of ours: nothing a sender puts in a message makes recording
+it fail (the raw bytes are spooled as they are, and every text column the ledger fills from
+them is `MailText`, so a NUL or a lone surrogate never reaches the database), and every
+message we can store is accepted and then decided. An error that is not a temporary fault
+is logged as a bug with its traceback; the answer is still `451` (a bug is fixed and the
+sender's retry then succeeds, where a `5xx` would have lost the mail for good).
 
 LMTP (RFC 2033 §4.2) owes one reply per accepted recipient after the final ".". aiosmtpd's
 `LMTP` class pushes exactly one reply (its `smtp_DATA` is SMTP's; aio-libs/aiosmtpd#517), so
@@ -32,7 +38,8 @@ from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mailbot.ledger import Ledger, Receipt
 
@@ -110,6 +117,13 @@ class _LMTPServer(LMTP):
         await super().push(status)
         if self._in_data and status[:3] in ("354", b"354") and self.envelope is not None:
             self._owed = len(self.envelope.rcpt_tos)
+
+
+# Faults of ours that pass: the database unreachable, locked, restarting or out of
+# connections; the spool's disk full or its folder gone.
+TEMPORARY_FAULTS: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError, TimeoutError,
+)
 
 
 def _describe(exc: BaseException) -> str:
@@ -311,17 +325,10 @@ class IntakeListener:
         """Ledger.receive for each mailbox; None where it failed. Calls on_new for new rows."""
         results: dict[str, Receipt | None] = {}
         for mailbox in mailboxes:
-            try:
-                receipt = self.ledger.receive(mailbox, raw)
-            except Exception as exc:
-                log.error(
-                    "%r: could not record a %d-byte message for mailbox %r, answered 451 (%s)"
-                    "\n%s", peer, len(raw), mailbox, _describe(exc),
-                    "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
-                )
-                results[mailbox] = None
-                continue
+            receipt = self._receive(mailbox, raw, peer)
             results[mailbox] = receipt
+            if receipt is None:
+                continue
             log.info("%r: %d-byte message for mailbox %r is ledger row %d%s", peer, len(raw),
                      mailbox, receipt.id, "" if receipt.new else " (already recorded)")
         new = sum(1 for receipt in results.values() if receipt is not None and receipt.new)
@@ -331,3 +338,17 @@ class IntakeListener:
             except Exception:
                 log.exception("on_new callback failed (the rows are recorded)")
         return results
+
+    def _receive(self, mailbox: str, raw: bytes, peer: Any) -> Receipt | None:
+        """`Ledger.receive`; None (answer 451) when it could not record the message."""
+        try:
+            return self.ledger.receive(mailbox, raw)
+        except Exception as exc:
+            temporary = isinstance(exc, TEMPORARY_FAULTS)
+            log.error(
+                "%r: could not record a %d-byte message for mailbox %r, answered 451 (%s; %s)"
+                "\n%s", peer, len(raw), mailbox, _describe(exc),
+                "a temporary fault" if temporary else "not a temporary fault: a bug to fix",
+                "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+            )
+            return None

@@ -3,7 +3,8 @@
 One row per guarantee (`guarantees`, pointing at its latest version) and one row per
 version (`guarantee_versions`: every 新規 / 変更 / 訂正 / 取消 event with the fields in force
 after it). Keys are stored only as an HMAC (`key_hash`). `key_failures` backs the throttle.
-The same schema runs on SQLite and PostgreSQL.
+The same schema runs on SQLite and PostgreSQL. Columns that may hold text from a mail are
+`MailText`: no NUL or lone surrogate reaches the database, whatever the sender sent.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from .dbtext import MailText
 
 metadata = MetaData()
 
@@ -81,7 +84,7 @@ key_failures = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("scope", String(16), nullable=False),  # "sender" or "number"
-    Column("subject", String(320), nullable=False),
+    Column("subject", MailText(320), nullable=False),  # a sender address or a number
     Column("at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_key_failures_lookup", key_failures.c.scope, key_failures.c.subject, key_failures.c.at)
@@ -97,16 +100,16 @@ ledger = Table(
     Column("sha256", String(64), nullable=False),
     Column("spool_name", Text, nullable=False),
     Column("size", Integer, nullable=False),
-    Column("message_id", Text),
-    Column("sender", Text),
-    Column("subject", Text),
+    Column("message_id", MailText),
+    Column("sender", MailText),
+    Column("subject", MailText),
     Column("received_at", DateTime(timezone=True), nullable=False),
     # received → processing → decided → replied, or → quarantined
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text),
+    Column("last_error", MailText),
     Column("decided_at", DateTime(timezone=True)),
-    Column("decision", Text),  # JSON: notices, problems, routing, outcomes, rules
+    Column("decision", MailText),  # JSON: notices, problems, routing, outcomes, rules
     Column("action", String(200)),  # mailbox action after the decision, e.g. "move:電子保証/処理済"
     Column("action_state", String(16), nullable=False, default="none"),  # none|pending|done
     Column("reply_wanted", Boolean, nullable=False, default=True),
@@ -121,7 +124,7 @@ mailbox_state = Table(
     Column("mailbox", String(120), primary_key=True),
     Column("uidvalidity", BigInteger),
     Column("last_uid", BigInteger, nullable=False),
-    Column("last_error", Text),
+    Column("last_error", MailText),
     Column("last_error_at", DateTime(timezone=True)),
     Column("last_sync_at", DateTime(timezone=True)),
 )
@@ -131,14 +134,14 @@ reply_requests = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("ledger_id", Integer, ForeignKey("ledger.id"), nullable=False, unique=True),
-    Column("to_addr", Text, nullable=False),
+    Column("to_addr", MailText, nullable=False),
     Column("template", String(80), nullable=False),
-    Column("context", Text, nullable=False),  # JSON handed to the template
+    Column("context", MailText, nullable=False),  # JSON handed to the template
     Column("state", String(16), nullable=False),  # stored (until the outbox issue) → queued → sent
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 # A request that could not be rendered: `failed`, with why and when (migration 0006).
-reply_requests.append_column(Column("error", Text))
+reply_requests.append_column(Column("error", MailText))
 reply_requests.append_column(Column("failed_at", DateTime(timezone=True)))
 
 # -- outbox (migration 0003) -------------------------------------------------------------
@@ -150,16 +153,16 @@ outbox = Table(
     Column("reply_request_id", Integer, ForeignKey("reply_requests.id")),
     Column("ledger_id", Integer),
     # Chosen before the first attempt and the same in every retry (DESIGN.md §6).
-    Column("message_id", Text, nullable=False),
-    Column("to_addrs", Text, nullable=False),  # bare addresses, comma-separated
-    Column("subject", Text),  # decoded, for listings
+    Column("message_id", MailText, nullable=False),
+    Column("to_addrs", MailText, nullable=False),  # bare addresses, comma-separated
+    Column("subject", MailText),  # decoded, for listings
     Column("raw", LargeBinary, nullable=False),  # the rendered message as sent
     Column("state", String(16), nullable=False),  # queued → sent | failed | cancelled
     Column("immediate", Boolean, nullable=False, default=False),  # send outside the window
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("deadline", DateTime(timezone=True), nullable=False),
-    Column("last_error", Text),
+    Column("last_error", MailText),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("reply_request_id", name="uq_outbox_reply_request"),
@@ -195,22 +198,22 @@ submissions = Table(
     # guarantee (new key) is a new notice.
     Column("notice_hash", String(64), nullable=False),
     Column("guarantee_number", String(40), nullable=False),
-    Column("kind", String(16)),
-    Column("project_name", Text),
+    Column("kind", MailText(16)),
+    Column("project_name", MailText),
     Column("issuer", String(120)),  # the [issuers.ID] key; None when unroutable
     Column("found_by", String(16)),  # store | text | project | None
-    Column("to_addr", Text),
-    Column("subject", Text),
-    Column("message_id", Text, nullable=False),  # the submission mail's (also when unroutable)
-    Column("earlier_ids", Text),  # Message-IDs of earlier submissions of this notice
+    Column("to_addr", MailText),
+    Column("subject", MailText),
+    Column("message_id", MailText, nullable=False),  # the submission mail's (also when unroutable)
+    Column("earlier_ids", MailText),  # Message-IDs of earlier submissions of this notice
     # queued → sent → confirmed | discrepancy | answered; unroutable; failed
     Column("state", String(16), nullable=False),
-    Column("reason", Text),  # why it is unroutable / failed
+    Column("reason", MailText),  # why it is unroutable / failed
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True)),
     Column("answered_at", DateTime(timezone=True)),
     Column("answer_ledger_id", Integer),
-    Column("answer", Text),  # JSON: outcome codes, reasons, the answer's subject
+    Column("answer", MailText),  # JSON: outcome codes, reasons, the answer's subject
     Column("reminders", Integer, nullable=False, default=0),
     Column("reminded_at", DateTime(timezone=True)),
     UniqueConstraint("notice_hash", name="uq_submissions_notice"),

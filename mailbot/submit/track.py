@@ -26,7 +26,15 @@ from parsers.normalize import canonical_number, normalize_text
 # Submissions an answer can be about ("queued": the answer came before the send was recorded).
 ANSWERABLE = ("queued", "sent", "answered", "confirmed", "discrepancy", "failed")
 _NUMBER = re.compile(r"(?<![0-9A-Za-z-])[0-9]{3,}-[0-9]{3,}[A-Z]?(?![0-9A-Za-z])")
-_MSG_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+# A Message-ID as mailbot writes them: printable ASCII, no "<", ">" or space inside.
+_MSG_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
+# The thread's newest ids are enough to find a submission (References lists the oldest
+# first); a hostile header of thousands must not turn into a query of thousands.
+MAX_REFERENCES = 50
+# An answer names a few guarantee numbers; a mail listing thousands must not become a query
+# of thousands (SQLite allows 32,766 parameters) nor a staff mail of megabytes.
+MAX_NUMBERS = 50
+EXCERPT_LINES, EXCERPT_WIDTH = 40, 200
 _QUOTED = re.compile(r"^\s*(?:>|＞|\|)")
 DISCREPANCY_WORDS = ("相違", "不一致", "一致しません", "誤り", "確認できません", "確認できませんでした",
                      "再送", "再提出", "差し替え", "差替", "不備", "認証できません", "無効")
@@ -50,9 +58,10 @@ def read_answer(result_header: str | None, subject: str, texts: list[str]) -> An
     for chunk in (subject, *own_lines):
         for found in _NUMBER.findall(normalize_text(chunk)):
             number = canonical_number(found)
-            if number and number not in numbers:
+            if number and number not in numbers and len(numbers) < MAX_NUMBERS:
                 numbers.append(number)
-    excerpt = [line for line in own_lines if line.strip()][:40]
+    excerpt = [line if len(line) <= EXCERPT_WIDTH else line[:EXCERPT_WIDTH - 1] + "…"
+               for line in own_lines if line.strip()][:EXCERPT_LINES]
     if result_header:
         parts = [p.strip() for p in result_header.split(";") if p.strip()]
         per_number = {}
@@ -74,7 +83,10 @@ def read_answer(result_header: str | None, subject: str, texts: list[str]) -> An
 
 
 def referenced_ids(in_reply_to: str | None, references: str | None) -> list[str]:
-    return list(dict.fromkeys(_MSG_ID.findall(f"{in_reply_to or ''} {references or ''}")))
+    """The Message-IDs a mail answers: In-Reply-To's, then the newest of References, at most
+    MAX_REFERENCES; anything that is no plausible Message-ID (controls, 8-bit) is left out."""
+    found = _MSG_ID.findall(in_reply_to or "") + _MSG_ID.findall(references or "")[::-1]
+    return list(dict.fromkeys(found))[:MAX_REFERENCES]
 
 
 def in_domains(domain: str | None, domains: Iterable[str]) -> bool:
