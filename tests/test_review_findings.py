@@ -134,3 +134,18 @@ def test_folded_encoded_display_name_is_answered() -> None:
     found = mail_facts(message.as_bytes(), "keiyaku")
     assert found.sender == "tanto@maru-kensetsu.example.jp"
     assert reply_blocked(found) is None
+
+
+@pytest.mark.parametrize("header", ["From", "Reply-To", "To"])
+def test_deeply_nested_comments_in_an_address_are_no_crash(header: str) -> None:
+    """The stdlib's address parser recurses once per nested comment: a sender's 5,000
+    nested parentheses raised RecursionError out of mail_facts (found by the fuzz test)."""
+    nested = "(" * 5000 + ")" * 5000
+    lines = {"From": "tanto@maru.example.jp", "To": "keiyaku@city.example.jp"}
+    lines[header] = f"tanto@{nested}maru.example.jp"
+    raw = "".join(f"{k}: {v}\r\n" for k, v in lines.items()) + "Subject: s\r\n\r\nbody\r\n"
+    facts = mail_facts(raw.encode(), "keiyaku")
+    if header == "To":
+        assert facts.sender == "tanto@maru.example.jp"
+    else:
+        assert reply_blocked(facts) is not None  # no reply to an address nobody can parse

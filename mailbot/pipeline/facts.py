@@ -6,12 +6,12 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from email import utils as email_utils
 from email.headerregistry import Address
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from email.policy import default as _modern
-from email.utils import getaddresses, parseaddr
 
 from parsers.headers import decode_header_text, raw_header
 from parsers.mime import part_filename
@@ -72,6 +72,26 @@ def address_header(message: Message, name: str) -> str | None:
     (only display names hold such text, and mailbot reads no display name)."""
     value = raw_header(message, name)
     return None if value is None else _JIS_RUN.sub(" jis ", value)
+
+
+def parseaddr(value: str) -> tuple[str, str]:
+    """`email.utils.parseaddr`, but ("", "") where the stdlib's parser gives up: it recurses
+    once per nested comment, so a sender's ``((((…))))`` raises RecursionError."""
+    try:
+        return email_utils.parseaddr(value)
+    except Exception:  # noqa: BLE001 — no address is the answer to an unparsable header
+        return "", ""
+
+
+def getaddresses(values: list[str]) -> list[tuple[str, str]]:
+    """`email.utils.getaddresses`, one header at a time: a header it cannot parse adds none."""
+    out: list[tuple[str, str]] = []
+    for value in values:
+        try:
+            out.extend(email_utils.getaddresses([value]))
+        except Exception:  # noqa: BLE001 — as parseaddr above
+            continue
+    return out
 
 
 def ambiguity(value: str) -> str | None:
