@@ -51,7 +51,8 @@ def test_import_reimport_and_verify(store_url, csv_file):
                        "--store", store_url, "--on", "2026-08-01")
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["outcomes"] == ["verified"]
-    old = mailbot("verify", "35075-00001M", "Z28YUEAJ38ux", "--json", "--store", store_url)
+    old = mailbot("verify", "35075-00001M", "Z28YUEAJ38ux", "--json", "--store", store_url,
+                  "--on", "2026-08-01")  # before the 保証期限: only the key is old
     assert old.returncode == 1 and json.loads(old.stdout)["outcomes"] == ["superseded"]
     show = mailbot("store", "show", "35075-00001M", "--store", store_url)
     assert "v2 amendment" in show.stdout and "19000000" in show.stdout
