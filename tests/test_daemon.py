@@ -112,8 +112,8 @@ def ledger_counts(store: Store) -> tuple[int, int, int]:
 class Running:
     """The daemon in this process, on its own thread, as `mailbot run` would run it."""
 
-    def __init__(self, config, store) -> None:
-        self.daemon = Daemon(config, store, workers=1)
+    def __init__(self, config, store, outbox_seconds: float | None = None) -> None:
+        self.daemon = Daemon(config, store, workers=1, outbox_seconds=outbox_seconds)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:

@@ -15,7 +15,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
@@ -26,7 +25,7 @@ from imapclient import IMAPClient
 from sqlalchemy import create_engine, event, func, insert, select, text
 
 from mailbot.config import load_config
-from mailbot.daemon import Daemon, Pipeline
+from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
 from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.migrate import MIGRATIONS
@@ -37,18 +36,18 @@ from parsers import Reader
 
 from .configs import issuer_config
 from .conftest import TEST_SECRET
-from .test_daemon import DONE, REVIEW, USER, imap_counts, notice_mail, server_name, wait_for
+from .issuer_daemon import SMTP
+from .test_daemon import (
+    DONE,
+    REVIEW,
+    USER,
+    Running,
+    imap_counts,
+    notice_mail,
+    server_name,
+    wait_for,
+)
 
-SMTP = """
-[smtp]
-host = "127.0.0.1"
-port = {port}
-from = "keiyaku@issuer.example.jp"
-[send_window]
-immediate = ["confirmation", "discrepancy"]
-[digest]
-enabled = false
-"""
 KEY = "Z28YUEAJ38ux"
 
 
@@ -63,28 +62,6 @@ def issuer(dovecot, sink, store, store_url, tmp_path, monkeypatch):
     store.apply([GuaranteeEvent(f"35075-{i:05d}M", "new", KEY, issuer="〇〇市", source="t")
                  for i in range(10)])
     return load_config(path), store
-
-
-class Running:
-    """The daemon on its own thread, as `mailbot run` runs it."""
-
-    def __init__(self, config, store) -> None:
-        self.daemon = Daemon(config, store, workers=1, outbox_seconds=0.3)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.daemon.start()
-        self.daemon.run()
-
-    def __enter__(self) -> Daemon:
-        self.thread.start()
-        return self.daemon
-
-    def __exit__(self, *exc: object) -> None:
-        self.daemon.stop.set()
-        self.daemon.news.set()
-        self.thread.join(timeout=30)
-        self.daemon.shutdown()
 
 
 def decisions(store: Store) -> list[tuple[int, dict, int | None]]:
@@ -135,7 +112,7 @@ def test_two_byte_identical_copies_are_both_filed_with_one_reply(issuer, dovecot
         client.login(USER, "secret")
         client.append("INBOX", raw)  # the same bytes twice in one folder
         client.append("INBOX", raw)
-    with Running(config, store):
+    with Running(config, store, outbox_seconds=0.3):
         wait_for(lambda: settled(store, 2), 90, "both copies decided, filed and answered")
     assert imap_counts(dovecot) == {"INBOX": 0, DONE: 2}
     (first, record, first_copy_of), (second, copy, copy_of) = decisions(store)
@@ -151,7 +128,7 @@ def test_a_mail_moved_back_after_the_store_changed_is_decided_again_and_answered
     config, store = issuer
     raw = notice_mail(77)  # 35075-00077M is not registered yet: a discrepancy
     caplog.set_level(logging.INFO, logger="mailbot.decision")
-    with Running(config, store):
+    with Running(config, store, outbox_seconds=0.3):
         dovecot.deliver(USER, raw)
         wait_for(lambda: settled(store, 1) and len(sink.accepted) == 1, 90, "the first answer")
         assert imap_counts(dovecot) == {"INBOX": 0, REVIEW: 1}
@@ -180,7 +157,7 @@ def test_a_mail_moved_back_with_nothing_changed_is_filed_again_without_a_reply(
         issuer, dovecot, sink):
     config, store = issuer
     raw = notice_mail(77)
-    with Running(config, store):
+    with Running(config, store, outbox_seconds=0.3):
         dovecot.deliver(USER, raw)
         wait_for(lambda: settled(store, 1) and len(sink.accepted) == 1, 90, "the first answer")
         clerk_moves_back(dovecot, REVIEW)

@@ -22,20 +22,11 @@ from mailbot.store.schema import ledger, outbox, reply_requests
 
 from .configs import issuer_config
 from .conftest import TEST_SECRET
+from .issuer_daemon import SMTP
 from .test_daemon import USER, notice_mail, wait_for
 
 pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
 
-SMTP = """
-[smtp]
-host = "127.0.0.1"
-port = {port}
-from = "keiyaku@issuer.example.jp"
-[send_window]
-immediate = ["confirmation", "discrepancy"]
-[digest]
-enabled = false
-"""
 
 
 @pytest.fixture
