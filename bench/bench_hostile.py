@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import socket
 import subprocess
@@ -258,6 +259,8 @@ def run_in_process(args: argparse.Namespace, path: Path, store: Store,
                    *mails: list[tuple[str, bytes]]) -> None:
     config = load_config(path)
     process = psutil.Process()
+    # Tracing slows every tick past the next one: APScheduler would say so each second.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     tracemalloc.start(12)
     snapshots = []
     with RunningDaemon(config, store, workers=args.workers, outbox_seconds=1.0) as running:
@@ -267,6 +270,8 @@ def run_in_process(args: argparse.Namespace, path: Path, store: Store,
                                 lambda: process.memory_info().rss / 2**20))
             snapshots.append(tracemalloc.take_snapshot())
     report(runs, store, None, None, args.workers)
+    print("(in this mode the RSS includes tracemalloc's own bookkeeping, which grows with "
+          "every allocation traced: compare the allocations below, not the RSS)")
     print(f"\nallocations grown from the end of hostile run 1 to the end of run {len(runs) - 1}:")
     for stat in snapshots[-1].compare_to(snapshots[1], "traceback")[:10]:
         print(f"\n{stat.size_diff / 1024:+.0f} KiB in {stat.count_diff:+d} blocks")
