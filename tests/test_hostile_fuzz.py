@@ -136,3 +136,25 @@ def test_a_giant_subject_is_clipped_in_decisions_replies_and_staff_mail(store, s
         sizes = dict(conn.execute(select(outbox.c.kind, func.length(outbox.c.raw))).all())
     assert set(sizes) == {"reply", "alert"}  # the reply, and the staff alert (no PDF)
     assert max(sizes.values()) < 20_000
+
+
+def test_mails_with_a_blank_message_id_and_one_body_are_each_decided(store, store_url,
+                                                                      tmp_path):
+    """Found by bench_hostile: a blank Message-ID is no Message-ID when the pipeline looks
+    for an earlier copy, so two such mails with one body met in the unique (Message-ID,
+    body) index and the second was quarantined after three IntegrityErrors."""
+    config = load_config(write_config(tmp_path, store_url))
+    ledger = Ledger(store.engine, Spool(config.spool_dir))
+    pipeline = Pipeline(config, store, ledger, Reader())
+    rows = []
+    for sender, blank in (("tanto1", b""), ("tanto2", b"  "), ("tanto3", b"")):
+        raw = (b"From: " + sender.encode() + b"@maru-kensetsu.example.jp\r\n"
+               b"To: keiyaku@issuer.example.jp\r\nSubject: test\r\nMessage-ID:" + blank +
+               b"\r\n\r\n\xe4\xbf\x9d\xe8\xa8\xbc\xe5\xa5\x91\xe7\xb4\x84\xe7\x95\xaa\xe5\x8f\xb7"
+               b" 35075-00001M\r\n")  # 保証契約番号 with no key: incomplete, one body for all
+        rows.append(ledger.receive("keiyaku", raw).id)
+        while pipeline.process_one():
+            pass
+    entries = [ledger.get(row) for row in rows]
+    assert [e.state for e in entries] == ["decided"] * 3
+    assert [json.loads(e.decision)["status"] for e in entries] == ["discrepancy"] * 3

@@ -165,7 +165,9 @@ class Ledger:
         message_id, sender, subject = _headers(raw)
         values = dict(
             mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, sha256=digest,
-            spool_name=name, size=len(raw), message_id=message_id, sender=sender,
+            # A blank Message-ID is none: `same_message` looks for no copy of it, so it must
+            # not meet another row's blank one in the unique (Message-ID, body) index either.
+            spool_name=name, size=len(raw), message_id=message_id or None, sender=sender,
             subject=subject, received_at=now or datetime.now(UTC), state="received",
             attempts=0, action_state="none", reply_wanted=reply_wanted,
         )
