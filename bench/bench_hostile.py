@@ -164,6 +164,13 @@ def report(runs: list[RunFigures], store: Store, tracebacks: int | None, peak: f
     stuck = states["received"] + states["processing"]
     print(f"\nledger rows: {sum(states.values())}; decided {decided}, quarantined "
           f"{states['quarantined']}, stuck {stuck}")
+    with store.engine.connect() as conn:
+        errors = conn.execute(select(ledger.c.last_error)
+                              .where(ledger.c.state == "quarantined")).scalars().all()
+    for kind, count in traceback_kinds("".join(
+            e if "Traceback (most recent" in e else "Traceback (most recent call last):\n" + e
+            for e in errors if e)).most_common(5):
+        print(f"  quarantined: {count} × {kind}")
     if tracebacks is not None:
         print(f"tracebacks in the daemon's log: {tracebacks}")
     first, second = runs[1], runs[-1]
