@@ -13,6 +13,7 @@ import signal
 import smtplib
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,25 +35,23 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 @contextmanager
 def postgres_server() -> Iterator[str]:
-    """A running PostgreSQL; yields the SQLAlchemy URL of its `postgres` database."""
+    """A running PostgreSQL; yields the SQLAlchemy URL of its `postgres` database.
+
+    A start that fails is tried again (twice, each in a fresh folder, on a fresh port) and
+    said on stderr: the failure seen so far was the server tools exiting at once on a loaded
+    machine, with nothing in their output. When every try fails, the error carries the
+    tools' output and the server's log."""
     if not (PG_BIN / "initdb").exists():
         raise RuntimeError(f"{PG_BIN}/initdb not found: apt-get install postgresql")
-    folder = Path(tempfile.mkdtemp(prefix="mailbot-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    port = free_port()
-    data, log = folder / "data", folder / "log"
-    subprocess.run(
-        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "mailbot",
-                      "-E", "UTF8", "--no-locale"]),
-        check=True, capture_output=True,
-    )
-    options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c full_page_writes=off"
-    subprocess.run(
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log),
-                      "-w", "start"]),
-        check=True, capture_output=True,
-    )
+    for attempt in range(1, 4):
+        try:
+            folder, data, port = _start_postgres()
+            break
+        except RuntimeError as exc:
+            if attempt == 3:
+                raise
+            print(f"tests/servers.py: PostgreSQL did not start (try {attempt}): {exc}",
+                  file=sys.stderr)
     try:
         yield f"postgresql+psycopg://mailbot@127.0.0.1:{port}/postgres"
     finally:
@@ -61,6 +60,29 @@ def postgres_server() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _start_postgres() -> tuple[Path, Path, int]:
+    """(folder, data folder, port) of a freshly started server, or RuntimeError saying why."""
+    folder = Path(tempfile.mkdtemp(prefix="mailbot-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    port = free_port()
+    data, log = folder / "data", folder / "log"
+    options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c full_page_writes=off"
+    for command in (
+        [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "mailbot", "-E", "UTF8",
+         "--no-locale"],
+        [str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"],
+    ):
+        run = subprocess.run(_as_postgres(command), capture_output=True, text=True)
+        if run.returncode:
+            server_log = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+            shutil.rmtree(folder, ignore_errors=True)
+            raise RuntimeError(
+                f"{Path(command[0]).name} exited {run.returncode}; stdout: {run.stdout[-1000:]!r}"
+                f"; stderr: {run.stderr[-1000:]!r}; server log: {server_log!r}")
+    return folder, data, port
 
 
 def create_database(server_url: str, name: str) -> str:
