@@ -422,3 +422,11 @@ def test_staff_mail_in_iso2022jp():
 def test_strip_reply_prefixes():
     assert strip_reply_prefixes("  RE: re:\tＲＥ： 件名 ") == "件名"
     assert strip_reply_prefixes("Report: 件名") == "Report: 件名"
+
+
+def test_the_default_sender_address_renders():
+    """`[smtp] from` defaults to mailbot@localhost: a host without a dot is a sender we may
+    use (the kill -9 test's daemon had every reply failed on it)."""
+    raw = render_reply("confirmation", reply_context([notice()]), "tanto@maru.example.jp",
+                       ReplySettings(from_addr="mailbot@localhost"), "<a.1@localhost>", NOW)
+    assert parse(raw)["From"].addresses[0].addr_spec == "mailbot@localhost"

@@ -23,6 +23,10 @@ from mailbot.addresses import Unanswerable, reply_address
 from parsers.headers import clean_body_text, clean_header_text
 
 MAX_LINE = 78
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_OWN_ADDRESS = re.compile(
+    rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
 
@@ -63,8 +67,14 @@ def set_text(msg: EmailMessage, name: str, text: str, charset: str = "utf-8") ->
 
 def set_address(msg: EmailMessage, name: str, display: str | None, address: str,
                 charset: str = "utf-8") -> None:
-    """``From: 表示名 <addr>``; the display name cleaned and encoded, the address checked."""
-    address = checked_addresses([address])[0]
+    """``From: 表示名 <addr>``; the display name cleaned and encoded, the address checked.
+
+    The address is our own, from the configuration (``[smtp] from``, an issuer's
+    ``reply_from``): a plain ``local@host`` is enough, a host without a dot included (the
+    default ``mailbot@localhost``); it is not held to the rule for the addresses of others."""
+    address = address.strip()
+    if not _OWN_ADDRESS.fullmatch(address):
+        raise ValueError(f"not a usable sender address: {address[:200]!r}")
     display = clean_header_text(display or "")
     if not display:
         msg.set_raw(name, address)
