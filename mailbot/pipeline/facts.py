@@ -16,6 +16,8 @@ from mailbot.addresses import domain_of
 from parsers.headers import decode_header_text, raw_header
 from parsers.mime import part_filename
 
+from .received import Hop, received_hops
+
 
 @dataclass(frozen=True)
 class MailFacts:
@@ -35,6 +37,7 @@ class MailFacts:
     author: str | None = None  # the From address, lower-case (who wrote it, not Reply-To)
     # Why the header `sender` was taken from does not name one mailbox unambiguously, or None.
     sender_ambiguous: str | None = None
+    received: tuple[Hop, ...] = ()  # the Received hops, earliest first (for authentication)
 
 
 _HEADERS_ONLY = BytesParser(policy=compat32)
@@ -160,6 +163,7 @@ def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
         in_reply_to=_header(message, "In-Reply-To"),
         author=_address(parseaddr(address_header(message, "From") or "")[1]),
         sender_ambiguous=sender_ambiguous,
+        received=received_hops(message),
     )
 
 
