@@ -8,15 +8,15 @@ import sys
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from .cli_args import add_config_and_store
-from .config import load_config
-from .outbox import OutboxRow
-from .outbox.outbox import STATES
-from .replying import outbox_for
-from .store import Store, resolve_store_url
+from ..config import load_config
+from ..outbox import OutboxRow
+from ..outbox.outbox import STATES
+from ..replying import outbox_for
+from ..store import Store, resolve_store_url
+from .options import Commands, add_config_and_store
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     outbox = commands.add_parser("outbox", help="outgoing mail: list, retry or cancel")
     sub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
 

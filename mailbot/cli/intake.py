@@ -13,16 +13,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .cli_args import add_config_and_store
-from .config import Config, load_config
-from .errors import UsageError
-from .ledger import Ledger, Spool
-from .store import Store, resolve_store_url
-from .store.schema import submissions
-from .verify_cmd import parse_date_arg
+from ..config import Config, load_config
+from ..errors import UsageError
+from ..ledger import Ledger, Spool
+from ..store import Store, resolve_store_url
+from ..store.schema import submissions
+from .options import Commands, add_config_and_store, parse_date_arg
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     run = commands.add_parser("run", help="run the intake daemon (sources, pipeline, scheduler)")
     add_config_and_store(run)
     run.add_argument("--since", metavar="DATE", help="backfill IMAP mail received since DATE")
@@ -63,7 +62,7 @@ def _open(args: argparse.Namespace) -> tuple[Config, Store, Ledger]:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
-    from .daemon import Daemon
+    from ..daemon import Daemon
 
     logging.getLogger("mailbot").setLevel(logging.INFO)
     config, store, _ledger = _open(args)
@@ -93,8 +92,8 @@ def run_status(args: argparse.Namespace) -> int:
     and outgoing mail included) and the last error; then the submissions and a total."""
     from sqlalchemy import func
 
-    from .backlog import OUTGOING, backlogs, total
-    from .store.schema import mailbox_state
+    from ..backlog import OUTGOING, backlogs, total
+    from ..store.schema import mailbox_state
 
     config, store, ledger = _open(args)
     try:
@@ -146,8 +145,8 @@ def run_status(args: argparse.Namespace) -> int:
 def run_replay(args: argparse.Namespace) -> int:
     from parsers import PdfPool, Reader
 
-    from .pipeline.decide import decide
-    from .pipeline.facts import mail_facts
+    from ..pipeline.decide import decide
+    from ..pipeline.facts import mail_facts
 
     config = load_config(args.config)
     issuers = [m for m in config.mailboxes if m.role == "issuer"]
@@ -184,8 +183,8 @@ def run_replay(args: argparse.Namespace) -> int:
 def _replay_contractor(path: str, raw: bytes, facts: Any, mailbox: Any, config: Any,
                        store: Store, reader: Any, as_json: bool) -> int:
     """What the contractor side would do with this mail: plans and answers, nothing written."""
-    from .pipeline.contractor import decide_contractor
-    from .replying import outbox_for
+    from ..pipeline.contractor import decide_contractor
+    from ..replying import outbox_for
 
     record, writes = decide_contractor(raw, facts, mailbox, config, store, reader,
                                        outbox_for(config, store), 0, datetime.now(UTC))

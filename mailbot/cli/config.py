@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from .config import load_config
+from ..config import load_config
+from .options import Commands
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     config = commands.add_parser("config", help="check configuration files")
     sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="load FILE and report errors (exit 2) or a summary")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from parsers.normalize import canonical_number, clean_value
 
-from .config import load_config
-from .errors import UsageError
-from .store import GuaranteeEvent, Store, StoreError, resolve_store_url
-from .verify_cmd import add_store_options, parse_date_arg
+from ..config import load_config
+from ..errors import UsageError
+from ..store import GuaranteeEvent, Store, StoreError, resolve_store_url
+from .options import Commands, add_config_and_store, parse_date_arg
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 12
@@ -44,25 +44,25 @@ def new_key() -> str:
             return key
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     store = commands.add_parser("store", help="the guarantee store")
     sub = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
 
     imp = sub.add_parser("import", help="import a surety export (CSV or JSON Lines)")
     imp.add_argument("file", metavar="FILE")
-    add_store_options(imp)
+    add_config_and_store(imp, config_required=False)
     imp.set_defaults(func=run_import)
 
     issue = sub.add_parser("issue", help="register a new guarantee and print its key once")
     issue.add_argument("number", metavar="NUMBER")
     _field_options(issue, required=True)
     issue.add_argument("--pdf", metavar="OUT", help="write the notice PDF here (default NUMBER.pdf)")
-    add_store_options(issue)
+    add_config_and_store(issue, config_required=False)
     issue.set_defaults(func=run_issue)
 
     show = sub.add_parser("show", help="a guarantee's history (never the key)")
     show.add_argument("number", metavar="NUMBER")
-    add_store_options(show)
+    add_config_and_store(show, config_required=False)
     show.set_defaults(func=run_show)
 
     amend = sub.add_parser("amend", help="record a change (変更) or correction (訂正)")
@@ -72,12 +72,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     amend.add_argument("--new-key", action="store_true", help="issue a new key (printed once)")
     amend.add_argument("--pdf", metavar="OUT", help="with --new-key: write the new notice PDF")
     _field_options(amend, required=False)
-    add_store_options(amend)
+    add_config_and_store(amend, config_required=False)
     amend.set_defaults(func=run_amend)
 
     cancel = sub.add_parser("cancel", help="record a cancellation (取消)")
     cancel.add_argument("number", metavar="NUMBER")
-    add_store_options(cancel)
+    add_config_and_store(cancel, config_required=False)
     cancel.set_defaults(func=run_cancel)
 
 
@@ -134,7 +134,7 @@ def _apply(store: Store, event: GuaranteeEvent) -> None:
 
 
 def _write_notice(store: Store, number: str, key: str, out: str | None) -> Path:
-    from .samples.notice_pdf import NoticeFields, render_notice_pdf
+    from ..samples.notice_pdf import NoticeFields, render_notice_pdf
 
     latest = store.versions(number)[-1]
     fields = NoticeFields(
@@ -211,7 +211,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .store.importfile import ImportFileError, read_import_file
+    from ..store.importfile import ImportFileError, read_import_file
 
     path = Path(args.file)
     if not path.is_file():
