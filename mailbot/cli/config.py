@@ -35,10 +35,10 @@ def run_check(args: argparse.Namespace) -> int:
                                *([f"otherwise → {rule.to}"] if rule.to else [])])
         subjects = "; ".join([*(f"{k}: {t}" for k, t in rule.subject_by_kind),
                               f"otherwise: {rule.subject}"])
-        window = (f"{rule.window.start:%H:%M}–{rule.window.end:%H:%M}" if rule.window
-                  else "the default window")
+        hours = (f"{rule.window.start:%H:%M}–{rule.window.end:%H:%M}" if rule.window
+                 else "the default window")
         print(f"    submission: {addresses}\n    subject {subjects}\n"
-              f"    body lines {' / '.join(rule.fields)}; {rule.charset}; {window}"
+              f"    body lines {' / '.join(rule.fields)}; {rule.charset}; {hours}"
               + (f"; files {', '.join(f.name for f in rule.attachments)}"
                  if rule.attachments else ""))
     for number, project in enumerate(config.projects, 1):

@@ -37,7 +37,7 @@ def register(commands: Commands) -> None:
         cmd.set_defaults(func=run_outbox)
 
 
-def _row_dict(row: OutboxRow) -> dict:
+def _row_dict(row: OutboxRow) -> dict[str, object]:
     data = {name: getattr(row, name) for name in OutboxRow.__dataclass_fields__ if name != "raw"}
     for name, value in data.items():
         if isinstance(value, datetime):
@@ -58,7 +58,8 @@ def run_outbox(args: argparse.Namespace) -> int:
                 print(json.dumps([_row_dict(r) for r in rows], ensure_ascii=False))
                 return 0
             for r in rows:
-                when = (r.sent_at if r.state == "sent" else r.next_attempt_at).astimezone(tz)
+                sent = r.sent_at if r.state == "sent" else None  # set with the state
+                when = (sent or r.next_attempt_at).astimezone(tz)
                 print(f"{r.id}\t{r.kind}\t{r.state}\t{r.attempts}\t"
                       f"{when.isoformat(timespec='minutes')}\t"
                       f"{r.to_addrs}\t{r.subject or '-'}"

@@ -104,26 +104,40 @@ def _number(text: str) -> str:
     return number
 
 
-def _event_fields(args: argparse.Namespace) -> dict[str, object]:
+def _event(args: argparse.Namespace, number: str, event: str, key: str | None,
+           change_no: int | None = None) -> GuaranteeEvent:
+    """The `issue` or `amend` event the field options describe; a bad value is a usage error."""
     from parsers.values import parse_amount
 
-    values: dict[str, object] = {}
-    for option, name in FIELD_OPTIONS.items():
-        if getattr(args, option, None):
-            values[name] = clean_value(getattr(args, option))
-    for option, name in AMOUNT_OPTIONS.items():
-        if getattr(args, option, None):
-            try:
-                values[name] = parse_amount(getattr(args, option))
-            except ValueError as exc:
-                raise UsageError(f"--{option.replace('_', '-')}: {exc}") from None
-    for option, name in DATE_OPTIONS.items():
-        if getattr(args, option, None):
-            values[name] = parse_date_arg(getattr(args, option), f"--{option.replace('_', '-')}")
-    kind = values.get("kind")
+    def given(option: str) -> str | None:
+        value: str | None = getattr(args, option, None)
+        return value or None
+
+    def amount(option: str, text: str) -> int:
+        try:
+            return parse_amount(text)
+        except ValueError as exc:
+            raise UsageError(f"--{option.replace('_', '-')}: {exc}") from None
+
+    texts = {name: clean_value(text) for option, name in FIELD_OPTIONS.items()
+             if (text := given(option))}
+    amounts = {name: amount(option, text) for option, name in AMOUNT_OPTIONS.items()
+               if (text := given(option))}
+    dates = {name: parse_date_arg(text, f"--{option.replace('_', '-')}")
+             for option, name in DATE_OPTIONS.items() if (text := given(option))}
+    kind = texts.get("kind")
     if kind is not None and kind not in ("前払金保証", "中間前払金保証", "契約保証"):
         raise UsageError(f"--kind: {kind!r} is not 前払金保証, 中間前払金保証 or 契約保証")
-    return values
+    return GuaranteeEvent(
+        number, event, key, kind=kind, issuer=texts.get("issuer"),
+        contractor=texts.get("contractor"), project_name=texts.get("project_name"),
+        jv_name=texts.get("jv_name"), surety=texts.get("surety"), bank=texts.get("bank"),
+        contract_amount=amounts.get("contract_amount"),
+        guaranteed_amount=amounts.get("guaranteed_amount"),
+        term_start=dates.get("term_start"), term_end=dates.get("term_end"),
+        expires_on=dates.get("expires_on"), contract_date=dates.get("contract_date"),
+        awarded_on=dates.get("awarded_on"), change_no=change_no, source="cli",
+    )
 
 
 def _apply(store: Store, event: GuaranteeEvent) -> None:
@@ -161,8 +175,7 @@ def _record(args: argparse.Namespace, event: GuaranteeEvent, key: str | None = N
 def run_issue(args: argparse.Namespace) -> int:
     number = _number(args.number)
     key = new_key()
-    pdf = _record(args, GuaranteeEvent(number, "new", key, source="cli", **_event_fields(args)),
-                  key, args.pdf)
+    pdf = _record(args, _event(args, number, "new", key), key, args.pdf)
     print(f"issued {number}; 認証キー {key} (shown once, not stored in clear)")
     print(f"notice PDF: {pdf}")
     return 0
@@ -172,8 +185,7 @@ def run_amend(args: argparse.Namespace) -> int:
     number = _number(args.number)
     key = new_key() if args.new_key else None
     event = "correction" if args.correction else "amendment"
-    pdf = _record(args, GuaranteeEvent(number, event, key, change_no=args.change_no,
-                                       source="cli", **_event_fields(args)), key, args.pdf)
+    pdf = _record(args, _event(args, number, event, key, args.change_no), key, args.pdf)
     print(f"recorded {'訂正' if args.correction else '変更'} of {number}")
     if key:
         print(f"new 認証キー {key} (shown once); notice PDF: {pdf}")
