@@ -2,7 +2,7 @@
 
 A header address is the sender's bytes: it may carry control characters, an encoded word
 that was never decoded, a `|` in its domain or a 300-character label. Such an address gets
-no reply, and the decision records why (`mailbot.pipeline.decide.reply_blocked`).
+no reply, and the decision records why (the `answerable` rule of `mailbot.safety`).
 
 The syntax is checked by `email-validator` (syntax only: no DNS, no deliverability probe).
 It implements the RFC 5322 dot-atom and quoted-string local parts, the RFC 5321 length
@@ -27,11 +27,17 @@ regex gets IDN and the length rules wrong. On top of it, this module decides:
   every relay delivers. A domain literal (``[192.0.2.1]``) is valid RFC 5322 but refused:
   no contractor writes from one, and a reply to an IP address is a way to make our relay
   reach hosts it should not.
+
+The small helpers below take an address apart (`local_part`, `domain_of`) and compare
+addresses (`same_address`, `in_domains`) for every module that needs it, on top of
+`email.headerregistry.Address`; they never raise, whatever bytes a sender wrote.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from email.headerregistry import Address
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -80,3 +86,41 @@ def reply_address(address: str | None) -> str:
     if len(local) > 64 or len(result) > 254 or any(len(x) > 63 for x in domain.split(".")):
         raise Unanswerable("longer than RFC 5321 allows")
     return result
+
+
+def _parts(address: str) -> tuple[str, str]:
+    """(local part, domain) of an addr-spec holding an "@", as `Address` reads it (quotes
+    removed: ``"postmaster"@x`` is postmaster); when it cannot, split at the last "@"."""
+    try:
+        parsed = Address(addr_spec=address)
+        return parsed.username, parsed.domain
+    except Exception:  # noqa: BLE001 — a hostile address still has a last "@"
+        local, _, domain = address.rpartition("@")
+        return local, domain
+
+
+def local_part(address: str | None) -> str | None:
+    """The local part of `address` (the whole text when it holds no "@"), or None."""
+    if not address:
+        return None
+    return _parts(address)[0] if "@" in address else address
+
+
+def domain_of(address: str | None) -> str | None:
+    """The domain of `address`, lower-case, or None when it holds no "@"."""
+    if not address or "@" not in address:
+        return None
+    return _parts(address)[1].lower()
+
+
+def same_address(one: str | None, other: str | None) -> bool:
+    """Whether two addresses are the same, ignoring case (as mailbot stores them)."""
+    return bool(one) and bool(other) and (one or "").lower() == (other or "").lower()
+
+
+def in_domains(domain: str | None, domains: Iterable[str]) -> bool:
+    """`domain` is one of `domains` or a subdomain of one (mail.city.example.jp)."""
+    if not domain:
+        return False
+    domain = domain.lower()
+    return any(domain == d or domain.endswith("." + d) for d in domains)

@@ -22,8 +22,11 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
+from mailbot.addresses import domain_of, in_domains
 from mailbot.config import Config, MailboxConfig
 from mailbot.outbox.outbox import Outbox
+from mailbot.safety import SUBMIT_CHAIN, first_reason, is_bounce
+from mailbot.safety import Context as SafetyContext
 from mailbot.store import Store
 from mailbot.store.schema import outbox, submissions
 from mailbot.submit.files import attachments_by_origin
@@ -33,7 +36,6 @@ from mailbot.submit.track import (
     RESULT_HEADER,
     Answer,
     Match,
-    in_domains,
     match_submissions,
     read_answer,
     referenced_ids,
@@ -55,7 +57,6 @@ RESUBMITTABLE = ("unroutable", "failed", "cancelled", "discrepancy", "answered")
 GUARANTEE_WORDS = ("電子保証", "認証キー", "保証契約番号")
 VERDICT_JA = {"confirmed": "確認完了", "discrepancy": "相違あり", "answered": "返信あり（内容未判定）",
               "bounced": "配送エラー（提出メールが届いていません）"}
-_ROBOTS = ("mailer-daemon", "postmaster")
 
 
 @dataclass
@@ -200,37 +201,21 @@ class Writes:
                            immediate=True, ledger_id=self.ledger_id)
 
 
-def _domain(address: str | None) -> str | None:
-    return address.rsplit("@", 1)[-1].lower() if address and "@" in address else None
-
-
 def own_domains(config: Config) -> set[str]:
     """The contractor's own domains (its sender's and its staff's)."""
     contractor = config.contractor
     assert contractor is not None
-    return {d for d in map(_domain, (contractor.from_addr, *contractor.staff)) if d}
-
-
-def is_bounce(facts: MailFacts) -> bool:
-    if facts.return_path is not None and facts.return_path.strip() in ("<>", ""):
-        return True
-    return bool(facts.author) and (facts.author or "").split("@", 1)[0] in _ROBOTS
+    return {d for d in map(domain_of, (contractor.from_addr, *contractor.staff)) if d}
 
 
 def never_submit(facts: MailFacts, config: Config) -> str | None:
     """Why this mail must not cause a submission (a loop, or not the contractor's)."""
     contractor = config.contractor
     assert contractor is not None
-    if is_bounce(facts):
-        return "a bounce (null sender or mailer-daemon)"
-    if facts.author == contractor.from_addr.lower():
-        return "our own submission address"
-    if (facts.auto_submitted or "no").lower() == "auto-replied":
-        return "an auto-reply (RFC 3834)"
-    domains = {d for rule in config.submissions.values() for d in rule.answer_domains()}
-    if in_domains(_domain(facts.author), domains):
-        return f"from an issuer's domain ({_domain(facts.author)}) but answers no submission"
-    return None
+    domains = frozenset(d for rule in config.submissions.values() for d in rule.answer_domains())
+    context = SafetyContext(facts.author, own_addresses=(contractor.from_addr,),
+                            issuer_domains=domains)
+    return first_reason(SUBMIT_CHAIN, facts, context)
 
 
 def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, config: Config,
@@ -254,7 +239,7 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
     answer = read_answer(header or None, facts.subject, texts)
     refs = referenced_ids(facts.in_reply_to, facts.references)
     matches: list[Match] = []
-    if not in_domains(_domain(facts.author), own_domains(config)):  # never our own staff
+    if not in_domains(domain_of(facts.author), own_domains(config)):  # never our own staff
         with store.engine.connect() as conn:
             matches = match_submissions(
                 conn, config, facts.author, refs, answer, bounce=is_bounce(facts),

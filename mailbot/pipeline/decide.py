@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 from mailbot.addresses import Unanswerable, reply_address
 from mailbot.config import Config, MailboxConfig
 from mailbot.ledger import ReplyRequest
+from mailbot.safety import REPLY_CHAIN, first_reason
+from mailbot.safety import Context as SafetyContext
 from mailbot.store import Store
 from mailbot.verify import IssuerPolicy, Submission, VerifyResult, verify
 from parsers import ParseResult, Reader
@@ -38,8 +40,6 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 MAX_SUBJECT = 200
 MAX_ADDRESS = 320
 MAX_MESSAGE_ID = 998  # RFC 5322's line limit
-_LIST_PRECEDENCE = ("bulk", "list", "junk")
-_ROBOT_LOCALPARTS = ("mailer-daemon", "postmaster", "no-reply", "noreply", "do-not-reply")
 
 
 def clip(text: str | None, limit: int = MAX_SUBJECT) -> str | None:
@@ -65,28 +65,11 @@ class Decision:
 
 def reply_blocked(facts: MailFacts, own_addresses: tuple[str, ...] = ()) -> str | None:
     """Why this mail must not get an automatic reply (RFC 3834, or no valid address), or None."""
-    if not facts.sender:
-        return "no sender address"
     try:
-        address = reply_address(facts.sender)
-    except Unanswerable as exc:
-        return f"sender address {facts.sender[:120]!r} cannot be answered by SMTP: {exc}"
-    if facts.sender_ambiguous:
-        return (f"sender address {facts.sender[:120]!r} is not the one mailbox its header "
-                f"names: {facts.sender_ambiguous}")
-    if facts.auto_submitted and facts.auto_submitted.lower() != "no":
-        return f"Auto-Submitted: {facts.auto_submitted}"
-    if facts.precedence and facts.precedence.lower() in _LIST_PRECEDENCE:
-        return f"Precedence: {facts.precedence}"
-    if facts.list_id:
-        return "mailing list (List-Id)"
-    if facts.return_path is not None and facts.return_path.strip() in ("<>", ""):
-        return "null sender (bounce)"
-    if address.split("@", 1)[0].lower() in _ROBOT_LOCALPARTS:
-        return f"robot sender {address}"
-    if address.lower() in {a.lower() for a in own_addresses}:
-        return "our own address"
-    return None
+        address: str | None = reply_address(facts.sender)
+    except Unanswerable:
+        address = None  # the chain's `answerable` rule says why
+    return first_reason(REPLY_CHAIN, facts, SafetyContext(address, own_addresses))
 
 
 def mailbox_action(mailbox: MailboxConfig, folder: str) -> str | None:

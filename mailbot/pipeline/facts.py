@@ -7,14 +7,16 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from email import utils as email_utils
-from email.headerregistry import Address
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from email.policy import default as _modern
 
+from mailbot.addresses import domain_of
 from parsers.headers import decode_header_text, raw_header
 from parsers.mime import part_filename
+
+from .received import Hop, received_hops
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class MailFacts:
     author: str | None = None  # the From address, lower-case (who wrote it, not Reply-To)
     # Why the header `sender` was taken from does not name one mailbox unambiguously, or None.
     sender_ambiguous: str | None = None
+    received: tuple[Hop, ...] = ()  # the Received hops, earliest first (for authentication)
 
 
 _HEADERS_ONLY = BytesParser(policy=compat32)
@@ -144,18 +147,12 @@ def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
             name = None
         if name:
             names.append(name)
-    domain = None
-    if sender and "@" in sender:
-        try:
-            domain = Address(addr_spec=sender).domain.lower()
-        except Exception:
-            domain = sender.rsplit("@", 1)[1]
     return MailFacts(
         mailbox=mailbox,
         message_id=_header(message, "Message-ID"),
         references=_header(message, "References"),
         sender=sender,
-        sender_domain=domain,
+        sender_domain=domain_of(sender),
         to_cc=recipients,
         subject=_header(message, "Subject") or "",
         attachment_names=tuple(names),
@@ -166,6 +163,7 @@ def mail_facts(raw: bytes, mailbox: str) -> MailFacts:
         in_reply_to=_header(message, "In-Reply-To"),
         author=_address(parseaddr(address_header(message, "From") or "")[1]),
         sender_ambiguous=sender_ambiguous,
+        received=received_hops(message),
     )
 
 

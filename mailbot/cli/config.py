@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from .config import load_config
+from ..config import load_config
+from .options import Commands
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     config = commands.add_parser("config", help="check configuration files")
     sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="load FILE and report errors (exit 2) or a summary")
@@ -34,10 +35,10 @@ def run_check(args: argparse.Namespace) -> int:
                                *([f"otherwise → {rule.to}"] if rule.to else [])])
         subjects = "; ".join([*(f"{k}: {t}" for k, t in rule.subject_by_kind),
                               f"otherwise: {rule.subject}"])
-        window = (f"{rule.window.start:%H:%M}–{rule.window.end:%H:%M}" if rule.window
-                  else "the default window")
+        hours = (f"{rule.window.start:%H:%M}–{rule.window.end:%H:%M}" if rule.window
+                 else "the default window")
         print(f"    submission: {addresses}\n    subject {subjects}\n"
-              f"    body lines {' / '.join(rule.fields)}; {rule.charset}; {window}"
+              f"    body lines {' / '.join(rule.fields)}; {rule.charset}; {hours}"
               + (f"; files {', '.join(f.name for f in rule.attachments)}"
                  if rule.attachments else ""))
     for number, project in enumerate(config.projects, 1):

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from parsers.normalize import canonical_key, canonical_number, clean_value
 
-from .config import load_config
-from .errors import UsageError
-from .store import Store, resolve_store_url
-from .verify import IssuerPolicy, Submission, verify
+from ..config import load_config
+from ..errors import UsageError
+from ..store import Store, resolve_store_url
+from ..verify import IssuerPolicy, Submission, verify
+from .options import Commands, add_config_and_store, parse_date_arg
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
-def add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", metavar="URL", help="SQLAlchemy URL of the guarantee store")
-    parser.add_argument("--config", metavar="FILE", help="mailbot configuration (TOML)")
-
-
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     cmd = commands.add_parser("verify", help="check a guarantee number and key against the store")
     cmd.add_argument("number", metavar="NUMBER")
     cmd.add_argument("key", metavar="KEY")
@@ -33,17 +29,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--on", metavar="DATE", help="submission date (default today)")
     cmd.add_argument("--sender", metavar="ADDR", help="sender address, for the throttle")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
-    add_store_options(cmd)
+    add_config_and_store(cmd, config_required=False)
     cmd.set_defaults(func=run)
-
-
-def parse_date_arg(text: str, option: str) -> date:
-    from parsers.values import parse_date
-
-    try:
-        return parse_date(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

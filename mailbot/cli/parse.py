@@ -6,6 +6,7 @@ input order. Lossy decodes and other warnings go to stderr, naming the file.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import replace
@@ -14,7 +15,27 @@ from typing import TextIO
 
 from parsers import InlineRunner, Limits, ParseResult, PdfPool, Reader
 
-from .errors import UsageError
+from ..errors import UsageError
+from .options import Commands
+
+
+def register(commands: Commands) -> None:
+    parse = commands.add_parser(
+        "parse", help="read guarantee numbers and keys from .eml or PDF files"
+    )
+    parse.add_argument("paths", nargs="+", metavar="PATH", help="an .eml message or a PDF")
+    parse.add_argument("--json", action="store_true", help="one JSON object per PATH and line")
+    parse.add_argument(
+        "--workers", type=int, default=2, help="PDF reader processes (default 2; 0 = inline)"
+    )
+    parse.add_argument(
+        "--timeout", type=float, default=None, help="seconds allowed per PDF (default 20)"
+    )
+    parse.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_parse(args.paths, as_json=args.json, workers=args.workers, timeout=args.timeout)
 
 
 def run_parse(

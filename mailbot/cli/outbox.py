@@ -8,15 +8,15 @@ import sys
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from .cli_args import add_config_and_store
-from .config import load_config
-from .outbox import OutboxRow
-from .outbox.outbox import STATES
-from .replying import outbox_for
-from .store import Store, resolve_store_url
+from ..config import load_config
+from ..outbox import OutboxRow
+from ..outbox.outbox import STATES
+from ..replying import outbox_for
+from ..store import Store, resolve_store_url
+from .options import Commands, add_config_and_store
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     outbox = commands.add_parser("outbox", help="outgoing mail: list, retry or cancel")
     sub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
 
@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         cmd.set_defaults(func=run_outbox)
 
 
-def _row_dict(row: OutboxRow) -> dict:
+def _row_dict(row: OutboxRow) -> dict[str, object]:
     data = {name: getattr(row, name) for name in OutboxRow.__dataclass_fields__ if name != "raw"}
     for name, value in data.items():
         if isinstance(value, datetime):
@@ -58,7 +58,8 @@ def run_outbox(args: argparse.Namespace) -> int:
                 print(json.dumps([_row_dict(r) for r in rows], ensure_ascii=False))
                 return 0
             for r in rows:
-                when = (r.sent_at if r.state == "sent" else r.next_attempt_at).astimezone(tz)
+                sent = r.sent_at if r.state == "sent" else None  # set with the state
+                when = (sent or r.next_attempt_at).astimezone(tz)
                 print(f"{r.id}\t{r.kind}\t{r.state}\t{r.attempts}\t"
                       f"{when.isoformat(timespec='minutes')}\t"
                       f"{r.to_addrs}\t{r.subject or '-'}"

@@ -9,20 +9,25 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from .cli_args import add_config_and_store
-from .config import Config, load_config
-from .errors import UsageError
-from .ledger import Ledger, Spool
-from .store import Store, resolve_store_url
-from .store.schema import submissions
-from .verify_cmd import parse_date_arg
+from ..config import Config, load_config
+from ..errors import UsageError
+from ..ledger import Ledger, Spool
+from ..store import Store, resolve_store_url
+from ..store.schema import submissions
+from .options import Commands, add_config_and_store, parse_date_arg
+
+if TYPE_CHECKING:
+    from parsers import Reader
+
+    from ..config import MailboxConfig
+    from ..pipeline.facts import MailFacts
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     run = commands.add_parser("run", help="run the intake daemon (sources, pipeline, scheduler)")
     add_config_and_store(run)
     run.add_argument("--since", metavar="DATE", help="backfill IMAP mail received since DATE")
@@ -63,7 +68,7 @@ def _open(args: argparse.Namespace) -> tuple[Config, Store, Ledger]:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
-    from .daemon import Daemon
+    from ..daemon import Daemon
 
     logging.getLogger("mailbot").setLevel(logging.INFO)
     config, store, _ledger = _open(args)
@@ -93,16 +98,17 @@ def run_status(args: argparse.Namespace) -> int:
     and outgoing mail included) and the last error; then the submissions and a total."""
     from sqlalchemy import func
 
-    from .backlog import OUTGOING, backlogs, total
-    from .store.schema import mailbox_state
+    from ..backlog import OUTGOING, backlogs, total
+    from ..store.schema import mailbox_state
 
     config, store, ledger = _open(args)
     try:
         counts = ledger.counts()
         with store.engine.connect() as conn:
             states = {row.mailbox: row for row in conn.execute(select(mailbox_state))}
-            submitted = dict(conn.execute(select(submissions.c.state, func.count())
-                                          .group_by(submissions.c.state)).all())
+            submitted: dict[str, int] = {
+                state: count for state, count in conn.execute(
+                    select(submissions.c.state, func.count()).group_by(submissions.c.state))}
             waiting = backlogs(conn)
     finally:
         store.close()
@@ -146,8 +152,8 @@ def run_status(args: argparse.Namespace) -> int:
 def run_replay(args: argparse.Namespace) -> int:
     from parsers import PdfPool, Reader
 
-    from .pipeline.decide import decide
-    from .pipeline.facts import mail_facts
+    from ..pipeline.decide import decide
+    from ..pipeline.facts import mail_facts
 
     config = load_config(args.config)
     issuers = [m for m in config.mailboxes if m.role == "issuer"]
@@ -181,11 +187,11 @@ def run_replay(args: argparse.Namespace) -> int:
     return worst
 
 
-def _replay_contractor(path: str, raw: bytes, facts: Any, mailbox: Any, config: Any,
-                       store: Store, reader: Any, as_json: bool) -> int:
+def _replay_contractor(path: str, raw: bytes, facts: MailFacts, mailbox: MailboxConfig,
+                       config: Config, store: Store, reader: Reader, as_json: bool) -> int:
     """What the contractor side would do with this mail: plans and answers, nothing written."""
-    from .pipeline.contractor import decide_contractor
-    from .replying import outbox_for
+    from ..pipeline.contractor import decide_contractor
+    from ..replying import outbox_for
 
     record, writes = decide_contractor(raw, facts, mailbox, config, store, reader,
                                        outbox_for(config, store), 0, datetime.now(UTC))
@@ -216,7 +222,7 @@ def _replay_contractor(path: str, raw: bytes, facts: Any, mailbox: Any, config: 
     return 1 if bad else 0
 
 
-def _print_decision(path: str, record: dict, as_json: bool) -> None:
+def _print_decision(path: str, record: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps({"source": path, **record}, ensure_ascii=False, default=str))
         return
@@ -240,9 +246,9 @@ def run_quarantine(args: argparse.Namespace) -> int:
     _config, store, ledger = _open(args)
     try:
         if args.quarantine_command == "list":
-            for entry in ledger.entries(state="quarantined"):
-                print(f"{entry.id}\t{entry.mailbox}\t{entry.received_at:%Y-%m-%d %H:%M}\t"
-                      f"{entry.sender or '-'}\t{entry.subject or '-'}")
+            for listed in ledger.entries(state="quarantined"):
+                print(f"{listed.id}\t{listed.mailbox}\t{listed.received_at:%Y-%m-%d %H:%M}\t"
+                      f"{listed.sender or '-'}\t{listed.subject or '-'}")
             return 0
         entry = ledger.get(args.id)
         if entry is None or entry.state != "quarantined":

@@ -11,17 +11,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from .cli_args import add_config_and_store
-from .config import load_config
-from .store import Store, resolve_store_url
-from .store.schema import ledger, submissions
-from .submitting import STATE_JA
+from ..config import load_config
+from ..store import Store, resolve_store_url
+from ..store.schema import ledger, submissions
+from ..submitting import STATE_JA
+from .options import Commands, add_config_and_store
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 STATES = tuple(STATE_JA)
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     parser = commands.add_parser("submissions",
                                  help="contractor side: submissions to issuers and their answers")
     sub = parser.add_subparsers(dest="submissions_command", metavar="ACTION", required=True)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from parsers.normalize import canonical_number, clean_value
 
-from .config import load_config
-from .errors import UsageError
-from .store import GuaranteeEvent, Store, StoreError, resolve_store_url
-from .verify_cmd import add_store_options, parse_date_arg
+from ..config import load_config
+from ..errors import UsageError
+from ..store import GuaranteeEvent, Store, StoreError, resolve_store_url
+from .options import Commands, add_config_and_store, parse_date_arg
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 12
@@ -44,25 +44,25 @@ def new_key() -> str:
             return key
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     store = commands.add_parser("store", help="the guarantee store")
     sub = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
 
     imp = sub.add_parser("import", help="import a surety export (CSV or JSON Lines)")
     imp.add_argument("file", metavar="FILE")
-    add_store_options(imp)
+    add_config_and_store(imp, config_required=False)
     imp.set_defaults(func=run_import)
 
     issue = sub.add_parser("issue", help="register a new guarantee and print its key once")
     issue.add_argument("number", metavar="NUMBER")
     _field_options(issue, required=True)
     issue.add_argument("--pdf", metavar="OUT", help="write the notice PDF here (default NUMBER.pdf)")
-    add_store_options(issue)
+    add_config_and_store(issue, config_required=False)
     issue.set_defaults(func=run_issue)
 
     show = sub.add_parser("show", help="a guarantee's history (never the key)")
     show.add_argument("number", metavar="NUMBER")
-    add_store_options(show)
+    add_config_and_store(show, config_required=False)
     show.set_defaults(func=run_show)
 
     amend = sub.add_parser("amend", help="record a change (変更) or correction (訂正)")
@@ -72,12 +72,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     amend.add_argument("--new-key", action="store_true", help="issue a new key (printed once)")
     amend.add_argument("--pdf", metavar="OUT", help="with --new-key: write the new notice PDF")
     _field_options(amend, required=False)
-    add_store_options(amend)
+    add_config_and_store(amend, config_required=False)
     amend.set_defaults(func=run_amend)
 
     cancel = sub.add_parser("cancel", help="record a cancellation (取消)")
     cancel.add_argument("number", metavar="NUMBER")
-    add_store_options(cancel)
+    add_config_and_store(cancel, config_required=False)
     cancel.set_defaults(func=run_cancel)
 
 
@@ -104,26 +104,40 @@ def _number(text: str) -> str:
     return number
 
 
-def _event_fields(args: argparse.Namespace) -> dict[str, object]:
+def _event(args: argparse.Namespace, number: str, event: str, key: str | None,
+           change_no: int | None = None) -> GuaranteeEvent:
+    """The `issue` or `amend` event the field options describe; a bad value is a usage error."""
     from parsers.values import parse_amount
 
-    values: dict[str, object] = {}
-    for option, name in FIELD_OPTIONS.items():
-        if getattr(args, option, None):
-            values[name] = clean_value(getattr(args, option))
-    for option, name in AMOUNT_OPTIONS.items():
-        if getattr(args, option, None):
-            try:
-                values[name] = parse_amount(getattr(args, option))
-            except ValueError as exc:
-                raise UsageError(f"--{option.replace('_', '-')}: {exc}") from None
-    for option, name in DATE_OPTIONS.items():
-        if getattr(args, option, None):
-            values[name] = parse_date_arg(getattr(args, option), f"--{option.replace('_', '-')}")
-    kind = values.get("kind")
+    def given(option: str) -> str | None:
+        value: str | None = getattr(args, option, None)
+        return value or None
+
+    def amount(option: str, text: str) -> int:
+        try:
+            return parse_amount(text)
+        except ValueError as exc:
+            raise UsageError(f"--{option.replace('_', '-')}: {exc}") from None
+
+    texts = {name: clean_value(text) for option, name in FIELD_OPTIONS.items()
+             if (text := given(option))}
+    amounts = {name: amount(option, text) for option, name in AMOUNT_OPTIONS.items()
+               if (text := given(option))}
+    dates = {name: parse_date_arg(text, f"--{option.replace('_', '-')}")
+             for option, name in DATE_OPTIONS.items() if (text := given(option))}
+    kind = texts.get("kind")
     if kind is not None and kind not in ("前払金保証", "中間前払金保証", "契約保証"):
         raise UsageError(f"--kind: {kind!r} is not 前払金保証, 中間前払金保証 or 契約保証")
-    return values
+    return GuaranteeEvent(
+        number, event, key, kind=kind, issuer=texts.get("issuer"),
+        contractor=texts.get("contractor"), project_name=texts.get("project_name"),
+        jv_name=texts.get("jv_name"), surety=texts.get("surety"), bank=texts.get("bank"),
+        contract_amount=amounts.get("contract_amount"),
+        guaranteed_amount=amounts.get("guaranteed_amount"),
+        term_start=dates.get("term_start"), term_end=dates.get("term_end"),
+        expires_on=dates.get("expires_on"), contract_date=dates.get("contract_date"),
+        awarded_on=dates.get("awarded_on"), change_no=change_no, source="cli",
+    )
 
 
 def _apply(store: Store, event: GuaranteeEvent) -> None:
@@ -134,7 +148,7 @@ def _apply(store: Store, event: GuaranteeEvent) -> None:
 
 
 def _write_notice(store: Store, number: str, key: str, out: str | None) -> Path:
-    from .samples.notice_pdf import NoticeFields, render_notice_pdf
+    from ..samples.notice_pdf import NoticeFields, render_notice_pdf
 
     latest = store.versions(number)[-1]
     fields = NoticeFields(
@@ -161,8 +175,7 @@ def _record(args: argparse.Namespace, event: GuaranteeEvent, key: str | None = N
 def run_issue(args: argparse.Namespace) -> int:
     number = _number(args.number)
     key = new_key()
-    pdf = _record(args, GuaranteeEvent(number, "new", key, source="cli", **_event_fields(args)),
-                  key, args.pdf)
+    pdf = _record(args, _event(args, number, "new", key), key, args.pdf)
     print(f"issued {number}; 認証キー {key} (shown once, not stored in clear)")
     print(f"notice PDF: {pdf}")
     return 0
@@ -172,8 +185,7 @@ def run_amend(args: argparse.Namespace) -> int:
     number = _number(args.number)
     key = new_key() if args.new_key else None
     event = "correction" if args.correction else "amendment"
-    pdf = _record(args, GuaranteeEvent(number, event, key, change_no=args.change_no,
-                                       source="cli", **_event_fields(args)), key, args.pdf)
+    pdf = _record(args, _event(args, number, event, key, args.change_no), key, args.pdf)
     print(f"recorded {'訂正' if args.correction else '変更'} of {number}")
     if key:
         print(f"new 認証キー {key} (shown once); notice PDF: {pdf}")
@@ -211,7 +223,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .store.importfile import ImportFileError, read_import_file
+    from ..store.importfile import ImportFileError, read_import_file
 
     path = Path(args.file)
     if not path.is_file():

@@ -1,0 +1,53 @@
+"""The `mailbot` console script: argument parsing and dispatch to one module per command.
+
+Each command group lives in its own module here (`parse`, `demo`, `store`, `verify`,
+`config`, `intake`, `outbox`, `submissions`), each with a `register(commands)` that adds its
+subparsers; options several commands share are in `options`.
+
+Exit codes (DESIGN.md §4): 0 ok, 1 a problem found in the input, 2 usage or config error.
+Errors go to stderr as one sentence naming the file or field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import UsageError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import config, demo, intake, outbox, parse, store, submissions, verify
+
+    parser = argparse.ArgumentParser(
+        prog="mailbot",
+        description="E-mail intake and submission for electronic construction guarantees.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailbot {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parse.register(commands)
+    demo.register(commands)
+    store.register(commands)
+    verify.register(commands)
+    config.register(commands)
+    intake.register(commands)
+    outbox.register(commands)
+    submissions.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="mailbot: %(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except UsageError as exc:
+        print(f"mailbot {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mailbot {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,35 @@
+"""Arguments and argument helpers several `mailbot` commands share."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from typing import TypeAlias
+
+from ..errors import UsageError
+
+# What `add_subparsers()` returns; each command module's `register` adds its parsers to it.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_config_and_store(parser: argparse.ArgumentParser, *, config_required: bool = True) -> None:
+    """`--config FILE` and `--store URL` (a SQLAlchemy URL that overrides the config's store).
+
+    The daemon side's commands need a configuration; the `store` and `verify` commands a
+    clerk runs at a terminal (`config_required=False`) can do without one.
+    """
+    parser.add_argument("--config", metavar="FILE", required=config_required,
+                        help="mailbot configuration (TOML)"
+                        + ("" if config_required else "; default: none, built-in settings"))
+    parser.add_argument("--store", metavar="URL",
+                        help="SQLAlchemy URL of the guarantee store (overrides the config's)")
+
+
+def parse_date_arg(text: str, option: str) -> date:
+    """A date given on the command line (ISO, `2026/07/01` or 和暦); a usage error names `option`."""
+    from parsers.values import parse_date
+
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
