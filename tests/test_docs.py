@@ -1,7 +1,8 @@
 """The repository is self-contained and its documentation cannot drift from the tree.
 
 (a) No tracked text file points outside the repository: no citation of the design brief
-    that lives outside it, no `../shared`, no absolute path of a development machine.
+    that lives outside it, no shared folder beside the clone, no absolute path of a
+    development machine.
 (b) Every relative Markdown link in README.md and docs/*.md resolves to a file or folder
     in the repository.
 (c) Every module or package path named in backticks in docs/*.md (`mailbot/xyz/`,
