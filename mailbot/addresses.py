@@ -2,7 +2,7 @@
 
 A header address is the sender's bytes: it may carry control characters, an encoded word
 that was never decoded, a `|` in its domain or a 300-character label. Such an address gets
-no reply, and the decision records why (the `answerable` rule of `mailbot.safety`).
+no reply, and the decision records why (the `answerable` rule of `mailbot.pipeline.safety`).
 
 The syntax is checked by `email-validator` (syntax only: no DNS, no deliverability probe).
 It implements the RFC 5322 dot-atom and quoted-string local parts, the RFC 5321 length

@@ -8,7 +8,7 @@ import pytest
 
 from mailbot.addresses import domain_of, in_domains, local_part, same_address
 from mailbot.pipeline.facts import MailFacts
-from mailbot.safety import (
+from mailbot.pipeline.safety import (
     BOUNCE,
     REPLY_CHAIN,
     ROBOT_LOCALPARTS,
@@ -17,7 +17,7 @@ from mailbot.safety import (
     first_reason,
     is_bounce,
 )
-from mailbot.safety.rules import (
+from mailbot.pipeline.safety.rules import (
     Answerable,
     AutoSubmitted,
     IssuerDomain,

@@ -25,8 +25,8 @@ from sqlalchemy.engine import Connection
 from mailbot.addresses import domain_of, in_domains
 from mailbot.config import Config, MailboxConfig
 from mailbot.outbox.outbox import Outbox
-from mailbot.safety import SUBMIT_CHAIN, first_reason, is_bounce
-from mailbot.safety import Context as SafetyContext
+from mailbot.pipeline.safety import SUBMIT_CHAIN, first_reason, is_bounce
+from mailbot.pipeline.safety import Context as SafetyContext
 from mailbot.store import Store
 from mailbot.store.schema import outbox, submissions
 from mailbot.submit.files import attachments_by_origin

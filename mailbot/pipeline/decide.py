@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 from mailbot.addresses import Unanswerable, reply_address
 from mailbot.config import Config, MailboxConfig
 from mailbot.ledger import ReplyRequest
-from mailbot.safety import REPLY_CHAIN, first_reason
-from mailbot.safety import Context as SafetyContext
+from mailbot.pipeline.safety import REPLY_CHAIN, first_reason
+from mailbot.pipeline.safety import Context as SafetyContext
 from mailbot.store import Store
 from mailbot.verify import IssuerPolicy, Submission, VerifyResult, verify
 from parsers import ParseResult, Reader

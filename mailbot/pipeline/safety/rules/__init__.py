@@ -1,4 +1,4 @@
-"""The mail-safety rules, one per module (see `mailbot.safety.rule`)."""
+"""The mail-safety rules, one per module (see `mailbot.pipeline.safety.rule`)."""
 
 from .answerable import Answerable
 from .auto_submitted import AutoSubmitted
