@@ -9,7 +9,7 @@ the reason (and the line when the TOML parser gives one). Secrets never live her
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.verify.policy import IssuerPolicy
@@ -24,15 +24,9 @@ from .contractor import (
 )
 from .intake import MailboxConfig, Route, read_mailbox, read_route
 from .issuers import read_issuer
-from .outbound import (
-    DigestConfig,
-    SmtpConfig,
-    WindowConfig,
-    read_digest,
-    read_smtp,
-    read_window,
-)
-from .reader import ConfigError, TomlReader
+from .outbound import DigestConfig, SmtpConfig, WindowConfig
+from .reader import ConfigError, Item, TomlReader, build, key
+from .values import file_path, section, text
 
 __all__ = [
     "Config",
@@ -49,21 +43,70 @@ __all__ = [
 ]
 
 
+def _issuers(item: Item) -> dict[str, IssuerPolicy]:
+    table = item.r.table(item.data, item.key, optional=True)
+    return {k: read_issuer(item.r, item.r.table(table, k, "issuers"), f"issuers.{k}")
+            for k in table}
+
+
+def _submissions(item: Item) -> dict[str, SubmissionRule]:
+    item.value("issuers")  # every [issuers.ID] is a table
+    table = item.r.table(item.data, item.key, optional=True)
+    return {k: read_submission(item.r, item.r.table(table[k], "submission", f"issuers.{k}"), k)
+            for k in table if "submission" in table[k]}
+
+
+def _mailboxes(item: Item) -> tuple[MailboxConfig, ...]:
+    issuers = set(item.value("issuers"))
+    mailboxes = tuple(read_mailbox(item.r, data, i, issuers)
+                      for i, data in enumerate(item.r.tables(item.data, item.key)))
+    names = [m.name for m in mailboxes]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise item.fail("two mailboxes have this name", f"mailboxes.{duplicate}")
+    return mailboxes
+
+
+def _routes(item: Item) -> tuple[Route, ...]:
+    names = {m.name for m in item.value("mailboxes")}
+    issuers = set(item.value("issuers"))
+    return tuple(read_route(item.r, data, i, names, issuers)
+                 for i, data in enumerate(item.r.tables(item.data, item.key)))
+
+
+def _contractor(item: Item) -> ContractorConfig | None:
+    table = item.r.table(item.data, item.key, optional=True)
+    contractor = read_contractor(item.r, table) if table else None
+    queue = next((m.name for m in item.value("mailboxes") if m.role == "contractor"), None)
+    if contractor is None and queue is not None:
+        raise item.fail(f"mailbox {queue!r} has the contractor role: a [contractor] table "
+                        "must say who submits (name, from, staff)")
+    return contractor
+
+
+def _projects(item: Item) -> tuple[ProjectRule, ...]:
+    issuers = set(item.value("issuers"))
+    return tuple(read_project(item.r, data, i, issuers)
+                 for i, data in enumerate(item.r.tables(item.data, item.key)))
+
+
 @dataclass(frozen=True)
 class Config:
-    path: Path | None = None
-    store_url: str | None = None
-    spool_dir: Path = Path("spool")
-    issuers: dict[str, IssuerPolicy] = field(default_factory=dict)
-    mailboxes: tuple[MailboxConfig, ...] = ()
-    routes: tuple[Route, ...] = ()
-    smtp: SmtpConfig = field(default_factory=SmtpConfig)
-    send_window: WindowConfig = field(default_factory=WindowConfig)
-    digest: DigestConfig = field(default_factory=DigestConfig)
-    template_dir: Path | None = None  # searched before the bundled templates/
-    contractor: ContractorConfig | None = None
-    submissions: dict[str, SubmissionRule] = field(default_factory=dict)  # by issuer key
-    projects: tuple[ProjectRule, ...] = ()
+    path: Path | None = None  # the file read; relative paths in it are relative to its folder
+    store_url: str | None = key(text, "store.url", default=None)
+    spool_dir: Path = key(file_path, "spool.dir", default=Path("spool"))
+    issuers: dict[str, IssuerPolicy] = key(_issuers, default_factory=dict)
+    mailboxes: tuple[MailboxConfig, ...] = key(_mailboxes, default=())
+    routes: tuple[Route, ...] = key(_routes, default=())
+    smtp: SmtpConfig = key(section(SmtpConfig), default_factory=SmtpConfig)
+    send_window: WindowConfig = key(section(WindowConfig), default_factory=WindowConfig)
+    digest: DigestConfig = key(section(DigestConfig), default_factory=DigestConfig)
+    # searched before the bundled templates/
+    template_dir: Path | None = key(file_path, "templates.dir", default=None)
+    contractor: ContractorConfig | None = key(_contractor, default=None)
+    # by issuer key, from each [issuers.ID.submission]
+    submissions: dict[str, SubmissionRule] = key(_submissions, "issuers", default_factory=dict)
+    projects: tuple[ProjectRule, ...] = key(_projects, default=())
 
     def issuer(self, name: str) -> IssuerPolicy:
         """The policy of issuer `name` (its ID or any of its names); defaults otherwise."""
@@ -93,60 +136,4 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: {exc}") from exc
-    r = TomlReader(file)
-    r.no_extra(data, ("store", "spool", "issuers", "mailboxes", "routes", "smtp",
-                      "send_window", "digest", "templates", "contractor", "projects"), "")
-    store = r.table(data, "store", optional=True)
-    r.no_extra(store, ("url",), "store")
-    spool = r.table(data, "spool", optional=True)
-    r.no_extra(spool, ("dir",), "spool")
-    issuers_raw = r.table(data, "issuers", optional=True)
-    issuers = {
-        key: read_issuer(r, r.table(issuers_raw, key, "issuers"), f"issuers.{key}")
-        for key in issuers_raw
-    }
-    mailboxes = tuple(
-        read_mailbox(r, item, i, set(issuers)) for i, item in enumerate(r.tables(data, "mailboxes"))
-    )
-    names = [m.name for m in mailboxes]
-    duplicate = next((n for n in names if names.count(n) > 1), None)
-    if duplicate:
-        raise r.fail(f"mailboxes.{duplicate}", "two mailboxes have this name")
-    routes = tuple(
-        read_route(r, item, i, set(names), set(issuers))
-        for i, item in enumerate(r.tables(data, "routes"))
-    )
-    spool_dir = Path(r.string(spool, "dir", "spool", optional=True, default="spool") or "spool")
-    if not spool_dir.is_absolute():
-        spool_dir = file.parent / spool_dir
-    submissions = {
-        key: read_submission(r, r.table(issuers_raw[key], "submission", f"issuers.{key}"), key)
-        for key in issuers_raw
-        if isinstance(issuers_raw[key], dict) and "submission" in issuers_raw[key]
-    }
-    contractor_raw = r.table(data, "contractor", optional=True)
-    contractor = read_contractor(r, contractor_raw) if contractor_raw else None
-    if contractor is None and any(m.role == "contractor" for m in mailboxes):
-        name = next(m.name for m in mailboxes if m.role == "contractor")
-        raise r.fail("contractor", f"mailbox {name!r} has the contractor role: a [contractor] "
-                     "table must say who submits (name, from, staff)")
-    projects = tuple(read_project(r, item, i, set(issuers))
-                     for i, item in enumerate(r.tables(data, "projects")))
-    templates = r.table(data, "templates", optional=True)
-    r.no_extra(templates, ("dir",), "templates")
-    template_dir = r.string(templates, "dir", "templates", optional=True)
-    return Config(
-        path=file,
-        store_url=r.string(store, "url", "store", optional=True),
-        spool_dir=spool_dir,
-        issuers=issuers,
-        mailboxes=mailboxes,
-        routes=routes,
-        smtp=read_smtp(r, r.table(data, "smtp", optional=True)),
-        send_window=read_window(r, r.table(data, "send_window", optional=True)),
-        digest=read_digest(r, r.table(data, "digest", optional=True)),
-        template_dir=(file.parent / template_dir) if template_dir else None,
-        contractor=contractor,
-        submissions=submissions,
-        projects=projects,
-    )
+    return build(TomlReader(file), Config, data, "", given={"path": file})

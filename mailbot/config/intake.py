@@ -1,4 +1,4 @@
-"""`[[mailboxes]]`, `[[routes]]` and `[spool]`: where mail comes from and how it is routed.
+"""`[[mailboxes]]` and `[[routes]]`: where mail comes from and how it is routed.
 
 A mailbox is an IMAP inbox mailbot watches, or an SMTP/LMTP listener the MTA delivers to;
 its role is `issuer` (verify and answer) or `contractor` (the notification queue). Routes
@@ -10,184 +10,128 @@ variable or a file named here, never from the file itself (DESIGN.md §7).
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from .reader import TomlReader
+from .reader import Item, TomlReader, build, check_keys, key, read_one
+from .values import (
+    boolean,
+    choice,
+    count,
+    known_issuer,
+    lower_strings,
+    own_addresses,
+    port,
+    regex,
+    secret,
+    strings,
+    text,
+    toml_date,
+)
 
-MAILBOX_KEYS = (
-    "name", "role", "issuer", "kind", "host", "port", "tls", "user", "password", "password_env",
-    "password_file", "folder", "done_folder", "review_folder", "action", "keyword",
-    "poll_seconds", "idle_renew_seconds", "since", "reply_to_backfill", "listen", "addresses",
-    "max_message_bytes",
-)
-ROUTE_KEYS = (
-    "name", "mailbox", "to", "sender_domain", "subject", "attachment", "issuer", "department",
-    "template_set", "notify", "folder", "stop",
-)
+_ATOM = re.compile(r'\\?[^\x00-\x20\x7f-\U0010ffff(){%*"\\\]]+')
+
+
+def _imap(item: Item) -> bool:
+    return bool(item.value("kind") == "imap")
+
+
+def _listener(item: Item) -> bool:
+    return not _imap(item)
+
+
+def _issuer(item: Item) -> str | None:
+    issuer = known_issuer(item)
+    if item.value("role") == "issuer" and issuer is None:
+        raise item.fail("an issuer mailbox must name its issuer")
+    return issuer
+
+
+def _keyword(item: Item) -> str:
+    keyword = str(text(item))
+    if not _ATOM.fullmatch(keyword):
+        raise item.fail(f"{keyword!r} is not a valid IMAP keyword (an atom: ASCII, no spaces "
+                        "or brackets)")
+    return keyword
+
+
+def _listen(item: Item) -> tuple[str, int]:
+    listen = str(text(item))
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]")  # [::1]:2526
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise item.fail(f"must be HOST:PORT with a port below 65536, not {listen!r}")
+    return host, int(port_text)
+
+
+def _known_mailboxes(item: Item) -> tuple[str, ...]:
+    names: tuple[str, ...] = strings(item)
+    for mailbox in names:
+        if mailbox not in item.context["mailboxes"]:
+            raise item.fail(f"no mailbox named {mailbox!r}")
+    return names
 
 
 @dataclass(frozen=True)
 class MailboxConfig:
-    name: str
-    role: str  # "issuer" | "contractor"
-    kind: str  # "imap" | "smtp" | "lmtp"
-    issuer: str | None = None
+    name: str = key(text)
+    role: str = key(choice("issuer", "contractor"))  # "issuer" | "contractor"
+    kind: str = key(choice("imap", "smtp", "lmtp"))  # "imap" | "smtp" | "lmtp"
+    issuer: str | None = key(_issuer, default=None)
     # IMAP
-    host: str = ""
-    port: int = 0
-    tls: str = "ssl"
-    user: str = ""
-    password: str = field(default="", repr=False)
-    folder: str = "INBOX"
-    done_folder: str = "電子保証/処理済"
-    review_folder: str = "電子保証/要確認"
-    action: str = "move"  # "move" | "keyword" | "none"
-    keyword: str = "$MailbotDone"
-    poll_seconds: float = 60
-    idle_renew_seconds: float = 540
-    since: date | None = None
-    reply_to_backfill: bool = False
+    host: str = key(text, when=_imap, required=True, default="")
+    port: int = key(port({"ssl": 993}, 143), when=_imap, default=0)
+    tls: str = key(choice("ssl", "starttls", "none"), when=_imap, default="ssl")
+    user: str = key(text, when=_imap, required=True, default="")
+    password: str = key(secret, also=("password_env", "password_file"), when=_imap,
+                        required=True, default="", repr=False)
+    folder: str = key(text, when=_imap, default="INBOX")
+    done_folder: str = key(text, when=_imap, default="電子保証/処理済")
+    review_folder: str = key(text, when=_imap, default="電子保証/要確認")
+    action: str = key(choice("move", "keyword", "none"), when=_imap, default="move")
+    keyword: str = key(_keyword, when=_imap, default="$MailbotDone")
+    poll_seconds: float = key(count, when=_imap, default=60)
+    idle_renew_seconds: float = key(lambda item: min(count(item), 600), when=_imap, default=540)
+    since: date | None = key(toml_date("2026-01-01"), when=_imap, default=None)
+    reply_to_backfill: bool = key(boolean, when=_imap, default=False)
     # SMTP / LMTP listener
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 0
-    addresses: tuple[str, ...] = ()
-    max_message_bytes: int = 50 * 1024 * 1024
+    listen_host: str = key(lambda item: _listen(item)[0], "listen", when=_listener,
+                           required=True, default="127.0.0.1")
+    listen_port: int = key(lambda item: _listen(item)[1], "listen", when=_listener, default=0)
+    addresses: tuple[str, ...] = key(own_addresses, when=_listener, default=())
+    max_message_bytes: int = key(count, when=_listener, default=50 * 1024 * 1024)
 
 
 @dataclass(frozen=True)
 class Route:
-    name: str
-    mailbox: tuple[str, ...] = ()
-    to: tuple[str, ...] = ()
-    sender_domain: tuple[str, ...] = ()
-    subject: re.Pattern[str] | None = None
-    attachment: tuple[str, ...] = ()
-    issuer: str | None = None
-    department: str | None = None
-    template_set: str | None = None
-    notify: tuple[str, ...] = ()
-    folder: str | None = None
-    stop: bool = False
+    name: str = key(text)
+    mailbox: tuple[str, ...] = key(_known_mailboxes, default=())
+    to: tuple[str, ...] = key(lower_strings, default=())
+    sender_domain: tuple[str, ...] = key(lower_strings, default=())
+    subject: re.Pattern[str] | None = key(regex, default=None)
+    attachment: tuple[str, ...] = key(strings, default=())
+    issuer: str | None = key(known_issuer, default=None)
+    department: str | None = key(text, default=None)
+    template_set: str | None = key(text, default=None)
+    notify: tuple[str, ...] = key(strings, default=())
+    folder: str | None = key(text, default=None)
+    stop: bool = key(boolean, default=False)
 
 
 def read_mailbox(r: TomlReader, data: dict[str, Any], index: int, issuers: set[str]
                  ) -> MailboxConfig:
     where = f"mailboxes.{index}"
-    r.no_extra(data, MAILBOX_KEYS, where)
-    name = r.string(data, "name", where) or ""
-    where = f"mailboxes.{name}"
-    role = r.choice(data, "role", where, ("issuer", "contractor"))
-    kind = r.choice(data, "kind", where, ("imap", "smtp", "lmtp"))
-    issuer = r.string(data, "issuer", where, optional=True)
-    if issuer is not None and issuer not in issuers:
-        raise r.fail(f"{where}.issuer", f"no [issuers.{issuer}] table")
-    if role == "issuer" and issuer is None:
-        raise r.fail(f"{where}.issuer", "an issuer mailbox must name its issuer")
-    common = dict(name=name, role=role, kind=kind, issuer=issuer)
-    if kind == "imap":
-        since = data.get("since")
-        if since is not None and not isinstance(since, date):
-            raise r.fail(f"{where}.since", "must be a TOML date (2026-01-01)")
-        tls = r.choice(data, "tls", where, ("ssl", "starttls", "none"))
-        port = data.get("port", 993 if tls == "ssl" else 143)
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise r.fail(f"{where}.port", "must be a TCP port number")
-        return MailboxConfig(
-            **common,
-            host=r.string(data, "host", where) or "",
-            port=port,
-            tls=tls,
-            user=r.string(data, "user", where) or "",
-            password=_password(r, data, where),
-            folder=r.string(data, "folder", where, optional=True, default="INBOX") or "INBOX",
-            done_folder=r.string(data, "done_folder", where, True, "電子保証/処理済") or "",
-            review_folder=r.string(data, "review_folder", where, True, "電子保証/要確認") or "",
-            action=r.choice(data, "action", where, ("move", "keyword", "none")),
-            keyword=_keyword(r, data, where),
-            poll_seconds=r.count(data, "poll_seconds", where, 60),
-            idle_renew_seconds=min(r.count(data, "idle_renew_seconds", where, 540), 600),
-            since=since,
-            reply_to_backfill=r.boolean(data, "reply_to_backfill", where, False),
-        )
-    listen = r.string(data, "listen", where) or ""
-    host, _, port_text = listen.rpartition(":")
-    host = host.strip("[]")  # [::1]:2526
-    if not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
-        raise r.fail(f"{where}.listen", f"must be HOST:PORT with a port below 65536, "
-                     f"not {listen!r}")
-    return MailboxConfig(
-        **common,
-        listen_host=host,
-        listen_port=int(port_text),
-        addresses=tuple(a.lower() for a in r.strings(data, "addresses", where) or ()),
-        max_message_bytes=r.count(data, "max_message_bytes", where, 50 * 1024 * 1024),
-    )
-
-
-_ATOM = re.compile(r'\\?[^\x00-\x20\x7f-\U0010ffff(){%*"\\\]]+')
-
-
-def _keyword(r: TomlReader, data: dict[str, Any], where: str) -> str:
-    keyword = r.string(data, "keyword", where, True, "$MailbotDone") or ""
-    if not _ATOM.fullmatch(keyword):
-        raise r.fail(f"{where}.keyword", f"{keyword!r} is not a valid IMAP keyword (an atom: "
-                     "ASCII, no spaces or brackets)")
-    return keyword
-
-
-def _password(r: TomlReader, data: dict[str, Any], where: str) -> str:
-    if "password" in data:
-        raise r.fail(f"{where}.password", "passwords never go in the file: use password_env "
-                     "or password_file")
-    env = r.string(data, "password_env", where, optional=True)
-    file = r.string(data, "password_file", where, optional=True)
-    if env:
-        value = os.environ.get(env)
-        if value is None:
-            raise r.fail(f"{where}.password_env", f"environment variable {env} is not set")
-        return value
-    if file:
-        path = Path(file) if Path(file).is_absolute() else r.file.parent / file
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise r.fail(f"{where}.password_file", f"cannot read {file}: {exc.strerror}"
-                         ) from None
-    raise r.fail(where, "needs password_env or password_file")
+    # The key path names the mailbox: unknown keys and the name itself are checked first.
+    check_keys(r, MailboxConfig, data, where)
+    name = read_one(r, text, data, "name", where)
+    return build(r, MailboxConfig, data, f"mailboxes.{name}", given={"name": name},
+                 context={"issuers": issuers})
 
 
 def read_route(r: TomlReader, data: dict[str, Any], index: int, mailboxes: set[str],
                issuers: set[str]) -> Route:
     name = str(data.get("name") or f"route {index + 1}")
-    where = f"routes.{name}"
-    r.no_extra(data, ROUTE_KEYS, where)
-    for mailbox in r.strings(data, "mailbox", where) or ():
-        if mailbox not in mailboxes:
-            raise r.fail(f"{where}.mailbox", f"no mailbox named {mailbox!r}")
-    issuer = r.string(data, "issuer", where, optional=True)
-    if issuer is not None and issuer not in issuers:
-        raise r.fail(f"{where}.issuer", f"no [issuers.{issuer}] table")
-    pattern = r.string(data, "subject", where, optional=True)
-    try:
-        subject = re.compile(pattern) if pattern else None
-    except re.error as exc:
-        raise r.fail(f"{where}.subject", f"not a valid regular expression ({exc})") from None
-    return Route(
-        name=name,
-        mailbox=r.strings(data, "mailbox", where) or (),
-        to=tuple(a.lower() for a in r.strings(data, "to", where) or ()),
-        sender_domain=tuple(d.lower() for d in r.strings(data, "sender_domain", where) or ()),
-        subject=subject,
-        attachment=r.strings(data, "attachment", where) or (),
-        issuer=issuer,
-        department=r.string(data, "department", where, optional=True),
-        template_set=r.string(data, "template_set", where, optional=True),
-        notify=r.strings(data, "notify", where) or (),
-        folder=r.string(data, "folder", where, optional=True),
-        stop=r.boolean(data, "stop", where, False),
-    )
+    return build(r, Route, data, f"routes.{name}", given={"name": name},
+                 context={"mailboxes": mailboxes, "issuers": issuers})
