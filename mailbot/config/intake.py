@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from mailbot.protocols import is_imap_keyword
+
 from .reader import Item, TomlReader, build, check_keys, key, read_one
 from .values import (
     boolean,
@@ -28,10 +30,9 @@ from .values import (
     secret,
     strings,
     text,
+    tls_mode,
     toml_date,
 )
-
-_ATOM = re.compile(r'\\?[^\x00-\x20\x7f-\U0010ffff(){%*"\\\]]+')
 
 
 def _imap(item: Item) -> bool:
@@ -51,7 +52,7 @@ def _issuer(item: Item) -> str | None:
 
 def _keyword(item: Item) -> str:
     keyword = str(text(item))
-    if not _ATOM.fullmatch(keyword):
+    if not is_imap_keyword(keyword):
         raise item.fail(f"{keyword!r} is not a valid IMAP keyword (an atom: ASCII, no spaces "
                         "or brackets)")
     return keyword
@@ -83,7 +84,7 @@ class MailboxConfig:
     # IMAP
     host: str = key(text, when=_imap, required=True, default="")
     port: int = key(port({"ssl": 993}, 143), when=_imap, default=0)
-    tls: str = key(choice("ssl", "starttls", "none"), when=_imap, default="ssl")
+    tls: str = key(tls_mode("ssl"), when=_imap, default="ssl")
     user: str = key(text, when=_imap, required=True, default="")
     password: str = key(secret, also=("password_env", "password_file"), when=_imap,
                         required=True, default="", repr=False)

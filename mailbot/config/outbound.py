@@ -13,7 +13,6 @@ from datetime import time
 from .reader import Item, key
 from .values import (
     boolean,
-    choice,
     count,
     own_address,
     port,
@@ -22,6 +21,7 @@ from .values import (
     strings,
     text,
     time_of_day,
+    tls_mode,
 )
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -31,7 +31,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class SmtpConfig:
     host: str = key(text, default="127.0.0.1")
     port: int = key(port({"ssl": 465, "starttls": 587}, 25), default=25)
-    tls: str = key(choice("none", "starttls", "ssl"), default="none")
+    tls: str = key(tls_mode("none"), default="none")
     user: str | None = key(text, default=None)
     password: str | None = key(secret, "password_env", also=("password_file",), default=None)
     timeout: float = key(count, default=30)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbot.addresses import Unanswerable, reply_address
+from mailbot.protocols import TLS_MODES
 
 from .reader import Item, Reader, TomlReader, build
 
@@ -60,6 +61,11 @@ def choice(*options: str) -> Reader:
             raise item.fail(f"must be one of {', '.join(options)}, not {value!r}")
         return str(value)
     return read
+
+
+def tls_mode(default: str) -> Reader:
+    """One of `mailbot.protocols.TLS_MODES`; `default` when absent."""
+    return choice(default, *(mode for mode in TLS_MODES if mode != default))
 
 
 def string_list(item: Item) -> tuple[str, ...]:
