@@ -119,7 +119,8 @@ class _Hit:
 
 def _hits_in_segment(layout: Layout, text: str, line: int, seg: int) -> list[_Hit]:
     hits: list[_Hit] = []
-    prefix_end = _PREFIX.match(text).end()  # type: ignore[union-attr]
+    prefix = _PREFIX.match(text)  # every part of the pattern is optional: it always matches
+    prefix_end = prefix.end() if prefix else 0
     for match in layout.label_re.finditer(text):
         start = match.start()
         if start != prefix_end and not (start > 0 and text[start - 1] in _BEFORE):
