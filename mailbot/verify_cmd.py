@@ -12,7 +12,7 @@ from parsers.normalize import canonical_key, canonical_number, clean_value
 from .config import load_config
 from .errors import UsageError
 from .store import Store, resolve_store_url
-from .verify import IssuerPolicy, Submission, verify
+from .verify import Claim, IssuerPolicy, verify
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     # Without --issuer the issuer rule does not apply and the default ratios are used.
     policy = config.issuer(args.issuer) if args.issuer else IssuerPolicy()
-    submission = Submission(
+    submission = Claim(
         guarantee_number=number,
         auth_key=key,
         on=parse_date_arg(args.on, "--on") if args.on else datetime.now(TOKYO).date(),

@@ -189,9 +189,6 @@ class _Page:
         bare = [h for h in cells if not segs[h.seg].text[h.value_start :].strip()]
         return len(bare) >= 2 and len(bare) == len(cells) == len(segs)
 
-    def label_only(self, hit: _Hit) -> bool:
-        return not self.lines[hit.line].segments[hit.seg].text[hit.value_start :].strip()
-
 
 def _observations(page: _Page) -> list[tuple[str, str | None, bool]]:
     """(field, validated value or None, continues-on-next-line) in reading order."""

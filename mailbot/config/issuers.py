@@ -7,7 +7,7 @@ from typing import Any
 
 from mailbot.errors import UsageError
 from mailbot.verify.chain import check_chain
-from mailbot.verify.policy import DEFAULT_CHAIN, AmountRules, IssuerPolicy, Throttle
+from mailbot.verify.policy import DEFAULT_CHAIN, AmountLimits, IssuerPolicy, ThrottleLimits
 from parsers.model import KINDS
 
 from .reader import TomlReader
@@ -54,19 +54,19 @@ def read_issuer(r: TomlReader, data: dict[str, Any], where: str) -> IssuerPolicy
     )
 
 
-def _amounts(r: TomlReader, data: dict[str, Any], where: str) -> AmountRules:
-    d = AmountRules()
+def _amounts(r: TomlReader, data: dict[str, Any], where: str) -> AmountLimits:
+    d = AmountLimits()
     names = ("advance_max", "intermediate_max", "advances_total_max", "contract_min",
              "contract_min_low_bid")
     r.no_extra(data, names, where)
-    return AmountRules(*(r.ratio(data, n, where, getattr(d, n)) for n in names))
+    return AmountLimits(*(r.ratio(data, n, where, getattr(d, n)) for n in names))
 
 
-def _throttle(r: TomlReader, data: dict[str, Any], where: str) -> Throttle:
-    d = Throttle()
+def _throttle(r: TomlReader, data: dict[str, Any], where: str) -> ThrottleLimits:
+    d = ThrottleLimits()
     names = ("per_sender", "sender_window_minutes", "per_number", "number_window_minutes")
     r.no_extra(data, names, where)
-    return Throttle(
+    return ThrottleLimits(
         per_sender=r.count(data, "per_sender", where, d.per_sender),
         sender_window=timedelta(minutes=r.count(
             data, "sender_window_minutes", where, int(d.sender_window.total_seconds() // 60))),

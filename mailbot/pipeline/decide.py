@@ -25,7 +25,7 @@ from mailbot.addresses import Unanswerable, reply_address
 from mailbot.config import Config, MailboxConfig
 from mailbot.ledger import ReplyRequest
 from mailbot.store import Store
-from mailbot.verify import IssuerPolicy, Submission, VerifyResult, verify
+from mailbot.verify import Claim, IssuerPolicy, VerifyResult, verify
 from parsers import ParseResult, Reader
 
 from .facts import MailFacts
@@ -108,7 +108,7 @@ def _verify_all(
     return [
         verify(
             store,
-            Submission(
+            Claim(
                 guarantee_number=n.guarantee_number,
                 auth_key=n.auth_key,
                 on=on.astimezone(TOKYO).date(),
