@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT))
 from mailbot.store import Store, contract_key  # noqa: E402
 from mailbot.store.importfile import read_import_file  # noqa: E402
 from mailbot.store.schema import guarantees, versions  # noqa: E402
-from mailbot.verify import IssuerPolicy, Submission, verify  # noqa: E402
+from mailbot.verify import Claim, IssuerPolicy, verify  # noqa: E402
+from parsers.model import KINDS  # noqa: E402
 from tests.servers import create_database, postgres_server  # noqa: E402
 
 SECRET = b"bench-secret-0123456789abcdef"
-KINDS = ("前払金保証", "中間前払金保証", "契約保証")
 
 
 def number_of(i: int) -> str:
@@ -94,7 +94,7 @@ def bench_lookups(store: Store, n: int, count: int) -> tuple[float, float]:
     policy = IssuerPolicy(name="〇〇市")
     started = time.perf_counter()
     for i in picks:
-        sub = Submission(number_of(i), key_of(i), date(2026, 9, 1), sender="a@example.jp")
+        sub = Claim(number_of(i), key_of(i), date(2026, 9, 1), sender="a@example.jp")
         result = verify(store, sub, policy)
         assert result.outcomes in (["verified"], ["amount_rule"]), result.outcomes
     verify_s = time.perf_counter() - started

@@ -119,7 +119,8 @@ class _Hit:
 
 def _hits_in_segment(layout: Layout, text: str, line: int, seg: int) -> list[_Hit]:
     hits: list[_Hit] = []
-    prefix_end = _PREFIX.match(text).end()  # type: ignore[union-attr]
+    prefix = _PREFIX.match(text)  # every part of the pattern is optional: it always matches
+    prefix_end = prefix.end() if prefix else 0
     for match in layout.label_re.finditer(text):
         start = match.start()
         if start != prefix_end and not (start > 0 and text[start - 1] in _BEFORE):
@@ -187,9 +188,6 @@ class _Page:
         segs = self.lines[li].segments
         bare = [h for h in cells if not segs[h.seg].text[h.value_start :].strip()]
         return len(bare) >= 2 and len(bare) == len(cells) == len(segs)
-
-    def label_only(self, hit: _Hit) -> bool:
-        return not self.lines[hit.line].segments[hit.seg].text[hit.value_start :].strip()
 
 
 def _observations(page: _Page) -> list[tuple[str, str | None, bool]]:

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections import deque
 from dataclasses import dataclass
-from email.header import Header
+from email.header import Header, decode_header
 from email.message import Message
 
 from .charset import decode_bytes
@@ -98,11 +98,13 @@ def _is_break(char: str) -> bool:
 
 def _raw_string(value: object) -> str:
     if isinstance(value, Header):
-        # A compat32 Header from a value with 8-bit bytes: its chunks keep them escaped.
+        # A compat32 Header from a value with 8-bit bytes: `str(value)` would replace them,
+        # `decode_header` gives each chunk's bytes and charset (8-bit bytes as `unknown-8bit`).
         parts = []
-        for chunk, charset in value._chunks:  # noqa: SLF001 — no public accessor
+        for chunk, charset in decode_header(value):
+            codec = "ascii" if charset in (None, "unknown-8bit") else str(charset)
             parts.append(chunk if isinstance(chunk, str) else
-                         chunk.decode(str(charset or "ascii"), "surrogateescape"))
+                         bytes(chunk).decode(codec, "surrogateescape"))
         return "".join(parts)
     return value if isinstance(value, str) else str(value)
 

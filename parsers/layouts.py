@@ -46,13 +46,25 @@ def _label_pattern(label: str) -> str:
     return r"\s*".join("[ー-]" if ch == "ー" else re.escape(ch) for ch in label)
 
 
+def _strings(value: object, what: str) -> tuple[str, ...]:
+    """A layout file's list of strings, each normalised and its white space folded."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"layout {what}: a list of strings expected, got {value!r}")
+    strings = [item for item in value if isinstance(item, str)]
+    if len(strings) != len(value):
+        raise ValueError(f"layout {what}: a list of strings expected, got {value!r}")
+    return tuple(fold_spaces(normalize_text(item)) for item in strings)
+
+
 def _build(data: dict[str, object]) -> Layout:
     labels_raw = data["labels"]
     assert isinstance(labels_raw, dict)
+    priority = data.get("priority", 0)
+    assert isinstance(priority, int)
     labels: dict[str, tuple[str, ...]] = {}
     label_field: dict[str, str] = {}
     for field_name in FIELDS:
-        variants = tuple(fold_spaces(normalize_text(v)) for v in labels_raw.get(field_name, ()))
+        variants = _strings(labels_raw.get(field_name, ()), f"labels.{field_name}")
         labels[field_name] = variants
         for variant in variants:
             label_field[_label_key(variant)] = field_name
@@ -61,9 +73,9 @@ def _build(data: dict[str, object]) -> Layout:
     label_re = re.compile("|".join(_label_pattern(v) for v in ordered), re.IGNORECASE)
     return Layout(
         name=str(data["name"]),
-        priority=int(data.get("priority", 0)),  # type: ignore[call-overload]
-        titles=tuple(fold_spaces(normalize_text(t)) for t in data.get("titles", ())),  # type: ignore[union-attr]
-        sureties=tuple(fold_spaces(normalize_text(s)) for s in data.get("sureties", ())),  # type: ignore[union-attr]
+        priority=priority,
+        titles=_strings(data.get("titles", ()), "titles"),
+        sureties=_strings(data.get("sureties", ()), "sureties"),
         labels=labels,
         label_re=label_re,
         label_field=label_field,

@@ -13,7 +13,7 @@ import email.message
 import re
 from dataclasses import dataclass, field
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 
 from .charset import decode_bytes
@@ -68,7 +68,7 @@ def sanitize_name(name: str) -> str:
 
 
 def parse_message(raw: bytes) -> EmailMessage:
-    return _PARSER.parsebytes(raw)  # type: ignore[return-value]
+    return _PARSER.parsebytes(raw)
 
 
 def walk_message(raw: bytes, limits: Limits, prefix: str = "") -> MailContents:
@@ -98,7 +98,7 @@ def _too_deep(where: str) -> Problem:
     return Problem("too_many_parts", where, f"MIME parts nested more than {MAX_NESTING} deep")
 
 
-def _walk(part: EmailMessage, out: MailContents, limits: Limits, prefix: str, depth: int) -> None:
+def _walk(part: MIMEPart, out: MailContents, limits: Limits, prefix: str, depth: int) -> None:
     out.parts_seen += 1
     if out.parts_seen > limits.max_parts:
         if not any(isinstance(p, Problem) and p.code == "too_many_parts" for p in out.items):
@@ -121,7 +121,7 @@ def _walk(part: EmailMessage, out: MailContents, limits: Limits, prefix: str, de
         return
     if part.is_multipart():
         for child in part.iter_parts():
-            _walk(child, out, limits, prefix, depth + 1)  # type: ignore[arg-type]
+            _walk(child, out, limits, prefix, depth + 1)
         return
     label = f"part-{out.parts_seen}"
     try:
@@ -133,7 +133,7 @@ def _walk(part: EmailMessage, out: MailContents, limits: Limits, prefix: str, de
         )
 
 
-def _leaf(part: EmailMessage, out: MailContents, limits: Limits, prefix: str, depth: int) -> None:
+def _leaf(part: MIMEPart, out: MailContents, limits: Limits, prefix: str, depth: int) -> None:
     name = _safe_filename(part, out.warnings)
     disposition = (part.get_content_disposition() or "").lower()
     if name and name.lower().endswith(".eml"):
@@ -162,7 +162,7 @@ def _leaf(part: EmailMessage, out: MailContents, limits: Limits, prefix: str, de
     out.items.append(Attachment(origin, label, payload, ctype))
 
 
-def _safe_filename(part: EmailMessage, warnings: list[str]) -> str | None:
+def _safe_filename(part: MIMEPart, warnings: list[str]) -> str | None:
     try:
         return part_filename(part, warnings)
     except Exception:
@@ -171,13 +171,14 @@ def _safe_filename(part: EmailMessage, warnings: list[str]) -> str | None:
 
 
 def _walk_embedded(
-    part: EmailMessage, name: str, out: MailContents, limits: Limits, prefix: str, depth: int
+    part: MIMEPart, name: str, out: MailContents, limits: Limits, prefix: str, depth: int
 ) -> None:
     label = sanitize_name(name)
     inner_prefix = f"{prefix}{label}/" if prefix else f"attachment:{label}/"
     if part.get_content_type() == "message/rfc822" and part.is_multipart():
         inner = part.get_payload(0)
-        _walk(inner, out, limits, inner_prefix, depth + 1)  # type: ignore[arg-type]
+        if isinstance(inner, MIMEPart):  # always: policy.default builds every part as one
+            _walk(inner, out, limits, inner_prefix, depth + 1)
         return
     raw = _payload(part)
     if raw:
@@ -194,10 +195,10 @@ def _payload(part: email.message.Message) -> bytes:
         data = part.get_payload(decode=True)
     except Exception:  # malformed transfer encoding: keep what the stdlib gives raw
         data = None
-    if data is None:
-        raw = part.get_payload()
-        data = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
-    return data
+    if isinstance(data, bytes):  # decode=True gives bytes, or None for a multipart
+        return data
+    raw = part.get_payload()
+    return raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
 
 
 def _add_text(

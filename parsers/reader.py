@@ -50,9 +50,6 @@ class Reader:
         self.runner = runner or InlineRunner(self.limits)
 
     # -- public ------------------------------------------------------------------
-    def read_path(self, path: str | Path) -> ParseResult:
-        return next(self.read_many([path]))
-
     def read_bytes(self, data: bytes, source: str, name: str | None = None) -> ParseResult:
         return self._finish(self._start(data, source, name))
 

@@ -96,7 +96,8 @@ class PdfPool:
             return PdfReading(problems=[Problem("unreadable_attachment", origin, detail)])
 
     def close(self) -> None:
-        self._pool.stop()
+        # pebble ships py.typed but leaves `stop()` unannotated (it takes and returns nothing).
+        self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join()
 
     def __enter__(self) -> PdfPool:

@@ -73,13 +73,13 @@ def test_nothing_follows_a_cancellation(store):
 
 
 def test_no_key_in_clear_in_the_database_or_the_logs(store, store_url, caplog):
-    from mailbot.verify import IssuerPolicy, Submission, verify
+    from mailbot.verify import Claim, IssuerPolicy, verify
 
     caplog.set_level(logging.DEBUG)
     store.apply([NEW])
-    verify(store, Submission("35075-00001M", KEY, date(2026, 8, 1), sender="a@example.jp"),
+    verify(store, Claim("35075-00001M", KEY, date(2026, 8, 1), sender="a@example.jp"),
            IssuerPolicy())
-    verify(store, Submission("35075-00001M", "Wrong0Key123", date(2026, 8, 1)), IssuerPolicy())
+    verify(store, Claim("35075-00001M", "Wrong0Key123", date(2026, 8, 1)), IssuerPolicy())
     assert KEY not in caplog.text and "Wrong0Key123" not in caplog.text
     if store_url.startswith("sqlite"):
         path = store_url.removeprefix("sqlite:///")

@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 
 from mailbot.store import GuaranteeEvent
-from mailbot.verify import OUTCOMES, AmountRules, IssuerPolicy, Submission, Throttle, verify
+from mailbot.verify import OUTCOMES, AmountLimits, Claim, IssuerPolicy, ThrottleLimits, verify
 from mailbot.verify.rules import RULES
 
 pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
@@ -31,7 +31,7 @@ def new(number="35075-00001M", key=KEY, **fields):
 
 
 def check(store, key=KEY, number="35075-00001M", policy=KWSA, **claims):
-    return verify(store, Submission(number, key, claims.pop("on", ON), **claims), policy)
+    return verify(store, Claim(number, key, claims.pop("on", ON), **claims), policy)
 
 
 def test_all_rules_are_in_the_default_chain_and_outcomes_are_closed(store):
@@ -142,7 +142,7 @@ def test_intermediate_advance_counts_the_other_advances_of_the_contract(store):
             project_name="別の工事", **big),
     ])
     assert check(store, number="35075-00002M", key="Qw2Er4Ty6Ui0").verified  # 4 + 2 = 6 tenths
-    strict = IssuerPolicy(name=KWSA.name, amounts=AmountRules(
+    strict = IssuerPolicy(name=KWSA.name, amounts=AmountLimits(
         intermediate_max=Fraction(3, 10), advances_total_max=Fraction(5, 10)))
     result = check(store, number="35075-00002M", key="Qw2Er4Ty6Ui0", policy=strict,
                    kind="中間前払金保証")
@@ -159,11 +159,11 @@ def test_intermediate_advance_counts_the_other_advances_of_the_contract(store):
 
 def test_throttle_per_sender_and_per_number(store):
     store.apply([new(), new("35075-00002M", key="Qw2Er4Ty6Ui0")])
-    policy = IssuerPolicy(name=KWSA.name, throttle=Throttle(per_sender=3, per_number=5))
+    policy = IssuerPolicy(name=KWSA.name, throttle=ThrottleLimits(per_sender=3, per_number=5))
     start = datetime(2026, 8, 1, 10, 0, tzinfo=UTC)
 
     def attempt(key, number="35075-00001M", sender="x@example.jp", minutes=0):
-        sub = Submission(number, key, ON, sender=sender, at=start + timedelta(minutes=minutes))
+        sub = Claim(number, key, ON, sender=sender, at=start + timedelta(minutes=minutes))
         return verify(store, sub, policy).outcomes
 
     for i in range(3):
@@ -206,6 +206,6 @@ def test_one_contract_whatever_the_company_form(store):
         new("35075-00002M", key="Qw2Er4Ty6Ui0", kind="中間前払金保証", guaranteed_amount=20_000_000,
             contractor="〇〇建設株式会社", **big),
     ])
-    strict = IssuerPolicy(name=KWSA.name, amounts=AmountRules(advances_total_max=Fraction(5, 10)))
+    strict = IssuerPolicy(name=KWSA.name, amounts=AmountLimits(advances_total_max=Fraction(5, 10)))
     result = check(store, number="35075-00002M", key="Qw2Er4Ty6Ui0", policy=strict)
     assert result.outcomes == ["amount_rule"]  # 4 + 2 tenths of one contract

@@ -12,7 +12,7 @@ from parsers.normalize import canonical_key, canonical_number, clean_value
 from ..config import load_config
 from ..errors import UsageError
 from ..store import Store, resolve_store_url
-from ..verify import IssuerPolicy, Submission, verify
+from ..verify import Claim, IssuerPolicy, verify
 from .options import Commands, add_config_and_store, parse_date_arg
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -26,7 +26,7 @@ def register(commands: Commands) -> None:
     cmd.add_argument("--kind", metavar="K", help="前払金保証, 中間前払金保証 or 契約保証")
     cmd.add_argument("--project", metavar="P", help="工事名 as submitted")
     cmd.add_argument("--contractor", metavar="C", help="受注者名 as submitted")
-    cmd.add_argument("--on", metavar="DATE", help="submission date (default today)")
+    cmd.add_argument("--on", metavar="DATE", help="the day the claim is checked for (default today)")
     cmd.add_argument("--sender", metavar="ADDR", help="sender address, for the throttle")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
     add_config_and_store(cmd, config_required=False)
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     # Without --issuer the issuer rule does not apply and the default ratios are used.
     policy = config.issuer(args.issuer) if args.issuer else IssuerPolicy()
-    submission = Submission(
+    claim = Claim(
         guarantee_number=number,
         auth_key=key,
         on=parse_date_arg(args.on, "--on") if args.on else datetime.now(TOKYO).date(),
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     )
     store = Store.open(resolve_store_url(args.store, config.store_url))
     try:
-        result = verify(store, submission, policy)
+        result = verify(store, claim, policy)
     finally:
         store.close()
     if args.json:

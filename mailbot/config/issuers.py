@@ -1,6 +1,6 @@
 """`[issuers.ID]` tables → `IssuerPolicy` (names, kinds, eligibility, ratios, throttle, chain).
 
-`IssuerPolicy`, `AmountRules` and `Throttle` are the verifier's plain data
+`IssuerPolicy`, `AmountLimits` and `ThrottleLimits` are the verifier's plain data
 (`mailbot.verify.policy`); the tables below say, once, which TOML key fills which field.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from mailbot.errors import UsageError
 from mailbot.verify.chain import check_chain
-from mailbot.verify.policy import AmountRules, IssuerPolicy, Throttle
+from mailbot.verify.policy import AmountLimits, IssuerPolicy, ThrottleLimits
 from parsers.model import KINDS
 
 from .reader import Item, Key, TomlReader, build
@@ -74,8 +74,8 @@ ISSUER_KEYS = {
     "aliases": Key(strings),
     "accepted_kinds": Key(_kinds),
     "awarded_on_or_after": Key(toml_date("2026-07-01")),
-    "amounts": Key(section(AmountRules, keys=AMOUNT_KEYS)),
-    "throttle": Key(section(Throttle, keys=THROTTLE_KEYS)),
+    "amounts": Key(section(AmountLimits, keys=AMOUNT_KEYS)),
+    "throttle": Key(section(ThrottleLimits, keys=THROTTLE_KEYS)),
     "chain": Key(_chain),
     "staff": Key(recipients),
     "template_set": Key(text),

@@ -27,7 +27,7 @@ from mailbot.ledger import ReplyRequest
 from mailbot.pipeline.safety import REPLY_CHAIN, first_reason
 from mailbot.pipeline.safety import Context as SafetyContext
 from mailbot.store import Store
-from mailbot.verify import IssuerPolicy, Submission, VerifyResult, verify
+from mailbot.verify import Claim, IssuerPolicy, VerifyResult, verify
 from parsers import ParseResult, Reader
 
 from .facts import MailFacts
@@ -91,7 +91,7 @@ def _verify_all(
     return [
         verify(
             store,
-            Submission(
+            Claim(
                 guarantee_number=n.guarantee_number,
                 auth_key=n.auth_key,
                 on=on.astimezone(TOKYO).date(),

@@ -15,9 +15,9 @@ from typing import Any
 
 from mailbot.samples.mails import Envelope, address
 from mailbot.samples.notice_pdf import NoticeFields
+from parsers.model import KINDS
 
 ISSUER_ADDRESS = "keiyaku@issuer.example.jp"
-KINDS = ("前払金保証", "中間前払金保証", "契約保証")
 EJCS = "東日本建設業保証株式会社"
 WJCS = "西日本建設業保証株式会社"
 HOKKAIDO = "北海道建設業信用保証株式会社"

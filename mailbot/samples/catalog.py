@@ -17,13 +17,13 @@ from mailbot.samples import variants_body as vb
 from mailbot.samples.base import (
     EJCS,
     HOKKAIDO,
-    KINDS,
     WJCS,
     Case,
     Sample,
     random_fields,
 )
 from mailbot.samples.notice_pdf import NoticeFields
+from parsers.model import KINDS
 
 Builder = Callable[[Case], Sample]
 

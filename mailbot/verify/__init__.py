@@ -1,14 +1,14 @@
 """Verification: compare what a notice says with what the surety issued.
 
-`verify(store, Submission, IssuerPolicy)` runs the issuer's ordered rule chain (one rule per
+`verify(store, Claim, IssuerPolicy)` runs the issuer's ordered rule chain (one rule per
 module in `rules/`) and returns a `VerifyResult` with outcome codes (DESIGN.md §4), Japanese
 reasons fit for a reply, the store's and the notice's values where they differ, and the trail
 of rules that hit and missed. It knows the store, not where the mail came from.
 """
 
 from .chain import VerifyResult, verify
-from .policy import DEFAULT_CHAIN, AmountRules, IssuerPolicy, Throttle
-from .rule import Submission
+from .policy import DEFAULT_CHAIN, AmountLimits, IssuerPolicy, ThrottleLimits
+from .rule import Claim
 
 OUTCOMES = (
     "verified", "unknown_number", "key_mismatch", "issuer_mismatch", "kind_mismatch",
@@ -19,10 +19,10 @@ OUTCOMES = (
 __all__ = [
     "DEFAULT_CHAIN",
     "OUTCOMES",
-    "AmountRules",
+    "AmountLimits",
+    "Claim",
     "IssuerPolicy",
-    "Submission",
-    "Throttle",
+    "ThrottleLimits",
     "VerifyResult",
     "verify",
 ]

@@ -1,4 +1,4 @@
-"""Run an issuer's rule chain over a submission and record the result.
+"""Run an issuer's rule chain over a notice's claim and record the result.
 
 The chain is an ordered list of rule names (DESIGN.md §9), read top to bottom; every rule
 that runs leaves a line in the trail, hit or not. Failed key checks (unknown number, wrong
@@ -15,7 +15,7 @@ from mailbot.errors import UsageError
 from mailbot.store import Store
 
 from .policy import IssuerPolicy
-from .rule import Context, Difference, Submission
+from .rule import Claim, Context, Difference
 from .rules import RULES
 
 FAILED_KEY_OUTCOMES = ("unknown_number", "key_mismatch")
@@ -64,22 +64,22 @@ def check_chain(names: tuple[str, ...]) -> None:
 
 
 def verify(
-    store: Store, submission: Submission, policy: IssuerPolicy, record_failures: bool = True
+    store: Store, claim: Claim, policy: IssuerPolicy, record_failures: bool = True
 ) -> VerifyResult:
     """Run the chain; `record_failures=False` (replays, dry runs) leaves the throttle alone."""
     check_chain(policy.chain)
-    now = submission.at or datetime.now(UTC)
-    result = VerifyResult(submission.guarantee_number)
+    now = claim.at or datetime.now(UTC)
+    result = VerifyResult(claim.guarantee_number)
     limits = policy.throttle
     with store.engine.connect() as conn:
         found, failures = store.versions_and_failures(
-            submission.guarantee_number,
+            claim.guarantee_number,
             now - limits.number_window,
-            submission.sender,
+            claim.sender,
             now - limits.sender_window,
             conn,
         )
-        ctx = Context(submission, policy, store, found, now, conn=conn, failures=failures)
+        ctx = Context(claim, policy, store, found, now, conn=conn, failures=failures)
         for name in policy.chain:
             verdict = RULES[name].check(ctx)
             result.rules.append({"rule": name, "hit": verdict.hit})
@@ -93,10 +93,10 @@ def verify(
     if not result.outcomes:
         result.outcomes = ["verified"]
         result.reasons = [
-            f"保証契約番号 {submission.guarantee_number} の電子保証を確認しました。"
+            f"保証契約番号 {claim.guarantee_number} の電子保証を確認しました。"
         ]
     if record_failures and any(o in FAILED_KEY_OUTCOMES for o in result.outcomes):
-        store.record_key_failure("number", submission.guarantee_number, now)
-        if submission.sender:
-            store.record_key_failure("sender", submission.sender, now)
+        store.record_key_failure("number", claim.guarantee_number, now)
+        if claim.sender:
+            store.record_key_failure("sender", claim.sender, now)
     return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from parsers.normalize import name_key
 
-__all__ = ["name_key", "same_name"]
+__all__ = ["same_name"]
 
 
 def same_name(a: str | None, b: str | None) -> bool:

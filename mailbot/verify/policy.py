@@ -30,7 +30,9 @@ DEFAULT_CHAIN = (
 
 
 @dataclass(frozen=True)
-class AmountRules:
+class AmountLimits:
+    """The ratios of a guarantee's amount to the contract amount (checked by `amount_rules`)."""
+
     advance_max: Fraction = Fraction(4, 10)
     intermediate_max: Fraction = Fraction(2, 10)
     advances_total_max: Fraction = Fraction(6, 10)
@@ -39,7 +41,10 @@ class AmountRules:
 
 
 @dataclass(frozen=True)
-class Throttle:
+class ThrottleLimits:
+    """How many failed key checks per sender and per number, in which windows (checked by
+    `throttle`)."""
+
     per_sender: int = 5
     sender_window: timedelta = timedelta(hours=1)
     per_number: int = 10
@@ -52,8 +57,8 @@ class IssuerPolicy:
     aliases: tuple[str, ...] = ()
     accepted_kinds: tuple[str, ...] = KINDS
     awarded_on_or_after: date | None = None
-    amounts: AmountRules = field(default_factory=AmountRules)
-    throttle: Throttle = field(default_factory=Throttle)
+    amounts: AmountLimits = field(default_factory=AmountLimits)
+    throttle: ThrottleLimits = field(default_factory=ThrottleLimits)
     chain: tuple[str, ...] = DEFAULT_CHAIN
     staff: tuple[str, ...] = ()  # addresses told about what needs a human
     template_set: str = "default"

@@ -1,6 +1,6 @@
 """What a verification rule sees and says (DESIGN.md §9: a name, a description, `check()`).
 
-A rule gets the `Context` (the submission, the guarantee's versions, the issuer's policy,
+A rule gets the `Context` (the claim, the guarantee's versions, the issuer's policy,
 the store for the few rules that ask more) and returns a `Verdict`: whether it hit, the
 outcome code and Japanese reason when it did, the differing values for the audit trail, and
 whether the chain must stop (nothing more may be said once the key is wrong).
@@ -20,8 +20,9 @@ from .policy import IssuerPolicy
 
 
 @dataclass(frozen=True)
-class Submission:
-    """What a notice (or a clerk) claims about a guarantee."""
+class Claim:
+    """What a notice (or a clerk) claims about a guarantee: number, key, kind, project,
+    contractor, who sent it and when."""
 
     guarantee_number: str
     auth_key: str
@@ -35,7 +36,7 @@ class Submission:
 
 @dataclass
 class Context:
-    submission: Submission
+    claim: Claim
     policy: IssuerPolicy
     store: Store
     versions: list[Version]

@@ -1,5 +1,6 @@
 """The verification rules, one per module, registered by name for the issuer's chain."""
 
+from ..rule import Rule
 from .amount_rules import AmountRules
 from .contractor_matches import ContractorMatches
 from .eligibility import Eligibility
@@ -12,7 +13,7 @@ from .number_exists import NumberExists
 from .project_matches import ProjectMatches
 from .throttle import Throttle
 
-RULES = {
+RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in (
         Throttle(),

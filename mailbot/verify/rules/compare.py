@@ -14,7 +14,7 @@ from ..rule import MISS, Context, Difference, Verdict
 class FieldMatches:
     name = ""
     description = ""
-    field = ""  # attribute on both Submission and Version
+    field = ""  # attribute on both Claim and Version
     outcome = ""
     label = ""  # Japanese field name for the reason
 
@@ -23,7 +23,7 @@ class FieldMatches:
         return (getattr(latest, self.field),) if latest is not None else ()
 
     def check(self, ctx: Context) -> Verdict:
-        stated = getattr(ctx.submission, self.field)
+        stated = getattr(ctx.claim, self.field)
         if stated is None:
             return MISS
         known = [v for v in self.store_values(ctx) if v is not None]

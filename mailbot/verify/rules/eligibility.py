@@ -23,8 +23,8 @@ class Eligibility:
                 hit=True,
                 outcome="not_eligible",
                 # Name the kind only if the sender did (DESIGN.md §7).
-                reason=(f"{ctx.submission.kind}の電子保証は、当方では受け付けていません。"
-                        if ctx.submission.kind else
+                reason=(f"{ctx.claim.kind}の電子保証は、当方では受け付けていません。"
+                        if ctx.claim.kind else
                         "この種類の電子保証は、当方では受け付けていません。"),
                 differences=(Difference("kind", latest.kind, None),),
             )

@@ -17,14 +17,14 @@ class KeyMatches:
     description = "the authentication key matches the latest version of the guarantee"
 
     def check(self, ctx: Context) -> Verdict:
-        offered = ctx.store.hash_key(ctx.submission.auth_key)
+        offered = ctx.store.hash_key(ctx.claim.auth_key)
         # Compare against every version, always, so timing does not tell which one matched.
         matches = [v for v in ctx.versions if same_hash(v.key_hash, offered)]
         latest = ctx.latest
         if latest is not None and any(v.version == latest.version for v in matches):
             ctx.matched_version = latest
             return MISS
-        number = ctx.submission.guarantee_number
+        number = ctx.claim.guarantee_number
         if matches:
             ctx.matched_version = matches[-1]
             return Verdict(

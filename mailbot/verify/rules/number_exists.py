@@ -12,7 +12,7 @@ class NumberExists:
     def check(self, ctx: Context) -> Verdict:
         if ctx.versions:
             return MISS
-        number = ctx.submission.guarantee_number
+        number = ctx.claim.guarantee_number
         return Verdict(
             hit=True,
             outcome="unknown_number",

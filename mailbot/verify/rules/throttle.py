@@ -18,7 +18,7 @@ class Throttle:
         limits = ctx.policy.throttle
         by_number, by_sender = ctx.failures  # counted over the policy's windows by `verify`
         if by_number >= limits.per_number or (
-            ctx.submission.sender and by_sender >= limits.per_sender
+            ctx.claim.sender and by_sender >= limits.per_sender
         ):
             return Verdict(hit=True, outcome="throttled", reason=REASON, stop=True)
         return MISS
