@@ -233,10 +233,16 @@ def run_import(args: argparse.Namespace) -> int:
         # disable=None: bars only when stderr is a terminal, never in logs or CI.
         with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, disable=None,
                   desc=f"reading {path.name}", file=sys.stderr) as bar:
-            events = read_import_file(path, progress=lambda done: bar.update(done - bar.n))
+            def read_to(done: int) -> None:
+                bar.update(done - bar.n)
+
+            events = read_import_file(path, progress=read_to)
         with tqdm(total=len(events), unit="row", disable=None, desc="writing",
                   file=sys.stderr) as bar:
-            report = store.apply(events, progress=bar.update)
+            def wrote(rows: int) -> None:
+                bar.update(rows)
+
+            report = store.apply(events, progress=wrote)
         if report.added >= ANALYZE_AFTER:
             store.analyze()
     except (ImportFileError, StoreError) as exc:

@@ -56,7 +56,7 @@ def _departments(item: Item) -> tuple[tuple[str, str], ...]:
 
 def _minutes(item: Item) -> timedelta:
     if item.raw is None:
-        return item.default  # type: ignore[no-any-return]
+        return item.default
     return timedelta(minutes=count(item))
 
 

@@ -108,7 +108,7 @@ def ratio(item: Item) -> Fraction:
     """A ratio between 0 and 1 ("4/10", 0.4)."""
     value = item.raw
     if value is None:
-        return item.default  # type: ignore[no-any-return]
+        return item.default
     try:
         result = Fraction(str(value))
     except (ValueError, ZeroDivisionError):
@@ -121,7 +121,7 @@ def ratio(item: Item) -> Fraction:
 def time_of_day(item: Item) -> time:
     value = item.raw
     if value is None:
-        return item.default  # type: ignore[no-any-return]
+        return item.default
     if isinstance(value, time):
         return value
     try:
@@ -215,7 +215,7 @@ def known_issuer(item: Item) -> str | None:
     issuer = text(item)
     if issuer is not None and issuer not in item.context["issuers"]:
         raise item.fail(f"no [issuers.{issuer}] table")
-    return issuer  # type: ignore[no-any-return]
+    return issuer
 
 
 def own_address(item: Item) -> Any:

@@ -28,6 +28,8 @@ def render_image_only_pdf(fields: NoticeFields) -> bytes:
     img = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(img)
     path = notice_pdf.IPAEX_FONT_PATH
+    big: ImageFont.FreeTypeFont | None
+    small: ImageFont.FreeTypeFont | None
     try:
         big = ImageFont.truetype(str(path), 26)
         small = ImageFont.truetype(str(path), 17)

@@ -254,7 +254,7 @@ def _row(
     problems: list[tuple[int, str, str]] = []  # (position, column, reason)
     event: str | None = "new"
     for position, (column, field, value) in enumerate(values):
-        if field == "event" and not _empty(value):
+        if field == "event" and value is not None and not _empty(value):
             try:
                 event = _event(value)
             except ValueError as exc:
@@ -264,7 +264,7 @@ def _row(
     for position, (column, field, value) in enumerate(values):
         if field == "event" or (field == "auth_key" and event == "cancellation"):
             continue
-        if _empty(value):
+        if value is None or _empty(value):
             if field == "guarantee_number" or (event == "new" and field in REQUIRED_ON_NEW):
                 where = " on a 新規 row" if event == "new" else ""
                 problems.append((position, column, f"empty, but required{where}"))
