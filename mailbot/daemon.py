@@ -21,13 +21,15 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import UsageError
 from mailbot.ledger import Earlier, Entry, Ledger, ReplyRequest, Spool
+from mailbot.outgoing import Outgoing, outbox_for
 from mailbot.pipeline.contractor import decide_contractor
 from mailbot.pipeline.decide import decide, mailbox_action
 from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
-from mailbot.replying import Replier, outbox_for
 from mailbot.store import Store
 from parsers import Limits, PdfPool, Reader
 
@@ -127,7 +129,7 @@ class Pipeline:
         """The same message again while it is still in hand (a relay retried after a lost
         250, a second copy in the folder): no second decision, no second reply; the copy is
         filed with the first."""
-        record = {"mailbox": mailbox.name, "message_id": facts.message_id,
+        record: dict[str, Any] = {"mailbox": mailbox.name, "message_id": facts.message_id,
                   "sender": facts.sender, "subject": facts.subject, "status": "duplicate",
                   "duplicate_of": earlier.of, "outcomes": [], "problems": [], "notices": []}
         action = mailbox_action(mailbox, mailbox.done_folder)
@@ -144,23 +146,21 @@ class Pipeline:
         if earlier is not None:  # moved back into the queue: planned again, like a forward
             record["redecision_of"] = earlier.of
 
-        chosen: list[str | None] = []
-
-        def apply(conn: Any, record: dict[str, Any], at: datetime) -> str | None:
+        def apply(conn: Connection, record: dict[str, Any], at: datetime) -> str | None:
+            """The writes, then the mailbox action the finished record calls for."""
             writes.apply(conn, record, at)
             done = record["status"] in ("submitted", "duplicate", "answer", "ignored",
                                         "backfill")
             if record["status"] == "answer" and any(
                     a["verdict"] != "confirmed" for a in record.get("answers", [])):
                 done = False
-            chosen[:] = [mailbox_action(mailbox, mailbox.done_folder if done
-                                        else mailbox.review_folder)]
-            return chosen[0]
+            return mailbox_action(mailbox, mailbox.done_folder if done
+                                  else mailbox.review_folder)
 
-        self.ledger.decide(entry.id, record, None, None, now=now, attempt=entry.attempts,
-                           body_sha256=body, extra=apply,
-                           copy_of=earlier.head if earlier is not None else None)
-        self._log(entry, facts, mailbox, record, chosen[0] if chosen else None)
+        action = self.ledger.decide(entry.id, record, None, None, now=now,
+                                    attempt=entry.attempts, body_sha256=body, extra=apply,
+                                    copy_of=earlier.head if earlier is not None else None)
+        self._log(entry, facts, mailbox, record, action)
 
     def _log(self, entry: Entry, facts: MailFacts, mailbox: MailboxConfig,
              record: dict[str, Any], action: str | None) -> None:
@@ -215,7 +215,7 @@ class Daemon:
         self.since = since
         self.pipelines = workers + 1
         self.outbox_seconds = outbox_seconds or config.smtp.flush_seconds
-        self.replier = Replier(config, store)
+        self.outgoing = Outgoing(config, store)  # the replier and the submitter
         self.reply_to_backfill = reply_to_backfill
         self.stop = threading.Event()
         self.news = threading.Event()
@@ -231,7 +231,7 @@ class Daemon:
         recovered = self.ledger.recover()
         if recovered:
             log.warning("recovered %d message(s) left in processing by a previous run", recovered)
-        interrupted = self.replier.outbox.recover(self.clock())
+        interrupted = self.outgoing.outbox.recover(self.clock())
         if interrupted:
             log.warning("%d outgoing mail(s) were being sent when a previous run stopped: "
                         "they go again with the same Message-ID", interrupted)
@@ -386,21 +386,20 @@ class Daemon:
         """Render stored replies into the outbox and send what the window allows."""
         try:
             now = self.clock()
-            self.replier.queue(now)
-            self.replier.flush(now)
+            self.outgoing.queue(now)
+            self.outgoing.flush(now)
         except Exception:
             log.exception("outbox run failed; it is tried again at the next tick")
 
     def digest_tick(self) -> None:
         try:
-            self.replier.digest(self.clock())
-            self.replier.submitter.digest(self.clock())
+            self.outgoing.digest(self.clock())
         except Exception:
             log.exception("the staff digest could not be queued")
 
     def remind_tick(self) -> None:
         """Tell the contractor's staff about submissions no issuer has answered in time."""
         try:
-            self.replier.submitter.remind(self.clock())
+            self.outgoing.submitter.remind(self.clock())
         except Exception:
             log.exception("the reminder run failed; it is tried again at the next tick")

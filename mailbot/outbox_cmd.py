@@ -10,9 +10,8 @@ from zoneinfo import ZoneInfo
 
 from .cli_args import add_config_and_store
 from .config import load_config
-from .outbox import OutboxRow
-from .outbox.outbox import STATES
-from .replying import outbox_for
+from .outbox import STATES, OutboxRow
+from .outgoing import outbox_for
 from .store import Store, resolve_store_url
 
 

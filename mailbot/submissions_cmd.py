@@ -15,7 +15,7 @@ from .cli_args import add_config_and_store
 from .config import load_config
 from .store import Store, resolve_store_url
 from .store.schema import ledger, submissions
-from .submitting import STATE_JA
+from .submit.staff import STATE_JA
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 STATES = tuple(STATE_JA)
