@@ -6,8 +6,9 @@ messages one at a time, decides them and records the decision, reply request and
 action in one transaction; a crash in the pipeline counts an attempt, and the third one
 quarantines the message with its traceback. The scheduler (APScheduler 3) triggers a
 periodic full re-sync of the IMAP mailboxes, the outbox (render stored replies, send
-what the business-hours window allows, retry with backoff) and the daily staff digest. SIGTERM/SIGINT let the message in hand finish,
-then stop everything; a `kill -9` loses nothing, since the ledger is the state.
+what the business-hours window allows, retry with backoff), the contractor's reminders and
+the daily staff digests (`mailbot.outgoing`). SIGTERM/SIGINT let the message in hand
+finish, then stop everything; a `kill -9` loses nothing, since the ledger is the state.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from sqlalchemy.engine import Connection
 
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import UsageError
-from mailbot.ledger import Earlier, Entry, Ledger, ReplyRequest, Spool
+from mailbot.ledger import Earlier, Entry, Ledger, Spool
 from mailbot.outgoing import Outgoing, outbox_for
 from mailbot.pipeline.contractor import decide_contractor
 from mailbot.pipeline.decide import decide, mailbox_action
 from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
+from mailbot.pipeline.redecision import redecided
 from mailbot.store import Store
 from parsers import Limits, PdfPool, Reader
 
@@ -37,14 +39,12 @@ log = logging.getLogger("mailbot.daemon")
 decisions_log = logging.getLogger("mailbot.decision")
 
 RESYNC_MINUTES = 10
+REMIND_MINUTES = 30
 
 
 def wall_clock() -> datetime:
     """The real time, aware and in UTC: the default of every clock a test may replace."""
     return datetime.now(UTC)
-
-
-REMIND_MINUTES = 30
 
 
 class Pipeline:
@@ -119,7 +119,7 @@ class Pipeline:
                           entry.received_at, reply_wanted=entry.reply_wanted)
         record, reply = decision.record, decision.reply
         if earlier is not None:
-            reply = _redecided(record, reply, earlier)
+            reply = redecided(record, reply, earlier)
         self.ledger.decide(entry.id, record, reply, decision.action, now=self.clock(),
                            attempt=entry.attempts, body_sha256=first_body, copy_of=copy_of)
         self._log(entry, facts, mailbox, record, decision.action)
@@ -171,33 +171,6 @@ class Pipeline:
             "action": action,
             **{key: record[key] for key in ("duplicate_of", "redecision_of") if key in record},
         }, ensure_ascii=False))
-
-
-def _verdict(record: dict[str, Any]) -> tuple[Any, ...]:
-    """What a reply tells the sender: the status, the outcome of each notice, the problems."""
-    return (
-        record.get("status"),
-        sorted(record.get("outcomes") or []),
-        sorted((v.get("guarantee_number") or "", sorted(v.get("outcomes") or []))
-               for v in record.get("verification") or []),
-        sorted(p.get("code") or "" for p in record.get("problems") or []),
-    )
-
-
-def _redecided(record: dict[str, Any], reply: ReplyRequest | None,
-               earlier: Earlier) -> ReplyRequest | None:
-    """Link a re-decision to the decision it makes again; keep its reply only when the
-    outcome changed (the sender has the earlier answer, and it still holds)."""
-    before = earlier.decision or {}
-    changed = _verdict(record) != _verdict(before)
-    record["redecision_of"] = earlier.of
-    record["earlier"] = {"status": before.get("status"), "outcomes": before.get("outcomes", [])}
-    record["outcome_changed"] = changed
-    if changed or reply is None:
-        return reply
-    record["reply"] = None
-    record["reply_skipped"] = f"outcome unchanged since decision {earlier.of}"
-    return None
 
 
 class Daemon:
