@@ -6,8 +6,9 @@ messages one at a time, decides them and records the decision, reply request and
 action in one transaction; a crash in the pipeline counts an attempt, and the third one
 quarantines the message with its traceback. The scheduler (APScheduler 3) triggers a
 periodic full re-sync of the IMAP mailboxes, the outbox (render stored replies, send
-what the business-hours window allows, retry with backoff) and the daily staff digest. SIGTERM/SIGINT let the message in hand finish,
-then stop everything; a `kill -9` loses nothing, since the ledger is the state.
+what the business-hours window allows, retry with backoff), the contractor's reminders and
+the daily staff digests (`mailbot.outgoing`). SIGTERM/SIGINT let the message in hand
+finish, then stop everything; a `kill -9` loses nothing, since the ledger is the state.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import UsageError
-from mailbot.ledger import Earlier, Entry, Ledger, ReplyRequest, Spool
+from mailbot.ledger import Earlier, Entry, Ledger, Spool
+from mailbot.outgoing import Outgoing, outbox_for
 from mailbot.pipeline.contractor import decide_contractor
 from mailbot.pipeline.decide import decide, mailbox_action
 from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
-from mailbot.replying import Replier, outbox_for
+from mailbot.pipeline.redecision import redecided
 from mailbot.store import Store
 from parsers import Limits, PdfPool, Reader
 
@@ -35,14 +39,12 @@ log = logging.getLogger("mailbot.daemon")
 decisions_log = logging.getLogger("mailbot.decision")
 
 RESYNC_MINUTES = 10
+REMIND_MINUTES = 30
 
 
 def wall_clock() -> datetime:
     """The real time, aware and in UTC: the default of every clock a test may replace."""
     return datetime.now(UTC)
-
-
-REMIND_MINUTES = 30
 
 
 class Pipeline:
@@ -117,7 +119,7 @@ class Pipeline:
                           entry.received_at, reply_wanted=entry.reply_wanted)
         record, reply = decision.record, decision.reply
         if earlier is not None:
-            reply = _redecided(record, reply, earlier)
+            reply = redecided(record, reply, earlier)
         self.ledger.decide(entry.id, record, reply, decision.action, now=self.clock(),
                            attempt=entry.attempts, body_sha256=first_body, copy_of=copy_of)
         self._log(entry, facts, mailbox, record, decision.action)
@@ -127,7 +129,7 @@ class Pipeline:
         """The same message again while it is still in hand (a relay retried after a lost
         250, a second copy in the folder): no second decision, no second reply; the copy is
         filed with the first."""
-        record = {"mailbox": mailbox.name, "message_id": facts.message_id,
+        record: dict[str, Any] = {"mailbox": mailbox.name, "message_id": facts.message_id,
                   "sender": facts.sender, "subject": facts.subject, "status": "duplicate",
                   "duplicate_of": earlier.of, "outcomes": [], "problems": [], "notices": []}
         action = mailbox_action(mailbox, mailbox.done_folder)
@@ -144,23 +146,21 @@ class Pipeline:
         if earlier is not None:  # moved back into the queue: planned again, like a forward
             record["redecision_of"] = earlier.of
 
-        chosen: list[str | None] = []
-
-        def apply(conn: Any, record: dict[str, Any], at: datetime) -> str | None:
+        def apply(conn: Connection, record: dict[str, Any], at: datetime) -> str | None:
+            """The writes, then the mailbox action the finished record calls for."""
             writes.apply(conn, record, at)
             done = record["status"] in ("submitted", "duplicate", "answer", "ignored",
                                         "backfill")
             if record["status"] == "answer" and any(
                     a["verdict"] != "confirmed" for a in record.get("answers", [])):
                 done = False
-            chosen[:] = [mailbox_action(mailbox, mailbox.done_folder if done
-                                        else mailbox.review_folder)]
-            return chosen[0]
+            return mailbox_action(mailbox, mailbox.done_folder if done
+                                  else mailbox.review_folder)
 
-        self.ledger.decide(entry.id, record, None, None, now=now, attempt=entry.attempts,
-                           body_sha256=body, extra=apply,
-                           copy_of=earlier.head if earlier is not None else None)
-        self._log(entry, facts, mailbox, record, chosen[0] if chosen else None)
+        action = self.ledger.decide(entry.id, record, None, None, now=now,
+                                    attempt=entry.attempts, body_sha256=body, extra=apply,
+                                    copy_of=earlier.head if earlier is not None else None)
+        self._log(entry, facts, mailbox, record, action)
 
     def _log(self, entry: Entry, facts: MailFacts, mailbox: MailboxConfig,
              record: dict[str, Any], action: str | None) -> None:
@@ -171,33 +171,6 @@ class Pipeline:
             "action": action,
             **{key: record[key] for key in ("duplicate_of", "redecision_of") if key in record},
         }, ensure_ascii=False))
-
-
-def _verdict(record: dict[str, Any]) -> tuple[Any, ...]:
-    """What a reply tells the sender: the status, the outcome of each notice, the problems."""
-    return (
-        record.get("status"),
-        sorted(record.get("outcomes") or []),
-        sorted((v.get("guarantee_number") or "", sorted(v.get("outcomes") or []))
-               for v in record.get("verification") or []),
-        sorted(p.get("code") or "" for p in record.get("problems") or []),
-    )
-
-
-def _redecided(record: dict[str, Any], reply: ReplyRequest | None,
-               earlier: Earlier) -> ReplyRequest | None:
-    """Link a re-decision to the decision it makes again; keep its reply only when the
-    outcome changed (the sender has the earlier answer, and it still holds)."""
-    before = earlier.decision or {}
-    changed = _verdict(record) != _verdict(before)
-    record["redecision_of"] = earlier.of
-    record["earlier"] = {"status": before.get("status"), "outcomes": before.get("outcomes", [])}
-    record["outcome_changed"] = changed
-    if changed or reply is None:
-        return reply
-    record["reply"] = None
-    record["reply_skipped"] = f"outcome unchanged since decision {earlier.of}"
-    return None
 
 
 class Daemon:
@@ -215,7 +188,7 @@ class Daemon:
         self.since = since
         self.pipelines = workers + 1
         self.outbox_seconds = outbox_seconds or config.smtp.flush_seconds
-        self.replier = Replier(config, store)
+        self.outgoing = Outgoing(config, store)  # the replier and the submitter
         self.reply_to_backfill = reply_to_backfill
         self.stop = threading.Event()
         self.news = threading.Event()
@@ -231,7 +204,7 @@ class Daemon:
         recovered = self.ledger.recover()
         if recovered:
             log.warning("recovered %d message(s) left in processing by a previous run", recovered)
-        interrupted = self.replier.outbox.recover(self.clock())
+        interrupted = self.outgoing.outbox.recover(self.clock())
         if interrupted:
             log.warning("%d outgoing mail(s) were being sent when a previous run stopped: "
                         "they go again with the same Message-ID", interrupted)
@@ -386,21 +359,20 @@ class Daemon:
         """Render stored replies into the outbox and send what the window allows."""
         try:
             now = self.clock()
-            self.replier.queue(now)
-            self.replier.flush(now)
+            self.outgoing.queue(now)
+            self.outgoing.flush(now)
         except Exception:
             log.exception("outbox run failed; it is tried again at the next tick")
 
     def digest_tick(self) -> None:
         try:
-            self.replier.digest(self.clock())
-            self.replier.submitter.digest(self.clock())
+            self.outgoing.digest(self.clock())
         except Exception:
             log.exception("the staff digest could not be queued")
 
     def remind_tick(self) -> None:
         """Tell the contractor's staff about submissions no issuer has answered in time."""
         try:
-            self.replier.submitter.remind(self.clock())
+            self.outgoing.submitter.remind(self.clock())
         except Exception:
             log.exception("the reminder run failed; it is tried again at the next tick")

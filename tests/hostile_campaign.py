@@ -123,7 +123,7 @@ class RunningDaemon:
     """The daemon on its own thread, as `mailbot run` runs it; its LMTP port once started.
 
     The outbox tick is set far beyond the run (`outbox_seconds`): the caller renders the
-    outbox with its own clock (`Replier.queue(now)`)."""
+    outbox with its own clock (`Outgoing.queue(now)`)."""
 
     def __init__(self, config: Config, store: Store, workers: int = 2,
                  outbox_seconds: float = 24 * 3600) -> None:
@@ -283,4 +283,4 @@ def stored_sha256(raw: bytes, sender: str = ENVELOPE_SENDER) -> str:
 
 def render_outbox(daemon: Daemon, now: datetime) -> int:
     """Render every stored reply into the outbox with the caller's clock (no sending)."""
-    return daemon.replier.queue(now)
+    return daemon.outgoing.queue(now)

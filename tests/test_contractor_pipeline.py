@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from mailbot.config import load_config
 from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
-from mailbot.replying import Replier
+from mailbot.outgoing import Outgoing
 from mailbot.store import GuaranteeEvent
 from mailbot.store.schema import ledger as ledger_table
 from mailbot.store.schema import outbox, submissions
@@ -165,7 +165,7 @@ def test_reminder_after_n_business_days_once_then_again(side):
 
     feed(mail("35075-00001M", "〇〇浄水場"))
     submitted(store)
-    submitter = Replier(config, store).submitter
+    submitter = Outgoing(config, store).submitter
     assert submitter.remind(TUESDAY + timedelta(days=1)) == 0  # Wednesday: 1 business day
     thursday = TUESDAY + timedelta(days=2)
     assert submitter.remind(thursday) == 1
@@ -188,18 +188,18 @@ def test_digest_lists_open_and_what_needs_a_person(side):
     with store.engine.begin() as conn:
         conn.execute(update(submissions).where(submissions.c.id == submitted_rows[0].id)
                      .values(state="sent", sent_at=TUESDAY))
-    assert Replier(config, store).submitter.digest(TUESDAY + timedelta(hours=1))
+    assert Outgoing(config, store).submitter.digest(TUESDAY + timedelta(hours=1))
     digest = staff_mail(store)[-1]
     assert "返信待ちの提出（1件）" in digest and "35075-00001M → 〇〇市" in digest
     assert "担当者の対応が必要なもの（1件）" in digest and "35075-09999M：提出先不明" in digest
 
 
-def refused_submission(side, sink) -> Replier:  # noqa: ANN001
+def refused_submission(side, sink) -> Outgoing:  # noqa: ANN001
     """A notice submitted, and the relay refusing the issuer's address for good."""
     config, store, feed = side
     feed(mail("35075-00001M", "〇〇浄水場"))
     sink.rcpt_answers["keiyaku@city.example.jp"] = "550 5.1.1 no such user"
-    replier = Replier(config, store)
+    replier = Outgoing(config, store)
     replier.flush(TUESDAY)
     return replier
 
@@ -285,7 +285,7 @@ def test_a_submission_waits_for_its_issuers_own_window(store, store_url, sink, t
     feed(mail("35075-00001M", "〇〇浄水場"))  # decided at 09:00 JST
     [row] = select_all(store, outbox)
     assert row.window == "issuer:city"
-    replier = Replier(config, store)
+    replier = Outgoing(config, store)
     replier.flush(TUESDAY - timedelta(minutes=30))  # 09:30 JST: the default window is open
     assert sink.accepted == []
     replier.flush(TUESDAY + timedelta(minutes=30))  # 10:30 JST: the issuer's is open too

@@ -25,9 +25,8 @@ from sqlalchemy import func, select
 
 from mailbot.config import load_config
 from mailbot.daemon import Daemon
-from mailbot.ledger.ledger import utc
 from mailbot.store import GuaranteeEvent, Store
-from mailbot.store.schema import ledger, mailbox_state, reply_requests
+from mailbot.store.schema import ledger, mailbox_state, reply_requests, utc
 
 from .configs import issuer_config
 from .conftest import TEST_SECRET

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from mailbot.config import load_config
 from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
+from mailbot.outgoing import Outgoing
 from mailbot.pipeline.facts import mail_facts
 from mailbot.replies.safe import is_mailbox
-from mailbot.replying import Replier
 from mailbot.store.schema import ledger as ledger_table
 from mailbot.store.schema import reply_requests
 from parsers import Reader
@@ -199,7 +199,7 @@ def pipeline_side(store, store_url, tmp_path, sink):
                     encoding="utf-8")
     config = load_config(path)
     ledger = Ledger(store.engine, Spool(config.spool_dir))
-    return ledger, Pipeline(config, store, ledger, Reader()), Replier(config, store)
+    return ledger, Pipeline(config, store, ledger, Reader()), Outgoing(config, store)
 
 
 @settings(max_examples=25, deadline=None, database=None,

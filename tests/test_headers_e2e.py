@@ -83,8 +83,8 @@ def test_a_shift_jis_subject_with_nec_characters_gets_one_correct_reply(running,
 
     wait_for(settled, 120, "the mail decided, filed and answered")
     # One more outbox run, by hand with the same clock: nothing else may go out.
-    daemon.replier.queue(NOW)
-    daemon.replier.flush(NOW)
+    daemon.outgoing.queue(NOW)
+    daemon.outgoing.flush(NOW)
     assert len(sink.accepted) == 1
     _from, to, sent = sink.accepted[0]
     reply = message_from_bytes(sent, policy=policy.default)

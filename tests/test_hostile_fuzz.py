@@ -27,8 +27,8 @@ from sqlalchemy import func, select
 from mailbot.config import load_config
 from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
+from mailbot.outgoing import Outgoing
 from mailbot.pipeline.decide import MAX_MESSAGE_ID, MAX_SUBJECT
-from mailbot.replying import Replier
 from mailbot.samples.hostile import MUTATIONS, hostile_mails
 from mailbot.store import Store
 from mailbot.store.schema import outbox
@@ -130,7 +130,7 @@ def test_a_giant_subject_is_clipped_in_decisions_replies_and_staff_mail(store, s
     assert all(len(r["subject"]) <= MAX_SUBJECT for r in records)
     assert all(len(r["message_id"]) <= MAX_MESSAGE_ID for r in records)
     assert records[0]["subject"].startswith("〇〇建設工事の電子保証")
-    replier = Replier(config, store)
+    replier = Outgoing(config, store)
     assert replier.queue(datetime.now(UTC)) == 1
     with store.engine.connect() as conn:
         sizes = dict(conn.execute(select(outbox.c.kind, func.length(outbox.c.raw))).all())

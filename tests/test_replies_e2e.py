@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from mailbot.config import load_config
 from mailbot.daemon import Daemon
-from mailbot.replying import Replier
+from mailbot.outgoing import Outgoing
 from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import ledger, outbox, reply_requests
 
@@ -114,7 +114,7 @@ def test_the_relay_refuses_then_accepts_and_the_reply_arrives_once(running, dove
     wait_for(lambda: len(sink.attempts) >= 1, 60, "a first attempt")
     later = datetime.now(UTC)
     for step in range(1, 6):
-        daemon.replier.flush(later + timedelta(minutes=10 * step))
+        daemon.outgoing.flush(later + timedelta(minutes=10 * step))
         if sink.accepted:
             break
     assert len(sink.accepted) == 1 and len(sink.attempts) == 3
@@ -129,7 +129,7 @@ def test_a_permanent_failure_shows_in_the_digest(running, dovecot, sink):
     alert = message_from_bytes(sink.accepted[0][2], policy=policy.default)
     assert alert["To"].addresses[0].addr_spec == "kensa@issuer.example.jp"
     assert alert["Auto-Submitted"] == "auto-generated"
-    replier = Replier(config, store)
+    replier = Outgoing(config, store)
     now = datetime.now(UTC)
     assert replier.digest(now) == 1
     # The digest waits for business hours: flush at the next opening, whenever the test runs.

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from mailbot.config import load_config
 from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
-from mailbot.replying import Replier
+from mailbot.outgoing import Outgoing
 from mailbot.store import GuaranteeEvent
 from mailbot.store.schema import ledger as ledger_table
 from mailbot.store.schema import reply_requests, submissions
@@ -94,7 +94,7 @@ def test_an_unrenderable_reply_fails_once_alerts_once_and_is_seen(store, store_u
         pass
     assert json.loads(ledger.get(row).decision)["status"] == "verified"
 
-    replier = Replier(config, store)
+    replier = Outgoing(config, store)
     for minute in range(3):  # three outbox ticks: one failure, one alert, never again
         replier.queue(NOW + timedelta(minutes=minute))
         replier.flush(NOW + timedelta(minutes=minute))
@@ -156,7 +156,7 @@ def test_the_alert_gets_out_when_the_alert_template_is_broken_too(store, store_u
     pipeline = Pipeline(config, store, ledger, Reader())
     while pipeline.process_one():
         pass
-    replier = Replier(config, store)
+    replier = Outgoing(config, store)
     replier.queue(NOW)
     replier.flush(NOW)
     [(_from, _to, raw)] = sink.accepted
@@ -177,7 +177,7 @@ def test_a_hostile_subject_is_no_reason_for_a_failed_reply(store, store_url, tmp
     while pipeline.process_one():
         pass
     assert ledger.get(row).state == "decided"
-    replier = Replier(config, store)
+    replier = Outgoing(config, store)
     replier.queue(NOW)
     replier.flush(NOW)
     [(_from, to, sent)] = sink.accepted

@@ -190,8 +190,8 @@ def run_replay(args: argparse.Namespace) -> int:
 def _replay_contractor(path: str, raw: bytes, facts: MailFacts, mailbox: MailboxConfig,
                        config: Config, store: Store, reader: Reader, as_json: bool) -> int:
     """What the contractor side would do with this mail: plans and answers, nothing written."""
+    from ..outgoing import outbox_for
     from ..pipeline.contractor import decide_contractor
-    from ..replying import outbox_for
 
     record, writes = decide_contractor(raw, facts, mailbox, config, store, reader,
                                        outbox_for(config, store), 0, datetime.now(UTC))

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from ..config import load_config
-from ..outbox import OutboxRow
-from ..outbox.outbox import STATES
-from ..replying import outbox_for
+from ..outbox import STATES, OutboxRow
+from ..outgoing import outbox_for
 from ..store import Store, resolve_store_url
 from .options import Commands, add_config_and_store
 

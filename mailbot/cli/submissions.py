@@ -14,7 +14,7 @@ from sqlalchemy import select
 from ..config import load_config
 from ..store import Store, resolve_store_url
 from ..store.schema import ledger, submissions
-from ..submitting import STATE_JA
+from ..submit.staff import STATE_JA
 from .options import Commands, add_config_and_store
 
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -19,108 +19,26 @@ in the store database.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from mailbot.store.schema import ledger, mailbox_state, reply_requests
+from mailbot.store.schema import ledger
 from parsers.headers import decode_header_text, raw_header
 
+from . import requests
+from .copies import Copies
+from .entry import ENTRY_COLUMNS, Entry, Receipt, ReplyRequest, entry_of
 from .spool import Spool
+from .sync import MailboxSync
 
 MAX_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class Receipt:
-    id: int
-    new: bool
-
-
-@dataclass(frozen=True)
-class Entry:
-    id: int
-    mailbox: str
-    uidvalidity: int | None
-    uid: int | None
-    sha256: str
-    spool_name: str
-    message_id: str | None
-    sender: str | None
-    subject: str | None
-    received_at: datetime
-    state: str
-    attempts: int
-    last_error: str | None
-    decision: str | None
-    action: str | None
-    action_state: str
-    reply_wanted: bool
-    copy_of: int | None  # on a copy: the first row of its message
-
-    @property
-    def filed_away(self) -> bool:
-        """We moved the message out of the watched folder (or found it gone when we tried)."""
-        return bool(self.action and self.action.startswith("move:")
-                    and self.action_state == "done")
-
-    @property
-    def record(self) -> dict[str, Any] | None:
-        """The decision record; None before a decision."""
-        if not self.decision:
-            return None
-        try:
-            record = json.loads(self.decision)
-        except ValueError:
-            return None
-        return record if isinstance(record, dict) else None
-
-    @property
-    def own_decision(self) -> bool:
-        """Decided on its own, not filed as a duplicate of another row's decision."""
-        record = self.record
-        return (self.state in ("decided", "replied") and record is not None
-                and "duplicate_of" not in record)
-
-
-@dataclass(frozen=True)
-class Earlier:
-    """How a row relates to the rows of the same message seen before it (`earlier_copy`)."""
-
-    kind: str  # "duplicate" | "redecision"
-    of: int  # the row whose decision it shares, or the decision it makes again
-    head: int  # the first row of the message
-    decision: dict[str, Any] | None  # the decision made again (a redecision only)
-
-
-@dataclass(frozen=True)
-class ReplyRequest:
-    """What the outbox will send; until it exists the request is only stored."""
-
-    to_addr: str
-    template: str
-    context: dict[str, Any]
-
-
-_ENTRY_COLUMNS = [ledger.c[name] for name in Entry.__dataclass_fields__]
-
-
-def utc(value: datetime) -> datetime:
-    """SQLite hands datetimes back without their zone: they were stored as UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _entry(mapping: Any) -> Entry:
-    values = dict(mapping)
-    values["received_at"] = utc(values["received_at"])
-    return Entry(**values)
 
 
 def _headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
@@ -137,7 +55,24 @@ def _headers(raw: bytes) -> tuple[str | None, str | None, str | None]:
     return values[0], values[1], values[2]
 
 
-class Ledger:
+def _new_id(conn: Connection, values: dict[str, Any]) -> int:
+    key = conn.execute(insert(ledger).values(**values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def received_since(conn: Connection, mailboxes: Iterable[str], since: datetime) -> list[Entry]:
+    """The rows of `mailboxes` received at or after `since` (what a digest reports)."""
+    query = select(*ENTRY_COLUMNS).where(ledger.c.mailbox.in_(list(mailboxes)),
+                                         ledger.c.received_at >= since)
+    return [entry_of(row._mapping) for row in conn.execute(query)]
+
+
+class Ledger(Copies, MailboxSync):
+    """The ledger table's owner (with `requests` for the reply requests it stores): intake,
+    claims and decisions here; copies of a message (`Copies`) and IMAP sync state
+    (`MailboxSync`) in their own modules."""
+
     def __init__(self, engine: Engine, spool: Spool) -> None:
         self.engine = engine
         self.spool = spool
@@ -204,8 +139,8 @@ class Ledger:
                     .values(uidvalidity=uidvalidity, uid=uid)
                 )
                 return Receipt(stale, False)
-            row_id = conn.execute(insert(ledger).values(**values)).inserted_primary_key[0]
-        return Receipt(int(row_id), True)
+            row_id = _new_id(conn, values)
+        return Receipt(row_id, True)
 
     def _receive_unsourced(self, values: dict[str, Any]) -> Receipt:
         """A message without a UID: one row per content (a relay's retry is the same)."""
@@ -217,7 +152,7 @@ class Ledger:
                 found = conn.execute(same).scalar()
                 if found is not None:
                     return Receipt(found, False)
-                row_id = conn.execute(insert(ledger).values(**values)).inserted_primary_key[0]
+                row_id = _new_id(conn, values)
         except IntegrityError:
             # The same bytes arrived on another connection at the same moment.
             with self.engine.connect() as conn:
@@ -225,7 +160,7 @@ class Ledger:
             if found is None:
                 raise
             return Receipt(found, False)
-        return Receipt(int(row_id), True)
+        return Receipt(row_id, True)
 
     # -- processing -------------------------------------------------------------------
     def recover(self) -> int:
@@ -250,7 +185,7 @@ class Ledger:
         with self.engine.begin() as conn:
             while True:
                 row = conn.execute(
-                    select(*_ENTRY_COLUMNS)
+                    select(*ENTRY_COLUMNS)
                     .where(ledger.c.state == "received")
                     .order_by(ledger.c.id)
                     .limit(1)
@@ -263,7 +198,7 @@ class Ledger:
                     .values(state="processing", attempts=ledger.c.attempts + 1)
                 ).rowcount
                 if taken:
-                    entry = _entry(row._mapping)
+                    entry = entry_of(row._mapping)
                     return Entry(**{**entry.__dict__, "state": "processing",
                                     "attempts": entry.attempts + 1})
 
@@ -278,8 +213,9 @@ class Ledger:
         body_sha256: str | None = None,
         extra: Callable[[Connection, dict[str, Any], datetime], str | None] | None = None,
         copy_of: int | None = None,
-    ) -> None:
-        """Record the decision, its reply request and the pending mailbox action at once.
+    ) -> str | None:
+        """Record the decision, its reply request and the pending mailbox action at once;
+        returns the mailbox action recorded.
 
         `attempt` is the claim's attempt number: a claim that went stale (another process
         recovered and re-claimed the row) cannot decide it a second time. `extra` writes
@@ -311,13 +247,8 @@ class Ledger:
             if not done:
                 raise RuntimeError(f"ledger row {entry_id} is not being processed")
             if reply is not None:
-                conn.execute(
-                    insert(reply_requests).values(
-                        ledger_id=entry_id, to_addr=reply.to_addr, template=reply.template,
-                        context=json.dumps(reply.context, ensure_ascii=False, default=str),
-                        state="stored", created_at=now,
-                    )
-                )
+                requests.store(conn, entry_id, reply, now)
+        return action
 
     def fail(self, entry_id: int, error: str, attempt: int | None = None) -> str:
         """Record a crash of the pipeline; returns the new state (`received` or `quarantined`,
@@ -350,13 +281,13 @@ class Ledger:
     # -- mailbox actions --------------------------------------------------------------
     def pending_actions(self, mailbox: str, limit: int = 500) -> list[Entry]:
         query = (
-            select(*_ENTRY_COLUMNS)
+            select(*ENTRY_COLUMNS)
             .where(ledger.c.mailbox == mailbox, ledger.c.action_state == "pending")
             .order_by(ledger.c.id)
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [_entry(row._mapping) for row in conn.execute(query)]
+            return [entry_of(row._mapping) for row in conn.execute(query)]
 
     def action_done(self, entry_id: int) -> None:
         with self.engine.begin() as conn:
@@ -365,15 +296,15 @@ class Ledger:
     # -- reading ----------------------------------------------------------------------
     def get(self, entry_id: int) -> Entry | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(*_ENTRY_COLUMNS).where(ledger.c.id == entry_id)).first()
-        return _entry(row._mapping) if row else None
+            row = conn.execute(select(*ENTRY_COLUMNS).where(ledger.c.id == entry_id)).first()
+        return entry_of(row._mapping) if row else None
 
     def entries(self, state: str | None = None, limit: int = 1000) -> list[Entry]:
-        query = select(*_ENTRY_COLUMNS).order_by(ledger.c.id).limit(limit)
+        query = select(*ENTRY_COLUMNS).order_by(ledger.c.id).limit(limit)
         if state:
             query = query.where(ledger.c.state == state)
         with self.engine.connect() as conn:
-            return [_entry(row._mapping) for row in conn.execute(query)]
+            return [entry_of(row._mapping) for row in conn.execute(query)]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """mailbox → state → number of rows."""
@@ -386,131 +317,5 @@ class Ledger:
                 out.setdefault(mailbox, {})[state] = count
         return out
 
-    def same_message(self, mailbox: str, message_id: str | None, body_sha256: str,
-                     entry_id: int) -> int | None:
-        """The ledger row already decided for this Message-ID and body in `mailbox`, if any
-        (a second delivery of one message: Received: headers differ, nothing else)."""
-        if not message_id:
-            return None
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(ledger.c.id).where(ledger.c.mailbox == mailbox,
-                                          ledger.c.message_id == message_id,
-                                          ledger.c.body_sha256 == body_sha256,
-                                          ledger.c.id != entry_id)
-            ).scalar()
-
-    def copies(self, entry: Entry, body_sha256: str) -> list[Entry]:
-        """The other rows of `entry`'s message in its mailbox, oldest first, quarantined ones
-        left out: the rows received before it with the same bytes, the first row of its
-        Message-ID and body (`same_message`), and every copy of those."""
-        same = [and_(ledger.c.sha256 == entry.sha256, ledger.c.id < entry.id)]
-        first = self.same_message(entry.mailbox, entry.message_id, body_sha256, entry.id)
-        if first is not None:
-            same.append(ledger.c.id == first)
-        others = [ledger.c.mailbox == entry.mailbox, ledger.c.id != entry.id,
-                  ledger.c.state != "quarantined"]
-        with self.engine.connect() as conn:
-            found = conn.execute(
-                select(ledger.c.id, ledger.c.copy_of).where(*others, or_(*same))
-            ).all()
-            heads = {r.id for r in found} | {r.copy_of for r in found if r.copy_of is not None}
-            if not heads:
-                return []
-            rows = conn.execute(
-                select(*_ENTRY_COLUMNS)
-                .where(*others, or_(ledger.c.id.in_(heads), ledger.c.copy_of.in_(heads)))
-                .order_by(ledger.c.id)
-            )
-            return [_entry(row._mapping) for row in rows]
-
-    def earlier_copy(self, entry: Entry, body_sha256: str) -> Earlier | None:
-        """Is `entry` a copy of a message seen before, and what is to be done with it?
-
-        None: it is the first of its message; decide it. Otherwise the rule is:
-
-        - **redecision** — a mail a person moved back into the watched folder: it has a UID
-          (IMAP), an earlier row holds the same bytes (IMAP MOVE/COPY keeps them; a second
-          delivery gains other trace headers), and *every* earlier row of the message has
-          been moved out of the folder by us (`action` "move:…" done; a UID found gone when
-          we came to move it counts too). It is decided again against the current store;
-          `of` is the latest decision of its own (not a filed duplicate), to link and
-          compare with.
-        - **duplicate** — anything else: a relay's retry (no UID), a second delivery with
-          the same Message-ID and body, or a second copy while an earlier one is still in
-          the folder (received, being decided, waiting for its move, or filed in place by a
-          keyword). It gets no decision of its own and no reply and is filed as done; `of`
-          is the latest decision of its own, or the first row while none is made yet.
-
-        The first row comes first by ledger id: of two copies arriving together the later
-        row is the duplicate, whichever pipeline claims it first."""
-        rows = self.copies(entry, body_sha256)
-        if not rows:
-            return None
-        head = min(r.copy_of or r.id for r in rows)
-        before = [r for r in rows if r.id < entry.id]
-        # The decision to link: the latest one before it (a later one only when a row that
-        # was quarantined is decided after its copies).
-        decided = [r for r in before if r.own_decision] or [r for r in rows if r.own_decision]
-        latest = decided[-1] if decided else None
-        moved_back = (
-            entry.uid is not None
-            and latest is not None
-            and any(r.sha256 == entry.sha256 for r in before)
-            and all(r.filed_away for r in before)
-        )
-        if moved_back and latest is not None:
-            return Earlier("redecision", latest.id, head, latest.record)
-        return Earlier("duplicate", latest.id if latest else rows[0].id, head, None)
-
     def raw(self, entry: Entry) -> bytes:
         return self.spool.read(entry.spool_name)
-
-    # -- mailbox sync state -----------------------------------------------------------
-    def mailbox_state(self, mailbox: str) -> tuple[int | None, int]:
-        """(UIDVALIDITY, highest UID recorded) of an IMAP mailbox; (None, 0) when new."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(mailbox_state.c.uidvalidity, mailbox_state.c.last_uid).where(
-                    mailbox_state.c.mailbox == mailbox
-                )
-            ).first()
-        return (row.uidvalidity, row.last_uid) if row else (None, 0)
-
-    def set_mailbox_state(
-        self, mailbox: str, uidvalidity: int | None, last_uid: int, error: str | None = None
-    ) -> None:
-        now = datetime.now(UTC)
-        values: dict[str, Any] = {"uidvalidity": uidvalidity, "last_uid": last_uid,
-                                  "last_sync_at": now}
-        if error is not None:
-            values.update(last_error=error, last_error_at=now)
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(mailbox_state).where(mailbox_state.c.mailbox == mailbox).values(**values)
-            ).rowcount
-            if not done:
-                conn.execute(insert(mailbox_state).values(mailbox=mailbox, **values))
-
-    def record_error(self, mailbox: str, error: str) -> None:
-        now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(mailbox_state)
-                .where(mailbox_state.c.mailbox == mailbox)
-                .values(last_error=error[:2000], last_error_at=now)
-            ).rowcount
-            if not done:
-                conn.execute(insert(mailbox_state).values(
-                    mailbox=mailbox, last_uid=0, last_error=error[:2000], last_error_at=now))
-
-    def known_uids(self, mailbox: str, uidvalidity: int, uids: list[int]) -> set[int]:
-        """Which of `uids` (under `uidvalidity`) the ledger already holds."""
-        if not uids:
-            return set()
-        query = select(ledger.c.uid).where(
-            and_(ledger.c.mailbox == mailbox, ledger.c.uidvalidity == uidvalidity,
-                 ledger.c.uid.in_(uids))
-        )
-        with self.engine.connect() as conn:
-            return {row.uid for row in conn.execute(query)}

@@ -1,26 +1,26 @@
-"""The outbox: durable outgoing mail (replies, digests, alerts) and the window it goes out in.
+"""The outbox: durable outgoing mail (replies, digests, alerts, submissions) and the window it
+goes out in.
 
-`Outbox` queues rendered messages with their Message-ID fixed before the first attempt and
-sends them over SMTP with retries until a deadline (DESIGN.md §6); `SendWindow` says when
-mail may go out (office hours on Japanese working days).
+`Outbox` queues rendered messages with their Message-ID fixed before the first attempt
+(`queueing`) and sends them over SMTP (`smtp`) with retries until a deadline (`delivery`,
+DESIGN.md §6); `SendWindow` says when mail may go out (office hours on Japanese working
+days). `rows` holds the table's rows and the `Change` its listeners hear of.
 """
 
-from .outbox import (
-    FlushReport,
-    Outbox,
-    OutboxRow,
-    ReplyRow,
-    SmtpSettings,
-    message_headers,
-)
+from .outbox import Outbox
+from .rows import KINDS, STATES, Change, FlushReport, OutboxRow, StaffMail, message_headers
+from .smtp import SmtpSettings
 from .window import SendWindow
 
 __all__ = [
+    "KINDS",
+    "STATES",
+    "Change",
     "FlushReport",
     "Outbox",
     "OutboxRow",
-    "ReplyRow",
     "SendWindow",
     "SmtpSettings",
+    "StaffMail",
     "message_headers",
 ]

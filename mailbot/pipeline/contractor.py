@@ -19,20 +19,19 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from mailbot.addresses import domain_of, in_domains
 from mailbot.config import Config, MailboxConfig
-from mailbot.outbox.outbox import Outbox
+from mailbot.outbox import Outbox
 from mailbot.pipeline.safety import SUBMIT_CHAIN, first_reason, is_bounce
 from mailbot.pipeline.safety import Context as SafetyContext
 from mailbot.store import Store
-from mailbot.store.schema import outbox, submissions
+from mailbot.submit import table
 from mailbot.submit.files import attachments_by_origin
 from mailbot.submit.plan import Plan, plan_notice
+from mailbot.submit.staff import STATE_JA, staff_mail
 from mailbot.submit.track import (
-    ANSWERABLE,
     RESULT_HEADER,
     Answer,
     Match,
@@ -40,7 +39,6 @@ from mailbot.submit.track import (
     read_answer,
     referenced_ids,
 )
-from mailbot.submitting import STATE_JA, staff_mail
 from parsers import Reader
 from parsers.headers import decode_header_text, raw_header
 from parsers.mime import BodyText, walk_message
@@ -108,9 +106,7 @@ class Writes:
                         {"what": what, "details": details, "problems": self.problems}, now)
 
     def _submit(self, conn: Connection, plan: Plan, now: datetime) -> str:
-        existing = conn.execute(select(submissions.c.id, submissions.c.state,
-                                       submissions.c.message_id, submissions.c.earlier_ids)
-                                .where(submissions.c.notice_hash == plan.notice_hash)).first()
+        existing = table.by_notice(conn, plan.notice_hash)
         if existing is not None and existing.state not in RESUBMITTABLE:
             return f"duplicate of submission {existing.id}"
         values = {
@@ -121,23 +117,13 @@ class Writes:
             "created_at": now,
         }
         if existing is None:
-            conn.execute(insert(submissions).values(notice_hash=plan.notice_hash, reminders=0,
-                                                    **values))
+            table.add(conn, plan.notice_hash, values)
         else:  # staff forwarded it again: after fixing the config, or to answer a discrepancy
-            taken = conn.execute(update(submissions).where(
-                submissions.c.id == existing.id, submissions.c.state == existing.state,
-                submissions.c.message_id == existing.message_id,
-            ).values(
-                **values, sent_at=None, answered_at=None, answer_ledger_id=None, answer=None,
-                reminders=0, reminded_at=None,
-                earlier_ids=" ".join(i for i in (existing.earlier_ids, existing.message_id) if i),
-            )).rowcount
-            if not taken:  # another pipeline re-submitted it meanwhile: retry, then duplicate
+            if not table.resubmit(conn, existing, values):
+                # another pipeline re-submitted it meanwhile: retry, then duplicate
                 raise RuntimeError(f"submission {existing.id} changed while being re-submitted")
             # The earlier mail must never go out now (a retry of a failed row, say).
-            conn.execute(update(outbox).where(
-                outbox.c.kind == "submission", outbox.c.message_id == existing.message_id,
-                outbox.c.state.in_(("queued", "failed"))).values(state="cancelled"))
+            self.outbox.cancel_superseded(conn, existing.message_id)
             plan.trail.append(f"再提出（前回: {STATE_JA.get(existing.state, existing.state)}、"
                               f"{existing.message_id}）")
         if plan.state != "queued":
@@ -172,9 +158,7 @@ class Writes:
                 values.update(state="failed", reason="配送エラーのメールが返ってきました")
             else:
                 values["state"] = verdict
-            conn.execute(update(submissions).where(submissions.c.id == row.id,
-                                                   submissions.c.state.in_(ANSWERABLE))
-                         .values(**values))
+            table.record_answer(conn, row.id, values)
             if verdict != "confirmed":
                 need_staff.append(f"{label}: {VERDICT_JA[verdict]}")
         notes_only = all(a["verdict"] == "note" for a in record.get("answers", []))

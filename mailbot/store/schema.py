@@ -5,9 +5,12 @@ version (`guarantee_versions`: every 新規 / 変更 / 訂正 / 取消 event wit
 after it). Keys are stored only as an HMAC (`key_hash`). `key_failures` backs the throttle.
 The same schema runs on SQLite and PostgreSQL. Columns that may hold text from a mail are
 `MailText`: no NUL or lone surrogate reaches the database, whatever the sender sent.
+Timestamps are `DateTime(timezone=True)` holding UTC; `utc()` reads them back.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +32,13 @@ from sqlalchemy import (
 from .dbtext import MailText
 
 metadata = MetaData()
+
+
+def utc(value: datetime) -> datetime:
+    """A timestamp column's value as an aware UTC datetime: SQLite hands datetimes back
+    without their zone (they were stored as UTC), PostgreSQL aware ones."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 guarantees = Table(
     "guarantees",
@@ -149,7 +159,7 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # reply | digest | alert
+    Column("kind", String(16), nullable=False),  # one of mailbot.outbox.KINDS
     Column("reply_request_id", Integer, ForeignKey("reply_requests.id")),
     Column("ledger_id", Integer),
     # Chosen before the first attempt and the same in every retry (DESIGN.md §6).

@@ -17,7 +17,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError, UndefinedError
+from jinja2 import UndefinedError
 
 from mailbot.config import ContractorConfig, SubmissionRule
 from mailbot.config.contractor import SUBJECT_ENV
@@ -91,7 +91,7 @@ def render_subject(rule: SubmissionRule, context: dict[str, Any]) -> str:
         name = str(exc.message or "").split("'")[1] if "'" in str(exc.message) else "?"
         raise SubmissionError(f"{context['issuer']}の件名の規則に必要な「"
                               f"{SUBJECT_LABELS.get(name, name)}」が分かりません") from None
-    except (TemplateError, Exception) as exc:  # noqa: BLE001 — a rule that cannot be used
+    except Exception as exc:  # noqa: BLE001 — a template error, or a rule that cannot be used
         raise SubmissionError(f"{context['issuer']}の件名の規則を使えません"
                               f"（{type(exc).__name__}: {exc}）") from None
     return " ".join(text.split())

@@ -15,16 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from mailbot.config import Config
 from mailbot.replies.render import RESULT_HEADER
-from mailbot.store.schema import submissions
 from parsers.normalize import canonical_number, normalize_text
 
-# Submissions an answer can be about ("queued": the answer came before the send was recorded).
-ANSWERABLE = ("queued", "sent", "answered", "confirmed", "discrepancy", "failed")
+from . import table
+
 _NUMBER = re.compile(r"(?<![0-9A-Za-z-])[0-9]{3,}-[0-9]{3,}[A-Z]?(?![0-9A-Za-z])")
 # A Message-ID as mailbot writes them: printable ASCII, no "<", ">" or space inside.
 _MSG_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
@@ -118,21 +116,14 @@ def match_submissions(conn: Connection, config: Config, author: str | None,
     author_domain = author.rsplit("@", 1)[-1] if author and "@" in author else None
     matches: list[Match] = []
     if message_ids:
-        rows = conn.execute(select(submissions).where(
-            submissions.c.state.in_(ANSWERABLE),
-            or_(submissions.c.message_id.in_(message_ids),
-                *(submissions.c.earlier_ids.contains(i, autoescape=True) for i in message_ids)),
-        ).order_by(submissions.c.id))
-        for row in rows:
+        for row in table.in_threads(conn, message_ids):
             how = "thread" if row.message_id in message_ids else "earlier-thread"
             matches.append(Match(row, _verdict(row, config, author_domain, answer, bounce,
                                                auto_submitted, result_header, how), how))
     if matches or not answer.numbers or not author_domain or bounce:
         return matches
     newest: dict[str, Any] = {}
-    for row in conn.execute(select(submissions).where(
-            submissions.c.guarantee_number.in_(answer.numbers),
-            submissions.c.state.in_(ANSWERABLE)).order_by(submissions.c.id)):
+    for row in table.answerable_by_number(conn, answer.numbers):
         rule = config.submissions.get(row.issuer or "")
         if rule is not None and in_domains(author_domain, rule.answer_domains()):
             newest[row.guarantee_number] = row  # an amended guarantee: its latest submission

@@ -1,10 +1,9 @@
-"""The contractor side's scheduled work and its mail to the contractor's own staff.
+"""The contractor side's scheduled work: reminders, the daily digest, failed-mail alerts.
 
-`staff_mail()` renders one mail to the staff (alerts about unroutable notices, discrepancies
-and failed submissions; reminders; the digest) from the contractor's settings.
 `Submitter.remind(now)` tells the staff, in one mail, about every submission an issuer has
 not answered within `remind_after_days` business days (again after as many more days);
-`Submitter.digest(now)` queues the contractor's daily list of open submissions. Rows and
+`Submitter.digest(now)` queues the contractor's daily list of open submissions;
+`Submitter.alert_failed(row)` tells the staff a submission could not be delivered. Rows and
 outbox rows change in one transaction, so a crash never sends a reminder twice nor loses
 one. The clock is a parameter.
 """
@@ -13,64 +12,20 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import or_, select, update
 
 from mailbot.config import Config
-from mailbot.ledger.ledger import utc
-from mailbot.outbox.outbox import Outbox, OutboxRow
-from mailbot.outbox.window import SendWindow
-from mailbot.replies.render import (
-    REPO_TEMPLATES,
-    ReplySettings,
-    new_message_id,
-    render_staff,
-    template_dirs,
-)
-from mailbot.store.schema import submissions
-from parsers.headers import clean_header_text
+from mailbot.outbox import Outbox, OutboxRow, SendWindow
+from mailbot.store.schema import utc
+
+from . import table
+from .staff import STATE_JA, staff_mail
 
 log = logging.getLogger("mailbot.submitting")
 
-STATE_JA = {"queued": "送信待ち", "sent": "返信待ち", "answered": "返信あり（内容未判定）",
-            "confirmed": "確認完了", "discrepancy": "相違あり", "unroutable": "提出先不明",
-            "failed": "送信失敗", "cancelled": "取消"}
 # How long an unroutable, failed or disputed submission stays in the digest: a re-sent notice
 # becomes a new submission, so the old row is never "closed" by itself.
 NEEDS_ACTION_DAYS = timedelta(days=7)
-SUBJECTS = {"contractor_alert": "【電子保証提出・要対応】", "reminder": "【電子保証提出】返信待ち",
-            "contractor_digest": "【電子保証提出】日次報告"}
-
-
-def contractor_settings(config: Config) -> ReplySettings:
-    contractor = config.contractor
-    assert contractor is not None
-    return ReplySettings(from_addr=contractor.from_addr,
-                         from_name=contractor.from_name or contractor.name,
-                         signature=contractor.signature, template_set=contractor.template_set,
-                         template_dirs=template_dirs(config.template_dir))
-
-
-def staff_mail(config: Config, template: str, context: dict[str, Any], now: datetime
-               ) -> tuple[bytes, str, str]:
-    """(bytes, Message-ID, subject for listings) of one mail to the contractor's staff."""
-    contractor = config.contractor
-    assert contractor is not None
-    settings = contractor_settings(config)
-    message_id = new_message_id(settings.from_addr.rsplit("@", 1)[-1])
-    full = {"contractor": contractor.name, "excerpt": [], **context}
-    try:
-        raw = render_staff(template, full, list(contractor.staff), settings, message_id, now)
-    except Exception:  # noqa: BLE001 — the admin's template set: staff mail must get out
-        log.exception("staff mail %r could not be rendered with the configured templates; "
-                      "using the default ones", template)
-        settings = replace(settings, template_set="default", template_dirs=(REPO_TEMPLATES,))
-        raw = render_staff(template, full, list(contractor.staff), settings, message_id, now)
-    subject = clean_header_text(f"{SUBJECTS[template]} {context.get('what', '')}")
-    return raw, message_id, subject
 
 
 class Submitter:
@@ -79,10 +34,6 @@ class Submitter:
         self.outbox = outbox
         self.window = window  # business days for reminders; staff mail goes out in it
 
-    @property
-    def active(self) -> bool:
-        return self.config.contractor is not None
-
     def remind(self, now: datetime) -> int:
         """One reminder listing every overdue submission; returns how many it lists."""
         contractor = self.config.contractor
@@ -90,11 +41,9 @@ class Submitter:
             return 0
         days = contractor.remind_after_days
         with self.outbox.engine.begin() as conn:
-            rows = [row for row in conn.execute(
-                select(submissions).where(submissions.c.state == "sent")
-                .order_by(submissions.c.id))
-                if self.window.business_days_between(utc(row.reminded_at or row.sent_at),
-                                                     now) >= days]
+            rows = [row for row in table.awaiting_answer(conn)
+                    if self.window.business_days_between(utc(row.reminded_at or row.sent_at),
+                                                         now) >= days]
             if not rows:
                 return 0
             context = {"days": days, "submissions": [
@@ -105,8 +54,7 @@ class Submitter:
             self.outbox.insert(conn, "alert", list(contractor.staff), raw, message_id, subject,
                                now, immediate=True)
             for row in rows:
-                conn.execute(update(submissions).where(submissions.c.id == row.id)
-                             .values(reminded_at=now, reminders=row.reminders + 1))
+                table.reminded(conn, row, now)
         log.info("reminded the staff of %d unanswered submission(s)", len(rows))
         return len(rows)
 
@@ -118,10 +66,7 @@ class Submitter:
         since = now - timedelta(days=1)
         open_rows, answered, needs_action = [], [], []
         with self.outbox.engine.connect() as conn:
-            for row in conn.execute(select(submissions).where(or_(
-                    submissions.c.state.in_(("queued", "sent", "answered", "unroutable",
-                                             "failed", "discrepancy")),
-                    submissions.c.answered_at >= since)).order_by(submissions.c.id)):
+            for row in table.open_or_answered_since(conn, since):
                 item = {"guarantee_number": row.guarantee_number,
                         "issuer": self._issuer_name(row.issuer), "state": row.state,
                         "state_ja": STATE_JA.get(row.state, row.state),
@@ -141,11 +86,14 @@ class Submitter:
         self.outbox.queue("digest", list(contractor.staff), raw, message_id, subject, now)
         return True
 
-    def alert_failed(self, row: OutboxRow, now: datetime) -> None:
-        """A submission could not be delivered: the staff must send it by hand."""
+    def alert_failed(self, row: OutboxRow) -> None:
+        """A submission could not be delivered: the staff must send it by hand (the alert
+        is dated by the flush that gave up on it)."""
         contractor = self.config.contractor
         if contractor is None:
             return
+        now = row.failed_at
+        assert now is not None
         context = {"what": "提出メールを送信できませんでした",
                    "details": [f"宛先: {row.to_addrs}", f"件名: {row.subject}",
                                f"理由: {row.last_error}"]}
@@ -163,4 +111,5 @@ class Submitter:
 def _answer_subject(answer: str | None) -> str | None:
     if not answer:
         return None
-    return json.loads(answer).get("subject")
+    subject: str | None = json.loads(answer).get("subject")
+    return subject
