@@ -350,7 +350,7 @@ class Daemon:
             self._scheduler.add_job(self.remind_tick, "interval", minutes=REMIND_MINUTES,
                                     id="remind", **common)
         if self._watchers:
-            # A periodic full re-sync catches what IDLE missed (DESIGN.md §8).
+            # A periodic full re-sync catches what IDLE missed (docs/reading.md).
             self._scheduler.add_job(self._wake_watchers, "interval", minutes=RESYNC_MINUTES,
                                     id="imap-resync", **common)
         self._scheduler.start()

@@ -1,4 +1,4 @@
-"""Exceptions that the CLI turns into exit codes (DESIGN.md §4)."""
+"""Exceptions that the CLI turns into exit codes (docs/contracts.md)."""
 
 
 class UsageError(Exception):

@@ -1,6 +1,6 @@
 """Reading library: e-mails and notice PDFs in, guarantee numbers and keys out.
 
-Imports nothing from `mailbot` (DESIGN.md §3). Entry points: `Reader` (with a `PdfPool` for
+Imports nothing from `mailbot` (docs/architecture.md). Entry points: `Reader` (with a `PdfPool` for
 untrusted input), the plain data of `model`, and the `Limits` that bound the work.
 """
 

@@ -1,4 +1,4 @@
-"""Decode Japanese mail text whatever its label says (DESIGN.md §8).
+"""Decode Japanese mail text whatever its label says (docs/reading.md).
 
 Mail labelled ISO-2022-JP or Shift_JIS is usually written by Windows software and carries
 cp932 extensions (NEC specials such as ① and ㈱, IBM extensions) that Python's strict

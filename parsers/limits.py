@@ -1,4 +1,4 @@
-"""Bounds on the work one message may cause (DESIGN.md §6: bounded work).
+"""Bounds on the work one message may cause (docs/reliability.md: bounded work).
 
 One frozen object passed down every reading stage, so an admin's config or a test can
 tighten a single number without touching the readers.

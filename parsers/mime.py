@@ -1,6 +1,6 @@
 """Walk one RFC 5322 message into plain data: body texts and attachment payloads.
 
-Parsing uses the standard library (`BytesParser(policy=policy.default)`, DESIGN.md §8); this
+Parsing uses the standard library (`BytesParser(policy=policy.default)`, docs/reading.md); this
 module adds what Japanese mail needs on top: charset fallbacks (via `charset`), file names in
 RFC 2231, RFC 2047 words inside quoted parameters (Outlook), Mac's `name=` + `filename*`
 pair, forwarded `message/rfc822` parts, and the part-count and size limits. It does not look

@@ -2,7 +2,7 @@
 
 Everything here is a frozen dataclass or a list of them, so results can be pickled across
 worker processes, compared in tests and turned into the `mailbot parse --json` contract
-(DESIGN.md §4) without any knowledge of where the bytes came from.
+(docs/contracts.md) without any knowledge of where the bytes came from.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# DESIGN.md §4: the closed set of problem codes. Add new ones only by extending this tuple
-# together with the design document.
+# docs/contracts.md: the closed set of problem codes. Add new ones only by extending this tuple
+# together with docs/contracts.md.
 PROBLEM_CODES: tuple[str, ...] = (
     "no_notice_found",
     "incomplete_notice",

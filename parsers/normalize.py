@@ -5,7 +5,7 @@ dozen dash code points (reportlab's CID fonts give U+2212 for a full-width hyphe
 radicals (⼯ for 工) and CJK Radicals Supplement forms (⻑ for 長) that NFKC does not fold,
 letter-spaced labels. `normalize_text` folds all of these; `canonical_number` and
 `canonical_key` turn a value into the contract's ASCII form or refuse it. Keys are never
-"corrected" (no O→0 guessing, DESIGN.md §4): anything that is not plain ASCII letters and
+"corrected" (no O→0 guessing, docs/contracts.md): anything that is not plain ASCII letters and
 digits after width folding is rejected.
 """
 
@@ -92,7 +92,7 @@ def normalize_text(text: str) -> str:
 
 
 def fold_spaces(text: str) -> str:
-    """Remove all white space: how names and labels are compared (DESIGN.md §4)."""
+    """Remove all white space: how names and labels are compared (docs/contracts.md)."""
     return _ALL_SPACE_RE.sub("", text)
 
 
@@ -122,7 +122,7 @@ _COMPANY_FORMS = {"(株)": "株式会社", "(有)": "有限会社", "(同)": "�
 
 
 def name_key(text: str) -> str:
-    """How names (issuer, project, contractor) compare (DESIGN.md §4): full NFKC — here the
+    """How names (issuer, project, contractor) compare (docs/contracts.md): full NFKC — here the
     look-alikes fold too (その① = その1, 第Ⅱ期 = 第II期) — no white space, and company-form
     abbreviations expanded on both sides ((株) and ㈱ → 株式会社)."""
     value = fold_spaces(unicodedata.normalize("NFKC", normalize_text(text)))

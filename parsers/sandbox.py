@@ -1,4 +1,4 @@
-"""Run PDF reading where a hostile file cannot hurt the caller (DESIGN.md §6).
+"""Run PDF reading where a hostile file cannot hurt the caller (docs/reliability.md).
 
 pdfminer has open hang and decompression-bomb issues, so every PDF is read in a worker
 process with an address-space limit and a wall-clock timeout. `PdfPool` keeps a few workers

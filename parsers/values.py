@@ -74,7 +74,7 @@ _FALSE = ("いいえ", "0", "FALSE", "NO")
 
 
 def parse_date(text: str) -> date:
-    """A calendar date written in any of the forms of DESIGN.md §4, 和暦 included."""
+    """A calendar date written in any of the forms of docs/contracts.md, 和暦 included."""
     compact = fold_spaces(normalize_text(text)).upper()
     if not compact:
         raise ValueError("empty date")

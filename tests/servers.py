@@ -1,6 +1,6 @@
 """Real servers for tests and benchmarks, started on loopback in a temporary folder.
 
-PostgreSQL (Debian's `postgresql` package, DESIGN.md §5) will not run as root, so the data
+PostgreSQL (Debian's `postgresql` package, docs/testing.md) will not run as root, so the data
 folder is given to the `postgres` user and the server binaries run as that user. Nothing
 here is a mock: a missing binary is an error telling what to install, never a skip.
 """
@@ -96,7 +96,7 @@ def create_database(server_url: str, name: str) -> str:
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-# -- Dovecot IMAP + LMTP (DESIGN.md §5) --------------------------------------------------------
+# -- Dovecot IMAP + LMTP (docs/testing.md) --------------------------------------------------------
 
 DOVECOT = Path("/usr/sbin/dovecot")
 DOVEADM = Path("/usr/bin/doveadm")

@@ -5,11 +5,14 @@
 - The command line is `mailbot/cli/`: nothing below it imports it, and no `*_cmd.py` module
   sits at the package top.
 - No module is longer than 450 lines.
+- Every import between packages is one the "Who may import whom" table of
+  docs/architecture.md allows, so the page and the code cannot drift apart.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -101,3 +104,40 @@ def test_no_module_is_longer_than_the_limit() -> None:
     long = {str(p.relative_to(ROOT)): n for p in _modules()
             if (n := p.read_text(encoding="utf-8").count("\n")) > MAX_LINES}
     assert long == {}
+
+
+def _unit_of_doc_path(path: str) -> str:
+    """`mailbot/ledger/` → `mailbot.ledger`; `mailbot/daemon.py` → `mailbot.daemon`."""
+    parts = tuple(path.strip("/").removesuffix(".py").split("/"))
+    return _unit(parts)
+
+
+def _allowed() -> dict[str, set[str] | None]:
+    """The documented table: unit → the units it may import (None: everything)."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("| package | may import |", 1)[1].split("\n\n", 1)[0]
+    allowed: dict[str, set[str] | None] = {}
+    for line in section.splitlines()[2:]:
+        cells = line.split("|")
+        if len(cells) < 4:
+            continue
+        units = {_unit_of_doc_path(p) for p in re.findall(r"`((?:mailbot|parsers)/[^`]*)`", cells[1])}
+        targets: set[str] | None = {
+            _unit_of_doc_path(p) for p in re.findall(r"`((?:mailbot|parsers)/[^`]*)`", cells[2])}
+        if "everything" in cells[2]:
+            targets = None
+        for unit in units:
+            allowed[unit] = targets
+    return allowed
+
+
+def test_imports_follow_the_documented_table() -> None:
+    allowed = _allowed()
+    assert "parsers" in allowed and "mailbot.pipeline" in allowed  # the table was read
+    undocumented = sorted(unit for unit in _graph() if unit not in allowed)
+    assert undocumented == [], "packages missing from docs/architecture.md"
+    forbidden = sorted(
+        f"{unit} → {other}" for unit, targets in _graph().items()
+        for other in targets
+        if (permitted := allowed.get(unit)) is not None and other not in permitted)
+    assert forbidden == [], "imports the table of docs/architecture.md does not allow"

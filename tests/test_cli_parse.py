@@ -1,4 +1,4 @@
-"""`mailbot parse` follows the contract of DESIGN.md §4: lines, order, exit codes, stderr."""
+"""`mailbot parse` follows the contract of docs/contracts.md: lines, order, exit codes, stderr."""
 
 import json
 import subprocess

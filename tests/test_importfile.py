@@ -1,4 +1,4 @@
-"""Import files (DESIGN.md §4 "Store import"): CSV in three encodings, JSON Lines, values."""
+"""Import files (docs/contracts.md "Store import"): CSV in three encodings, JSON Lines, values."""
 
 from __future__ import annotations
 

@@ -243,7 +243,7 @@ def test_bad_inputs_are_refused():
         render("confirmation", {**reply_context([notice()]), "template_set": "../etc"})
 
 
-# --- keys (DESIGN.md §7) -----------------------------------------------------------------
+# --- keys (docs/security.md) -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("charset", ["utf-8", "iso-2022-jp"])

@@ -4,7 +4,7 @@ Each command group lives in its own module here (`parse`, `demo`, `store`, `veri
 `config`, `intake`, `outbox`, `submissions`), each with a `register(commands)` that adds its
 subparsers; options several commands share are in `options`.
 
-Exit codes (DESIGN.md §4): 0 ok, 1 a problem found in the input, 2 usage or config error.
+Exit codes (docs/contracts.md): 0 ok, 1 a problem found in the input, 2 usage or config error.
 Errors go to stderr as one sentence naming the file or field.
 """
 

@@ -1,6 +1,6 @@
 """`mailbot parse`: read sources and print what they hold (JSON lines or a readable table).
 
-The JSON form is a contract (DESIGN.md §4): exactly one object per PATH, one per line, in
+The JSON form is a contract (docs/contracts.md): exactly one object per PATH, one per line, in
 input order. Lossy decodes and other warnings go to stderr, naming the file.
 """
 

@@ -1,4 +1,4 @@
-"""`mailbot verify NUMBER KEY …`: a clerk checks one guarantee at a terminal (DESIGN.md §4)."""
+"""`mailbot verify NUMBER KEY …`: a clerk checks one guarantee at a terminal (docs/contracts.md)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ its role is `issuer` (verify and answer) or `contractor` (the notification queue
 are an ordered list: each matches on mailbox, To/Cc, sender domain, subject pattern and
 attachment-name glob, and sets issuer, department, template set, staff to notify and the
 folder to move to; `stop = true` ends the list. Passwords come from an environment
-variable or a file named here, never from the file itself (DESIGN.md §7).
+variable or a file named here, never from the file itself (docs/security.md).
 """
 
 from __future__ import annotations

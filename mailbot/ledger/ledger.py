@@ -1,5 +1,5 @@
 """The ledger: one row per received message, and the state machine that makes every message
-decided exactly once and filed (DESIGN.md §6).
+decided exactly once and filed (docs/reliability.md).
 
 `receive()` spools the bytes durably, then commits a row — only after that may a source
 acknowledge (SMTP 250, IMAP flag/move). An IMAP message is keyed by (mailbox, UIDVALIDITY,

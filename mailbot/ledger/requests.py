@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -21,9 +21,6 @@ from sqlalchemy.engine import Connection
 from mailbot.store.schema import ledger, reply_requests, utc
 
 from .entry import ReplyRequest
-
-if TYPE_CHECKING:
-    from mailbot.outbox.rows import Change
 
 
 @dataclass(frozen=True)
@@ -94,17 +91,19 @@ def unrenderable(conn: Connection, request_id: int, error: str, now: datetime) -
                  .values(state="failed", error=error, failed_at=now))
 
 
-def follow_outbox(conn: Connection, change: Change) -> None:
-    """The outbox listener of this table: a request follows its mail's state, and a decided
-    message whose reply went out is `replied`."""
-    row = change.row
-    if row.reply_request_id is None:
+def follow_outbox(conn: Connection, request_id: int | None, ledger_id: int | None,
+                  state: str) -> None:
+    """What the outbox calls when the mail of reply request `request_id` (of ledger row
+    `ledger_id`) changes to `state`: the request follows its mail, and a decided message
+    whose reply went out is `replied`. (Plain values, so the ledger knows nothing of the
+    outbox's records: the outbox depends on this table, not the other way round.)"""
+    if request_id is None:
         return
-    conn.execute(update(reply_requests).where(reply_requests.c.id == row.reply_request_id)
-                 .values(state=change.state))
-    if change.state == "sent" and row.ledger_id is not None:
+    conn.execute(update(reply_requests).where(reply_requests.c.id == request_id)
+                 .values(state=state))
+    if state == "sent" and ledger_id is not None:
         conn.execute(update(ledger)
-                     .where(ledger.c.id == row.ledger_id, ledger.c.state == "decided")
+                     .where(ledger.c.id == ledger_id, ledger.c.state == "decided")
                      .values(state="replied"))
 
 

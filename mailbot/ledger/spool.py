@@ -1,7 +1,7 @@
 """The spool: raw messages on disk, written durably before anyone is told "received".
 
 A message is stored once under its SHA-256 (`ab/abcdef….eml`): written to a temporary file,
-fsynced, renamed into place and the folder fsynced (DESIGN.md §6, the Mailman switchboard
+fsynced, renamed into place and the folder fsynced (docs/reliability.md, the Mailman switchboard
 idea without pickles). Writing the same bytes twice is a no-op, so a sender's retry after a
 crash cannot create a second copy.
 """

@@ -3,7 +3,7 @@ goes out in.
 
 `Outbox` queues rendered messages with their Message-ID fixed before the first attempt
 (`queueing`) and sends them over SMTP (`smtp`) with retries until a deadline (`delivery`,
-DESIGN.md §6); `SendWindow` says when mail may go out (office hours on Japanese working
+docs/reliability.md); `SendWindow` says when mail may go out (office hours on Japanese working
 days). `rows` holds the table's rows and the `Change` its listeners hear of.
 """
 

@@ -43,7 +43,7 @@ class OutboxCore:
         self.deadline = deadline
         self.backoff = backoff
         self.on_permanent_failure = on_permanent_failure
-        self.listeners: list[Listener] = [requests.follow_outbox, *listeners]
+        self.listeners: list[Listener] = [_follow_requests, *listeners]
         self.resend_checks = list(resend_checks)
         # A row being sent is not due again before this (a second flush must not send it too;
         # after a crash in mid-send it comes due again).
@@ -70,3 +70,8 @@ class OutboxCore:
 
     def _window(self, name: str | None) -> SendWindow:
         return self.windows.get(name, self.window) if name else self.window
+
+
+def _follow_requests(conn: Connection, change: Change) -> None:
+    """The reply request of a reply follows its mail's state (`mailbot.ledger.requests`)."""
+    requests.follow_outbox(conn, change.row.reply_request_id, change.row.ledger_id, change.state)

@@ -4,7 +4,7 @@ inside the send window unless a row is `immediate`.
 250 marks the row `sent` in the step right after the server's answer; 4xx and lost
 connections retry with backoff until the row's deadline, then fail; 5xx fails at once.
 Every state change is told to the listeners in its transaction; every permanent failure
-then calls `on_permanent_failure`, which is where alerts come from (DESIGN.md §6).
+then calls `on_permanent_failure`, which is where alerts come from (docs/reliability.md).
 `recover()` puts rows a killed process was sending back in line. The clock is always a
 parameter: nothing here reads it or sleeps.
 """

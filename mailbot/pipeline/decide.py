@@ -50,7 +50,7 @@ def clip(text: str | None, limit: int = MAX_SUBJECT) -> str | None:
 
 
 def mask_key(key: str) -> str:
-    """`Z28YUEAJ38ux` → `Z28Y********` (DESIGN.md §7)."""
+    """`Z28YUEAJ38ux` → `Z28Y********` (docs/security.md)."""
     return key[:4] + "*" * max(len(key) - 4, 0)
 
 
@@ -181,7 +181,7 @@ def _reply_context(
     routing: Routing,
     policy: IssuerPolicy,
 ) -> dict[str, Any]:
-    """Only what the sender already gave plus our verdicts (DESIGN.md §7)."""
+    """Only what the sender already gave plus our verdicts (docs/security.md)."""
     return {
         "in_reply_to": facts.message_id,
         "references": " ".join(r for r in (facts.references, facts.message_id) if r) or None,

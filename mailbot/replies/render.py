@@ -14,7 +14,7 @@ Replies (``confirmation``, ``discrepancy``) take the context that
      "problems": [{"code", "origin"}]}
 
 The context's ``template_set``, when set, wins over ``ReplySettings.template_set``. Any
-context (reply or staff) that carries a clear ``auth_key`` anywhere is refused (DESIGN.md §7).
+context (reply or staff) that carries a clear ``auth_key`` anywhere is refused (docs/security.md).
 
 Staff mail (``digest``, ``alert``) takes::
 

@@ -1,6 +1,6 @@
 """The sample record, the expected-result helpers and the pools of fictional values.
 
-``expected`` follows the ``mailbot parse --json`` contract (DESIGN.md §4) minus ``source``
+``expected`` follows the ``mailbot parse --json`` contract (docs/contracts.md) minus ``source``
 and problem ``detail``. It is always derived from the values put into a sample, never from
 running a reader.
 """

@@ -33,7 +33,7 @@ TTF_FONT_NAME = "MailbotIPAexGothic"
 PAGE_W, PAGE_H = A4
 FAKE_BOLD_OFFSET = 0.3
 
-# Look-alike code points a producer may emit (DESIGN.md §8). Kangxi radicals fold under NFKC,
+# Look-alike code points a producer may emit (docs/reading.md). Kangxi radicals fold under NFKC,
 # the CJK Radicals Supplement does not.
 KANGXI_LABEL = {"工": "\u2f2f"}  # ⼯ KANGXI RADICAL WORK
 RADICAL_SUPPLEMENT = {"長": "\u2ed1", "西": "\u2ec4"}  # ⻑ ⻄

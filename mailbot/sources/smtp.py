@@ -1,4 +1,4 @@
-"""The SMTP / LMTP intake listener: 250 only after the message is durable (DESIGN.md §6).
+"""The SMTP / LMTP intake listener: 250 only after the message is durable (docs/reliability.md).
 
 An aiosmtpd server on its own thread and event loop. A recipient is accepted at RCPT time
 only if it maps to a mailbot mailbox (or a default mailbox is configured), otherwise 550.

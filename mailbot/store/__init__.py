@@ -1,7 +1,7 @@
 """The guarantee store: what the sureties issued, with each guarantee's full history.
 
 `Store` (SQLite or PostgreSQL through SQLAlchemy, migrated with Alembic) holds versions of
-guarantees with keys only as HMACs; `resolve_store_url` applies DESIGN.md §4's order for
+guarantees with keys only as HMACs; `resolve_store_url` applies the order of docs/contracts.md for
 choosing the database.
 """
 

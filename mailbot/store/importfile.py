@@ -1,4 +1,4 @@
-"""Reading `mailbot store import FILE` (DESIGN.md §4 "Store import") into `GuaranteeEvent`s.
+"""Reading `mailbot store import FILE` (docs/contracts.md "Store import") into `GuaranteeEvent`s.
 
 This module only reads and validates; applying the events to the store is someone else's job.
 A CSV file (Japanese headers, UTF-8 with or without BOM, or cp932 as Excel writes it) or a
@@ -35,7 +35,7 @@ from parsers.values import parse_amount, parse_count, parse_date, parse_datetime
 #: How many messages an `ImportFileError` lists before "… and N more".
 MAX_MESSAGES = 50
 
-#: CSV header → field code name (DESIGN.md §4); 低入札 is our extension.
+#: CSV header → field code name (docs/contracts.md); 低入札 is our extension.
 HEADERS: dict[str, str] = {
     "保証契約番号": "guarantee_number", "認証キー": "auth_key", "商品名": "kind",
     "発注者名": "issuer", "請負契約者": "contractor", "工事名": "project_name",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-# DESIGN.md §4 対象 column: Japanese word ↔ code name.
+# The 対象 column (docs/contracts.md): Japanese word ↔ code name.
 EVENTS: dict[str, str] = {"新規": "new", "変更": "amendment", "訂正": "correction", "取消": "cancellation"}
 EVENT_CODES = tuple(EVENTS.values())
 

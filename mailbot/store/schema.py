@@ -162,7 +162,7 @@ outbox = Table(
     Column("kind", String(16), nullable=False),  # one of mailbot.outbox.KINDS
     Column("reply_request_id", Integer, ForeignKey("reply_requests.id")),
     Column("ledger_id", Integer),
-    # Chosen before the first attempt and the same in every retry (DESIGN.md §6).
+    # Chosen before the first attempt and the same in every retry (docs/reliability.md).
     Column("message_id", MailText, nullable=False),
     Column("to_addrs", MailText, nullable=False),  # bare addresses, comma-separated
     Column("subject", MailText),  # decoded, for listings

@@ -1,4 +1,4 @@
-"""The server secret that keys the HMAC of authentication keys (DESIGN.md §4, §7).
+"""The server secret that keys the HMAC of authentication keys (docs/contracts.md, docs/security.md).
 
 Order: env `MAILBOT_SECRET`, then the file named by env `MAILBOT_SECRET_FILE`. Without
 either, a SQLite store gets a random secret created once in `mailbot.secret` beside the

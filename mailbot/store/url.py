@@ -1,4 +1,4 @@
-"""Which database a command uses (DESIGN.md §4): --store, config, env, then ./mailbot.db."""
+"""Which database a command uses (docs/contracts.md): --store, config, env, then ./mailbot.db."""
 
 from __future__ import annotations
 

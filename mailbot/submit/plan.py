@@ -3,7 +3,7 @@
 Pure apart from reading the store (the issuer lookup) and the extra files: nothing is
 written here. The plan carries the notice's hash (HMAC of number and key, so the same
 notice is recognised again without storing its key) and a Message-ID chosen now, before
-anything is sent, that stays the submission's for good (DESIGN.md §6).
+anything is sent, that stays the submission's for good (docs/reliability.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Three sources, in this order, each recorded in the trail so staff can see why:
 3. `[[projects]]` rules: the first whose pattern is found in the notice's 工事名.
 A project rule that matches also gives the 工事番号 (fixed, or its `project_no` group) and
 extra files, whichever way the issuer was found (a rule naming another issuer is skipped).
-Names compare after full NFKC, without white space and with (株) = 株式会社 (DESIGN.md §8).
+Names compare after full NFKC, without white space and with (株) = 株式会社 (docs/reading.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Verification: compare what a notice says with what the surety issued.
 
 `verify(store, Claim, IssuerPolicy)` runs the issuer's ordered rule chain (one rule per
-module in `rules/`) and returns a `VerifyResult` with outcome codes (DESIGN.md §4), Japanese
+module in `rules/`) and returns a `VerifyResult` with outcome codes (docs/contracts.md), Japanese
 reasons fit for a reply, the store's and the notice's values where they differ, and the trail
 of rules that hit and missed. It knows the store, not where the mail came from.
 """

@@ -1,6 +1,6 @@
 """Run an issuer's rule chain over a notice's claim and record the result.
 
-The chain is an ordered list of rule names (DESIGN.md §9), read top to bottom; every rule
+The chain is an ordered list of rule names (docs/contributing.md), read top to bottom; every rule
 that runs leaves a line in the trail, hit or not. Failed key checks (unknown number, wrong
 key) are recorded for the throttle after the chain.
 """

@@ -1,4 +1,4 @@
-"""Compare names the way DESIGN.md §4 says: after NFKC and removing white space.
+"""Compare names the way docs/contracts.md says: after NFKC and removing white space.
 
 The normal form itself (`parsers.normalize.name_key`) is shared with the store, which keys
 a contract's guarantees by it.

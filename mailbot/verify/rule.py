@@ -1,4 +1,4 @@
-"""What a verification rule sees and says (DESIGN.md §9: a name, a description, `check()`).
+"""What a verification rule sees and says (docs/contributing.md: a name, a description, `check()`).
 
 A rule gets the `Context` (the claim, the guarantee's versions, the issuer's policy,
 the store for the few rules that ask more) and returns a `Verdict`: whether it hit, the

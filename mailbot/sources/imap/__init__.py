@@ -1,4 +1,4 @@
-"""IMAP source: one watcher per mailbox, copying its messages into the ledger (DESIGN.md §6, §8).
+"""IMAP source: one watcher per mailbox, copying its messages into the ledger (docs/reliability.md, docs/reading.md).
 
 - `connection.py`: the settings, TLS and login, SELECT with its UIDVALIDITY, folder names.
 - `fetch.py`: reading messages by UID in bounded FETCHes (``BODY.PEEK[]``: \\Seen is never set).

@@ -32,7 +32,7 @@ class ImapSettings:
     folder: str = "INBOX"
     batch: int = 100  # UIDs fetched per FETCH
     poll_seconds: float = 60  # polling fallback when the server has no IDLE
-    idle_renew_seconds: float = 540  # IDLE renewed at least every 10 minutes (DESIGN §8)
+    idle_renew_seconds: float = 540  # IDLE renewed at least every 10 minutes (docs/reading.md)
     timeout_seconds: float = 30  # socket timeout
     since: date | None = None  # first sync only: SEARCH SINCE instead of ALL (backfill)
     reply_to_backfill: bool = False  # first sync: also reply to mail older than BACKFILL_AGE

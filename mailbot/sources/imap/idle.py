@@ -39,7 +39,7 @@ def wait_for_news(client: IMAPClient, settings: ImapSettings, stop: threading.Ev
         if any(len(r) > 1 and r[1] == b"EXISTS" for r in responses):
             break
         if not responses and time.monotonic() - started < wait / 2:
-            # Readable but nothing parsed: idle_check swallows EOF (DESIGN §8).
+            # Readable but nothing parsed: idle_check swallows EOF (docs/reading.md).
             # idle_done() below raises if the connection is really gone.
             break
     client.idle_done()

@@ -3,7 +3,7 @@
 前払金保証 ≤ advance_max, 中間前払金保証 ≤ intermediate_max with the advances of the same
 contract together ≤ advances_total_max, 契約保証 ≥ contract_min (contract_min_low_bid for a
 low bid). Amounts missing from the store mean there is nothing to check. The reason states
-the rule, never the amounts (DESIGN.md §7).
+the rule, never the amounts (docs/security.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Shared shape of the rules that compare one field the notice states with the store's.
 
 A field the notice does not state is not compared (nothing to contradict). The reason names
-the field and, at most, the value the sender gave — never the store's value (DESIGN.md §7);
+the field and, at most, the value the sender gave — never the store's value (docs/security.md);
 the store's value goes only into the audit trail's differences.
 """
 

@@ -22,7 +22,7 @@ class Eligibility:
             return Verdict(
                 hit=True,
                 outcome="not_eligible",
-                # Name the kind only if the sender did (DESIGN.md §7).
+                # Name the kind only if the sender did (docs/security.md).
                 reason=(f"{ctx.claim.kind}の電子保証は、当方では受け付けていません。"
                         if ctx.claim.kind else
                         "この種類の電子保証は、当方では受け付けていません。"),
