@@ -124,3 +124,17 @@ def in_domains(domain: str | None, domains: Iterable[str]) -> bool:
         return False
     domain = domain.lower()
     return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+# Our own sender (`[smtp] from`, an issuer's `reply_from`, the contractor's `from`): a plain
+# ASCII dot-atom @ host, a host without a dot included (the default mailbot@localhost). It
+# comes from the admin's configuration, so it is not held to the rule for others' addresses.
+_OWN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
+
+
+def is_own_address(address: str) -> bool:
+    """Whether `address` may be our own sender (see `_OWN_ADDRESS`): checked when the
+    configuration is loaded and again when a mail is written."""
+    return _OWN_ADDRESS.fullmatch(address) is not None

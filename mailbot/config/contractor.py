@@ -18,6 +18,7 @@ from typing import Any, cast
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from mailbot.addresses import domain_of
 from parsers.model import KINDS
 
 from .outbound import WindowConfig
@@ -160,7 +161,7 @@ class SubmissionRule:
     def answer_domains(self) -> frozenset[str]:
         """Domains an answer from this issuer may come from (its addresses' and any named)."""
         addresses = [self.to or "", *(a for _k, a in self.to_by_kind), *self.answer_from]
-        return frozenset(a.rsplit("@", 1)[-1].lower() for a in addresses if a)
+        return frozenset(domain_of(a) or a.lower() for a in addresses if a)
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from mailbot.addresses import Unanswerable, reply_address
+from mailbot.addresses import Unanswerable, is_own_address, reply_address
 from mailbot.protocols import TLS_MODES
 
 from .reader import Item, Reader, TomlReader, build
-
-# What mailbot.replies.safe.set_address accepts as our own sender: ASCII dot-atom @ host.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-OWN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
 
 
 def text(item: Item) -> Any:
@@ -221,7 +216,7 @@ def known_issuer(item: Item) -> str | None:
 def own_address(item: Item) -> Any:
     """An address we send from: a plain local@host (a host without a dot too)."""
     value = text(item)
-    if value is not None and not OWN_ADDRESS.fullmatch(value):
+    if value is not None and not is_own_address(value):
         raise item.fail(f"{value!r} is not an e-mail address we can send from (local@host)")
     return value
 
@@ -229,7 +224,7 @@ def own_address(item: Item) -> Any:
 def own_addresses(item: Item) -> tuple[str, ...]:
     values = lower_strings(item)
     for value in values:
-        if not OWN_ADDRESS.fullmatch(value):
+        if not is_own_address(value):
             raise item.fail(f"{value!r} is not an e-mail address (local@host)")
     return values
 

@@ -7,9 +7,9 @@ import smtplib
 import ssl
 from dataclasses import dataclass, field
 
-from .rows import OutboxRow, message_headers
+from mailbot.protocols import TLS_MODES
 
-TLS_MODES = ("ssl", "starttls", "none")
+from .rows import OutboxRow, message_headers
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from mailbot.addresses import domain_of
 from mailbot.config import Config
 from mailbot.ledger import ReplyRow
 from mailbot.outbox import Outbox, OutboxRow, StaffMail
@@ -54,7 +55,7 @@ class Replier:
         )
 
     def _domain(self, settings: ReplySettings) -> str:
-        return settings.from_addr.rsplit("@", 1)[-1] or "localhost"
+        return domain_of(settings.from_addr) or "localhost"
 
     # -- the scheduled jobs ---------------------------------------------------------------
     def queue(self, now: datetime) -> int:

@@ -19,14 +19,10 @@ from email.message import EmailMessage
 from email.utils import formataddr
 from typing import Any
 
-from mailbot.addresses import Unanswerable, reply_address
+from mailbot.addresses import Unanswerable, is_own_address, reply_address
 from parsers.headers import clean_body_text, clean_header_text
 
 MAX_LINE = 78
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_OWN_ADDRESS = re.compile(
-    rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
 
@@ -73,7 +69,7 @@ def set_address(msg: EmailMessage, name: str, display: str | None, address: str,
     ``reply_from``): a plain ``local@host`` is enough, a host without a dot included (the
     default ``mailbot@localhost``); it is not held to the rule for the addresses of others."""
     address = address.strip()
-    if not _OWN_ADDRESS.fullmatch(address):
+    if not is_own_address(address):
         raise ValueError(f"not a usable sender address: {address[:200]!r}")
     display = clean_header_text(display or "")
     if not display:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mailbot.addresses import domain_of
 from mailbot.config import Config
 from mailbot.replies.render import new_message_id, template_dirs
 from mailbot.store import Store
@@ -60,7 +61,7 @@ def plan_notice(notice: Notice, attachments: dict[str, File], texts: list[str], 
     contractor = config.contractor
     if contractor is None:
         raise ValueError("a contractor mailbox needs the [contractor] table")
-    domain = contractor.from_addr.rsplit("@", 1)[-1]
+    domain = domain_of(contractor.from_addr) or "localhost"
     plan = Plan(notice.guarantee_number, notice_hash(store, notice), notice.kind,
                 notice.project_name, new_message_id(domain), "unroutable")
     choice = choose_issuer(notice, texts, config, store)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from mailbot.addresses import domain_of
 from mailbot.config import Config
 from mailbot.replies.render import (
     REPO_TEMPLATES,
@@ -43,7 +44,7 @@ def staff_mail(config: Config, template: str, context: dict[str, Any], now: date
     contractor = config.contractor
     assert contractor is not None
     settings = contractor_settings(config)
-    message_id = new_message_id(settings.from_addr.rsplit("@", 1)[-1])
+    message_id = new_message_id(domain_of(settings.from_addr) or "localhost")
     full = {"contractor": contractor.name, "excerpt": [], **context}
     try:
         raw = render_staff(template, full, list(contractor.staff), settings, message_id, now)

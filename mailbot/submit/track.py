@@ -11,12 +11,12 @@ should look), and an answer with neither is recorded as `answered` for staff to 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from mailbot.addresses import domain_of, in_domains
 from mailbot.config import Config
 from mailbot.replies.render import RESULT_HEADER
 from parsers.normalize import canonical_number, normalize_text
@@ -87,13 +87,6 @@ def referenced_ids(in_reply_to: str | None, references: str | None) -> list[str]
     return list(dict.fromkeys(found))[:MAX_REFERENCES]
 
 
-def in_domains(domain: str | None, domains: Iterable[str]) -> bool:
-    """`domain` is one of `domains` or a subdomain of one (mail.city.example.jp)."""
-    if not domain:
-        return False
-    domain = domain.lower()
-    return any(domain == d or domain.endswith("." + d) for d in domains)
-
 
 @dataclass
 class Match:
@@ -113,7 +106,7 @@ def match_submissions(conn: Connection, config: Config, author: str | None,
     submission of that number. An auto-reply without mailbot's result header (an
     out-of-office) is only a `note`; so is an answer in the thread of an earlier submission
     of a notice that was submitted again (the current submission keeps its state)."""
-    author_domain = author.rsplit("@", 1)[-1] if author and "@" in author else None
+    author_domain = domain_of(author)
     matches: list[Match] = []
     if message_ids:
         for row in table.in_threads(conn, message_ids):
