@@ -31,6 +31,7 @@ from mailbot.outgoing import Outgoing, outbox_for
 from mailbot.pipeline.contractor import decide_contractor
 from mailbot.pipeline.decide import decide, mailbox_action
 from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
+from mailbot.pipeline.records import CONTRACTOR_DONE, DecisionRecord, Status
 from mailbot.pipeline.redecision import redecided
 from mailbot.store import Store
 from parsers import Limits, PdfPool, Reader
@@ -129,8 +130,8 @@ class Pipeline:
         """The same message again while it is still in hand (a relay retried after a lost
         250, a second copy in the folder): no second decision, no second reply; the copy is
         filed with the first."""
-        record: dict[str, Any] = {"mailbox": mailbox.name, "message_id": facts.message_id,
-                  "sender": facts.sender, "subject": facts.subject, "status": "duplicate",
+        record: DecisionRecord = {"mailbox": mailbox.name, "message_id": facts.message_id,
+                  "sender": facts.sender, "subject": facts.subject, "status": Status.DUPLICATE,
                   "duplicate_of": earlier.of, "outcomes": [], "problems": [], "notices": []}
         action = mailbox_action(mailbox, mailbox.done_folder)
         self.ledger.decide(entry.id, record, None, action, now=self.clock(),
@@ -146,12 +147,11 @@ class Pipeline:
         if earlier is not None:  # moved back into the queue: planned again, like a forward
             record["redecision_of"] = earlier.of
 
-        def apply(conn: Connection, record: dict[str, Any], at: datetime) -> str | None:
+        def apply(conn: Connection, record: DecisionRecord, at: datetime) -> str | None:
             """The writes, then the mailbox action the finished record calls for."""
             writes.apply(conn, record, at)
-            done = record["status"] in ("submitted", "duplicate", "answer", "ignored",
-                                        "backfill")
-            if record["status"] == "answer" and any(
+            done = record["status"] in CONTRACTOR_DONE
+            if record["status"] == Status.ANSWER and any(
                     a["verdict"] != "confirmed" for a in record.get("answers", [])):
                 done = False
             return mailbox_action(mailbox, mailbox.done_folder if done
@@ -163,7 +163,7 @@ class Pipeline:
         self._log(entry, facts, mailbox, record, action)
 
     def _log(self, entry: Entry, facts: MailFacts, mailbox: MailboxConfig,
-             record: dict[str, Any], action: str | None) -> None:
+             record: DecisionRecord, action: str | None) -> None:
         decisions_log.info(json.dumps({
             "ledger_id": entry.id, "message_id": facts.message_id, "mailbox": mailbox.name,
             "status": record.get("status"), "outcomes": record.get("outcomes", []),

@@ -5,13 +5,14 @@ untrusted input), the plain data of `model`, and the `Limits` that bound the wor
 """
 
 from .limits import Limits
-from .model import KINDS, PROBLEM_CODES, Notice, ParseResult, Problem
+from .model import KINDS, PROBLEM_CODES, Notice, ParseResult, Problem, ProblemCode
 from .reader import Reader
 from .sandbox import InlineRunner, PdfPool
 
 __all__ = [
     "KINDS",
     "PROBLEM_CODES",
+    "ProblemCode",
     "InlineRunner",
     "Limits",
     "Notice",

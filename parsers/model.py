@@ -8,21 +8,27 @@ worker processes, compared in tests and turned into the `mailbot parse --json` c
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
+
 
 # docs/contracts.md: the closed set of problem codes. Add new ones only by extending this tuple
 # together with docs/contracts.md.
-PROBLEM_CODES: tuple[str, ...] = (
-    "no_notice_found",
-    "incomplete_notice",
-    "encrypted_pdf",
-    "encrypted_archive",
-    "no_text_layer",
-    "unreadable_attachment",
-    "attachment_too_large",
-    "read_timeout",
-    "too_many_parts",
-)
+class ProblemCode(StrEnum):
+    """The closed set of problem codes."""
+
+    NO_NOTICE_FOUND = "no_notice_found"
+    INCOMPLETE_NOTICE = "incomplete_notice"
+    ENCRYPTED_PDF = "encrypted_pdf"
+    ENCRYPTED_ARCHIVE = "encrypted_archive"
+    NO_TEXT_LAYER = "no_text_layer"
+    UNREADABLE_ATTACHMENT = "unreadable_attachment"
+    ATTACHMENT_TOO_LARGE = "attachment_too_large"
+    READ_TIMEOUT = "read_timeout"
+    TOO_MANY_PARTS = "too_many_parts"
+
+
+PROBLEM_CODES: tuple[str, ...] = tuple(code.value for code in ProblemCode)
 
 KINDS: tuple[str, ...] = ("前払金保証", "中間前払金保証", "契約保証")
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ..config import MailboxConfig
     from ..pipeline.facts import MailFacts
+    from ..pipeline.records import DecisionRecord
 
 
 def register(commands: Commands) -> None:
@@ -209,11 +210,11 @@ def _replay_contractor(path: str, raw: bytes, facts: MailFacts, mailbox: Mailbox
     else:
         print(f"{path}: {record['status']}" + (f" ({record['reason']})"
                                                if record.get("reason") else ""))
-        for plan in record["plans"]:
-            target = plan["to"] or "-"
-            print(f"  notice  {plan['guarantee_number']}: {plan['state']} → {target}"
-                  f" [{plan['subject'] or plan['reason']}]")
-            for line in plan["trail"]:
+        for shown in record["plans"]:
+            target = shown["to"] or "-"
+            print(f"  notice  {shown['guarantee_number']}: {shown['state']} → {target}"
+                  f" [{shown['subject'] or shown['reason']}]")
+            for line in shown["trail"]:
                 print(f"          {line}")
         for item in record["answers"]:
             print(f"  answer  submission {item['submission']} ({item['guarantee_number']}): "
@@ -222,7 +223,7 @@ def _replay_contractor(path: str, raw: bytes, facts: MailFacts, mailbox: Mailbox
     return 1 if bad else 0
 
 
-def _print_decision(path: str, record: dict[str, Any], as_json: bool) -> None:
+def _print_decision(path: str, record: DecisionRecord, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"source": path, **record}, ensure_ascii=False, default=str))
         return

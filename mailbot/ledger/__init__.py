@@ -1,10 +1,10 @@
 """Intake bookkeeping: the durable spool of raw messages, the ledger of their states and the
 reply requests their decisions store (`requests`, the `reply_requests` table's owner)."""
 
-from .entry import Earlier, Entry, Receipt, ReplyRequest
+from .entry import Earlier, Entry, LedgerState, Receipt, ReplyRequest
 from .ledger import MAX_ATTEMPTS, Ledger, received_since
 from .requests import ReplyRow
 from .spool import Spool
 
-__all__ = ["MAX_ATTEMPTS", "Earlier", "Entry", "Ledger", "Receipt", "ReplyRequest", "ReplyRow",
+__all__ = ["MAX_ATTEMPTS", "Earlier", "Entry", "Ledger", "LedgerState", "Receipt", "ReplyRequest", "ReplyRow",
            "Spool", "received_since"]

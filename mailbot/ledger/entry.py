@@ -6,9 +6,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from mailbot.store.schema import ledger, utc
+
+
+class LedgerState(StrEnum):
+    """A message's row: received → processing → decided → replied, or quarantined after
+    `MAX_ATTEMPTS` crashes (with the traceback)."""
+
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    DECIDED = "decided"
+    REPLIED = "replied"
+    QUARANTINED = "quarantined"
 
 
 @dataclass(frozen=True)

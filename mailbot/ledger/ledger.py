@@ -19,11 +19,11 @@ in the store database.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -38,6 +38,9 @@ from .entry import ENTRY_COLUMNS, Entry, Receipt, ReplyRequest, entry_of
 from .spool import Spool
 from .sync import MailboxSync
 
+# A decision record (`mailbot.pipeline.records.DecisionRecord`): the ledger stores it as JSON
+# and knows no more of its keys.
+R = TypeVar("R", bound=Mapping[str, Any])
 MAX_ATTEMPTS = 3
 
 
@@ -205,13 +208,13 @@ class Ledger(Copies, MailboxSync):
     def decide(
         self,
         entry_id: int,
-        decision: dict[str, Any],
+        decision: R,
         reply: ReplyRequest | None,
         action: str | None,
         now: datetime | None = None,
         attempt: int | None = None,
         body_sha256: str | None = None,
-        extra: Callable[[Connection, dict[str, Any], datetime], str | None] | None = None,
+        extra: Callable[[Connection, R, datetime], str | None] | None = None,
         copy_of: int | None = None,
     ) -> str | None:
         """Record the decision, its reply request and the pending mailbox action at once;

@@ -8,13 +8,25 @@ days). `rows` holds the table's rows and the `Change` its listeners hear of.
 """
 
 from .outbox import Outbox
-from .rows import KINDS, STATES, Change, FlushReport, OutboxRow, StaffMail, message_headers
+from .rows import (
+    KINDS,
+    STATES,
+    Change,
+    FlushReport,
+    OutboxKind,
+    OutboxRow,
+    OutboxState,
+    StaffMail,
+    message_headers,
+)
 from .smtp import SmtpSettings
 from .window import SendWindow
 
 __all__ = [
     "KINDS",
     "STATES",
+    "OutboxKind",
+    "OutboxState",
     "Change",
     "FlushReport",
     "Outbox",

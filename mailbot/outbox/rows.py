@@ -15,14 +15,34 @@ from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import getaddresses
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from mailbot.store.schema import outbox, utc
 
-KINDS = ("reply", "digest", "alert", "submission")
-STATES = ("queued", "sent", "failed", "cancelled")
+
+class OutboxKind(StrEnum):
+    """What an outbox row carries."""
+
+    REPLY = "reply"
+    DIGEST = "digest"
+    ALERT = "alert"
+    SUBMISSION = "submission"
+
+
+class OutboxState(StrEnum):
+    """queued → sent | failed | cancelled (a failed row may be queued again)."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+KINDS: tuple[str, ...] = tuple(kind.value for kind in OutboxKind)
+STATES: tuple[str, ...] = tuple(state.value for state in OutboxState)
 
 
 @dataclass(frozen=True)

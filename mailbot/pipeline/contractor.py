@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from mailbot.addresses import domain_of, in_domains
 from mailbot.config import Config, MailboxConfig
 from mailbot.outbox import Outbox
+from mailbot.pipeline.records import DecisionRecord, Status
 from mailbot.pipeline.safety import SUBMIT_CHAIN, first_reason, is_bounce
 from mailbot.pipeline.safety import Context as SafetyContext
 from mailbot.store import Store
@@ -72,7 +73,7 @@ class Writes:
     no_pdf_notice: bool = False  # about a guarantee, but nothing to submit: staff must act
     quiet: bool = False  # backfill: record, but write no mail
 
-    def apply(self, conn: Connection, record: dict[str, Any], now: datetime) -> None:
+    def apply(self, conn: Connection, record: DecisionRecord, now: datetime) -> None:
         if self.answers:
             self._record_answers(conn, record, now)
             return
@@ -85,11 +86,11 @@ class Writes:
                            *(f"  {line}" for line in plan.trail)]
         results = [s["result"] for s in record.get("submissions", [])]
         if "submitted" in results:
-            record["status"] = "submitted"
+            record["status"] = Status.SUBMITTED
         elif "unroutable" in results:
-            record["status"] = "unroutable"
+            record["status"] = Status.UNROUTABLE
         elif results:
-            record["status"] = "duplicate"
+            record["status"] = Status.DUPLICATE
         if alerts or self.problems or self.no_pdf_notice:
             if alerts:
                 what = "提出先を決められないお知らせがあります"
@@ -133,7 +134,7 @@ class Writes:
                            plan.subject or "", now, ledger_id=self.ledger_id, window=plan.window)
         return "submitted"
 
-    def _record_answers(self, conn: Connection, record: dict[str, Any], now: datetime) -> None:
+    def _record_answers(self, conn: Connection, record: DecisionRecord, now: datetime) -> None:
         assert self.answer is not None
         need_staff = []
         for match in self.answers:
@@ -162,7 +163,7 @@ class Writes:
             if verdict != "confirmed":
                 need_staff.append(f"{label}: {VERDICT_JA[verdict]}")
         notes_only = all(a["verdict"] == "note" for a in record.get("answers", []))
-        record["status"] = "ignored" if notes_only else "answer"
+        record["status"] = Status.IGNORED if notes_only else Status.ANSWER
         if notes_only:
             record["reason"] = "an auto-reply or a reply to an earlier submission: no verdict"
         if need_staff:
@@ -204,7 +205,7 @@ def never_submit(facts: MailFacts, config: Config) -> str | None:
 
 def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, config: Config,
                       store: Store, reader: Reader, outbox: Outbox, ledger_id: int,
-                      now: datetime, backfill: bool = False) -> tuple[dict[str, Any], Writes]:
+                      now: datetime, backfill: bool = False) -> tuple[DecisionRecord, Writes]:
     """The decision record (finished by `Writes.apply`) and the writes it needs.
 
     `backfill`: old mail met at a first sync (`--since`): answers are recorded, but nothing
@@ -215,10 +216,10 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
     texts = [item.text for item in contents.items if isinstance(item, BodyText)]
     found = raw_header(BytesHeaderParser(policy=compat32).parsebytes(raw), RESULT_HEADER)
     header = None if found is None else decode_header_text(found)
-    record: dict[str, Any] = {"mailbox": mailbox.name, "role": "contractor",
+    record: DecisionRecord = {"mailbox": mailbox.name, "role": "contractor",
                               "message_id": clip(facts.message_id, MAX_MESSAGE_ID),
                               "sender": facts.sender,
-                              "subject": clip(facts.subject), "status": "recorded", "outcomes": [],
+                              "subject": clip(facts.subject), "status": Status.RECORDED, "outcomes": [],
                               "problems": [], "notices": []}
     answer = read_answer(header or None, facts.subject, texts)
     refs = referenced_ids(facts.in_reply_to, facts.references)
@@ -235,21 +236,22 @@ def decide_contractor(raw: bytes, facts: MailFacts, mailbox: MailboxConfig, conf
         return record, writes
     blocked = never_submit(facts, config)
     if blocked:
-        record.update(status="ignored", reason=blocked)
+        record["status"], record["reason"] = Status.IGNORED, blocked
         return record, writes
     parsed = reader.read_bytes(raw, facts.message_id or "message", None)
     record["notices"] = [{"guarantee_number": n.guarantee_number, "kind": n.kind,
                           "project_name": n.project_name, "origin": n.origin}
                          for n in parsed.notices]
     if backfill:
-        record.update(status="backfill", reason="old mail at the first sync: not submitted")
+        record["status"] = Status.BACKFILL
+        record["reason"] = "old mail at the first sync: not submitted"
         return record, writes
     record["problems"] = [p.to_dict() for p in parsed.problems]
     record["ignored"] = [i.to_dict() for i in parsed.ignored]  # photos, office files …
     writes.problems = [{"code": p.code, "origin": p.origin} for p in parsed.problems
                        if p.code != "no_notice_found"]
     if not parsed.notices:
-        record["status"] = "no_notice"
+        record["status"] = Status.NO_NOTICE
         text = "\n".join([facts.subject, *texts])
         # Not for a colleague's reply in a submission's thread: that is no new notice.
         writes.no_pdf_notice = not refs and any(word in text for word in GUARANTEE_WORDS)

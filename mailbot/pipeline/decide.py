@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from mailbot.addresses import Unanswerable, reply_address
 from mailbot.config import Config, MailboxConfig
 from mailbot.ledger import ReplyRequest
+from mailbot.pipeline.records import DecisionRecord, Status
 from mailbot.pipeline.safety import REPLY_CHAIN, first_reason
 from mailbot.pipeline.safety import Context as SafetyContext
 from mailbot.store import Store
@@ -58,7 +59,7 @@ def mask_key(key: str) -> str:
 class Decision:
     status: str  # "verified" | "discrepancy" | "recorded"
     outcomes: list[str]
-    record: dict[str, Any]
+    record: DecisionRecord
     reply: ReplyRequest | None
     action: str | None  # "move:FOLDER" | "keyword:KW" | None
 
@@ -129,11 +130,11 @@ def decide(
     )
     outcomes = sorted({o for r in results for o in r.outcomes})
     if mailbox.role != "issuer":
-        status = "recorded"
+        status = Status.RECORDED
     elif parsed.notices and not parsed.problems and outcomes == ["verified"]:
-        status = "verified"
+        status = Status.VERIFIED
     else:
-        status = "discrepancy"
+        status = Status.DISCREPANCY
     folder = routing.folder or (mailbox.done_folder if status == "verified" else mailbox.review_folder)
     own = tuple(mailbox.addresses)
     blocked = reply_blocked(facts, own) if reply_wanted else "backfill: no reply asked"
@@ -144,7 +145,7 @@ def decide(
             template="confirmation" if status == "verified" else "discrepancy",
             context=_reply_context(parsed, results, facts, routing, policy),
         )
-    record = {
+    record: DecisionRecord = {
         "mailbox": mailbox.name,
         "message_id": clip(facts.message_id, MAX_MESSAGE_ID),
         "sender": clip(facts.sender, MAX_ADDRESS),

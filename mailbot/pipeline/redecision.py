@@ -3,12 +3,14 @@ the decision it makes again, and answered only when the outcome changed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mailbot.ledger import Earlier, ReplyRequest
+from mailbot.pipeline.records import DecisionRecord
 
 
-def _verdict(record: dict[str, Any]) -> tuple[Any, ...]:
+def _verdict(record: Mapping[str, Any]) -> tuple[Any, ...]:
     """What a reply tells the sender: the status, the outcome of each notice, the problems."""
     return (
         record.get("status"),
@@ -19,7 +21,7 @@ def _verdict(record: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def redecided(record: dict[str, Any], reply: ReplyRequest | None,
+def redecided(record: DecisionRecord, reply: ReplyRequest | None,
                earlier: Earlier) -> ReplyRequest | None:
     """Link a re-decision to the decision it makes again; keep its reply only when the
     outcome changed (the sender has the earlier answer, and it still holds)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from mailbot.addresses import domain_of
@@ -22,9 +23,28 @@ from parsers.headers import clean_header_text
 
 log = logging.getLogger("mailbot.submitting")
 
-STATE_JA = {"queued": "送信待ち", "sent": "返信待ち", "answered": "返信あり（内容未判定）",
-            "confirmed": "確認完了", "discrepancy": "相違あり", "unroutable": "提出先不明",
-            "failed": "送信失敗", "cancelled": "取消"}
+
+
+class SubmissionState(StrEnum):
+    """A submission's state: queued → sent → answered | confirmed | discrepancy, or
+    unroutable, failed, cancelled."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    ANSWERED = "answered"
+    CONFIRMED = "confirmed"
+    DISCREPANCY = "discrepancy"
+    UNROUTABLE = "unroutable"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# What the contractor's staff read for each state.
+STATE_JA: dict[str, str] = {
+    SubmissionState.QUEUED: "送信待ち", SubmissionState.SENT: "返信待ち",
+    SubmissionState.ANSWERED: "返信あり（内容未判定）", SubmissionState.CONFIRMED: "確認完了",
+    SubmissionState.DISCREPANCY: "相違あり", SubmissionState.UNROUTABLE: "提出先不明",
+    SubmissionState.FAILED: "送信失敗", SubmissionState.CANCELLED: "取消"}
 SUBJECTS = {"contractor_alert": "【電子保証提出・要対応】", "reminder": "【電子保証提出】返信待ち",
             "contractor_digest": "【電子保証提出】日次報告"}
 

@@ -7,14 +7,9 @@ of rules that hit and missed. It knows the store, not where the mail came from.
 """
 
 from .chain import VerifyResult, verify
+from .outcomes import OUTCOMES, Outcome
 from .policy import DEFAULT_CHAIN, AmountLimits, IssuerPolicy, ThrottleLimits
 from .rule import Claim
-
-OUTCOMES = (
-    "verified", "unknown_number", "key_mismatch", "issuer_mismatch", "kind_mismatch",
-    "project_mismatch", "contractor_mismatch", "cancelled", "superseded", "expired",
-    "amount_rule", "not_eligible", "throttled",
-)
 
 __all__ = [
     "DEFAULT_CHAIN",
@@ -22,6 +17,7 @@ __all__ = [
     "AmountLimits",
     "Claim",
     "IssuerPolicy",
+    "Outcome",
     "ThrottleLimits",
     "VerifyResult",
     "verify",

@@ -14,11 +14,12 @@ from typing import Any
 from mailbot.errors import UsageError
 from mailbot.store import Store
 
+from .outcomes import Outcome
 from .policy import IssuerPolicy
 from .rule import Claim, Context, Difference
 from .rules import RULES
 
-FAILED_KEY_OUTCOMES = ("unknown_number", "key_mismatch")
+FAILED_KEY_OUTCOMES = (Outcome.UNKNOWN_NUMBER, Outcome.KEY_MISMATCH)
 
 
 @dataclass
