@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from mailbot.store.schema import ledger
 
-from .entry import ENTRY_COLUMNS, Earlier, Entry, entry_of
+from .entry import ENTRY_COLUMNS, Earlier, Entry, LedgerState, entry_of
 
 
 class Copies:
@@ -38,7 +38,7 @@ class Copies:
         if first is not None:
             same.append(ledger.c.id == first)
         others = [ledger.c.mailbox == entry.mailbox, ledger.c.id != entry.id,
-                  ledger.c.state != "quarantined"]
+                  ledger.c.state != LedgerState.QUARANTINED]
         with self.engine.connect() as conn:
             found = conn.execute(
                 select(ledger.c.id, ledger.c.copy_of).where(*others, or_(*same))

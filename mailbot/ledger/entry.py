@@ -71,7 +71,7 @@ class Entry:
     def own_decision(self) -> bool:
         """Decided on its own, not filed as a duplicate of another row's decision."""
         record = self.record
-        return (self.state in ("decided", "replied") and record is not None
+        return (self.state in (LedgerState.DECIDED, LedgerState.REPLIED) and record is not None
                 and "duplicate_of" not in record)
 
 

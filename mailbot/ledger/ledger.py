@@ -34,7 +34,7 @@ from parsers.headers import decode_header_text, raw_header
 
 from . import requests
 from .copies import Copies
-from .entry import ENTRY_COLUMNS, Entry, Receipt, ReplyRequest, entry_of
+from .entry import ENTRY_COLUMNS, Entry, LedgerState, Receipt, ReplyRequest, entry_of
 from .spool import Spool
 from .sync import MailboxSync
 
@@ -106,7 +106,7 @@ class Ledger(Copies, MailboxSync):
             # A blank Message-ID is none: `same_message` looks for no copy of it, so it must
             # not meet another row's blank one in the unique (Message-ID, body) index either.
             spool_name=name, size=len(raw), message_id=message_id or None, sender=sender,
-            subject=subject, received_at=now or datetime.now(UTC), state="received",
+            subject=subject, received_at=now or datetime.now(UTC), state=LedgerState.RECEIVED,
             attempts=0, action_state="none", reply_wanted=reply_wanted,
         )
         if uid is None:
@@ -174,13 +174,13 @@ class Ledger(Copies, MailboxSync):
         with self.engine.begin() as conn:
             conn.execute(
                 update(ledger)
-                .where(ledger.c.state == "processing", ledger.c.attempts >= MAX_ATTEMPTS)
-                .values(state="quarantined",
+                .where(ledger.c.state == LedgerState.PROCESSING, ledger.c.attempts >= MAX_ATTEMPTS)
+                .values(state=LedgerState.QUARANTINED,
                         last_error="the process died while deciding this message "
                                    f"{MAX_ATTEMPTS} times (killed or crashed)")
             )
             return conn.execute(
-                update(ledger).where(ledger.c.state == "processing").values(state="received")
+                update(ledger).where(ledger.c.state == LedgerState.PROCESSING).values(state=LedgerState.RECEIVED)
             ).rowcount
 
     def claim(self) -> Entry | None:
@@ -189,7 +189,7 @@ class Ledger(Copies, MailboxSync):
             while True:
                 row = conn.execute(
                     select(*ENTRY_COLUMNS)
-                    .where(ledger.c.state == "received")
+                    .where(ledger.c.state == LedgerState.RECEIVED)
                     .order_by(ledger.c.id)
                     .limit(1)
                 ).first()
@@ -197,12 +197,12 @@ class Ledger(Copies, MailboxSync):
                     return None
                 taken = conn.execute(
                     update(ledger)
-                    .where(ledger.c.id == row.id, ledger.c.state == "received")
-                    .values(state="processing", attempts=ledger.c.attempts + 1)
+                    .where(ledger.c.id == row.id, ledger.c.state == LedgerState.RECEIVED)
+                    .values(state=LedgerState.PROCESSING, attempts=ledger.c.attempts + 1)
                 ).rowcount
                 if taken:
                     entry = entry_of(row._mapping)
-                    return Entry(**{**entry.__dict__, "state": "processing",
+                    return Entry(**{**entry.__dict__, "state": LedgerState.PROCESSING,
                                     "attempts": entry.attempts + 1})
 
     def decide(
@@ -227,7 +227,7 @@ class Ledger(Copies, MailboxSync):
         `body_sha256` marks the message as the first of its Message-ID and body; `copy_of`
         names the first row of the message on a later copy (`Earlier.head`)."""
         now = now or datetime.now(UTC)
-        claimed = [ledger.c.id == entry_id, ledger.c.state == "processing"]
+        claimed = [ledger.c.id == entry_id, ledger.c.state == LedgerState.PROCESSING]
         if attempt is not None:
             claimed.append(ledger.c.attempts == attempt)
         with self.engine.begin() as conn:
@@ -237,7 +237,7 @@ class Ledger(Copies, MailboxSync):
                 update(ledger)
                 .where(*claimed)
                 .values(
-                    state="decided",
+                    state=LedgerState.DECIDED,
                     decided_at=now,
                     decision=json.dumps(decision, ensure_ascii=False, default=str),
                     action=action,
@@ -260,12 +260,12 @@ class Ledger(Copies, MailboxSync):
             row = conn.execute(
                 select(ledger.c.attempts, ledger.c.state).where(ledger.c.id == entry_id)
             ).one()
-            if row.state != "processing" or (attempt is not None and row.attempts != attempt):
+            if row.state != LedgerState.PROCESSING or (attempt is not None and row.attempts != attempt):
                 return str(row.state)
-            state = "quarantined" if row.attempts >= MAX_ATTEMPTS else "received"
+            state = LedgerState.QUARANTINED if row.attempts >= MAX_ATTEMPTS else LedgerState.RECEIVED
             conn.execute(
                 update(ledger)
-                .where(ledger.c.id == entry_id, ledger.c.state == "processing")
+                .where(ledger.c.id == entry_id, ledger.c.state == LedgerState.PROCESSING)
                 .values(state=state, last_error=error[-20000:])
             )
         return state
@@ -276,8 +276,8 @@ class Ledger(Copies, MailboxSync):
             return bool(
                 conn.execute(
                     update(ledger)
-                    .where(ledger.c.id == entry_id, ledger.c.state == "quarantined")
-                    .values(state="received", attempts=0)
+                    .where(ledger.c.id == entry_id, ledger.c.state == LedgerState.QUARANTINED)
+                    .values(state=LedgerState.RECEIVED, attempts=0)
                 ).rowcount
             )
 

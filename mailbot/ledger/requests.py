@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from mailbot.store.schema import ledger, reply_requests, utc
 
-from .entry import ReplyRequest
+from .entry import LedgerState, ReplyRequest
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ def follow_outbox(conn: Connection, request_id: int | None, ledger_id: int | Non
                  .values(state=state))
     if state == "sent" and ledger_id is not None:
         conn.execute(update(ledger)
-                     .where(ledger.c.id == ledger_id, ledger.c.state == "decided")
-                     .values(state="replied"))
+                     .where(ledger.c.id == ledger_id, ledger.c.state == LedgerState.DECIDED)
+                     .values(state=LedgerState.REPLIED))
 
 
 def requests(conn: Connection, state: str | None = None) -> list[ReplyRow]:
