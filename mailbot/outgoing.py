@@ -20,7 +20,7 @@ from mailbot.store import Store
 from mailbot.submit import issuer_window, table
 from mailbot.submit.remind import Submitter
 
-log = logging.getLogger("mailbot.replying")
+log = logging.getLogger("mailbot.outgoing")
 
 
 def send_window(window: WindowConfig) -> SendWindow:

@@ -31,7 +31,7 @@ from .render import (
     template_dirs,
 )
 
-log = logging.getLogger("mailbot.replying")
+log = logging.getLogger("mailbot.replies")
 
 
 class Replier:

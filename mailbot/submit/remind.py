@@ -21,7 +21,7 @@ from mailbot.store.schema import utc
 from . import table
 from .staff import STATE_JA, staff_mail
 
-log = logging.getLogger("mailbot.submitting")
+log = logging.getLogger("mailbot.submit")
 
 # How long an unroutable, failed or disputed submission stays in the digest: a re-sent notice
 # becomes a new submission, so the old row is never "closed" by itself.

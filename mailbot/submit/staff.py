@@ -21,7 +21,7 @@ from mailbot.replies.render import (
 )
 from parsers.headers import clean_header_text
 
-log = logging.getLogger("mailbot.submitting")
+log = logging.getLogger("mailbot.submit")
 
 
 

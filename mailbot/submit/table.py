@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Row
 from mailbot.outbox import Change, OutboxRow
 from mailbot.store.schema import submissions
 
-log = logging.getLogger("mailbot.submitting")
+log = logging.getLogger("mailbot.submit")
 
 # Submissions an answer can be about ("queued": the answer came before the send was recorded).
 ANSWERABLE = ("queued", "sent", "answered", "confirmed", "discrepancy", "failed")
