@@ -73,7 +73,16 @@ from parsers.headers import clean_body_text
 
 from .safe import safe_context, set_address, set_list, set_recipients, set_text
 
-REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+def _our_templates() -> Path:
+    """Our default templates: `mailbot/templates/` in an installed wheel (setup.py maps the
+    repository's `templates/` there), the repository's `templates/` in a source checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
+
+
+REPO_TEMPLATES = _our_templates()
 TOKYO = ZoneInfo("Asia/Tokyo")
 REPLY_TEMPLATES = ("confirmation", "discrepancy")
 STAFF_TEMPLATES = ("digest", "alert", "contractor_alert", "reminder", "contractor_digest")
