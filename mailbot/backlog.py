@@ -47,50 +47,51 @@ class Backlog:
         return {"backlog": self.total, "waiting": self.waiting, "stuck": self.stuck}
 
 
+def _counts(conn: Connection) -> list[tuple[str | None, str, int]]:
+    """(mailbox, what, count) rows: `what` is a ledger state, ``unfiled``, or a reply
+    request's or an outbox row's state after ``request `` or ``outbox ``."""
+    held = ("received", "processing", "quarantined")
+    unrendered = and_(reply_requests.c.state == "failed", reply_requests.c.error.is_not(None))
+    queries = (  # (prefix of `what`, rows of mailbox, state, count)
+        ("", select(ledger.c.mailbox, ledger.c.state, func.count())
+         .where(ledger.c.state.in_(held)).group_by(ledger.c.mailbox, ledger.c.state)),
+        # (the state column is only there to make three columns: "unfiled" says it all)
+        ("unfiled", select(ledger.c.mailbox, func.min(ledger.c.state), func.count())
+         .where(ledger.c.action_state == "pending", ledger.c.state.notin_(held))
+         .group_by(ledger.c.mailbox)),
+        ("request ", select(ledger.c.mailbox, reply_requests.c.state, func.count())
+         .join(ledger, ledger.c.id == reply_requests.c.ledger_id)
+         .where((reply_requests.c.state == "stored") | unrendered)
+         .group_by(ledger.c.mailbox, reply_requests.c.state)),
+        ("outbox ", select(ledger.c.mailbox, outbox.c.state, func.count())
+         .select_from(outbox.outerjoin(ledger, ledger.c.id == outbox.c.ledger_id))
+         .where(outbox.c.state.in_(("queued", "failed")))
+         .group_by(ledger.c.mailbox, outbox.c.state)),
+    )
+    return [(mailbox, prefix if prefix == "unfiled" else prefix + state, count)
+            for prefix, query in queries for mailbox, state, count in conn.execute(query)]
+
+
+# what → (stuck, label)
+_LABELS = {
+    "received": (False, "to decide"),
+    "processing": (False, "to decide"),
+    "quarantined": (True, "quarantined"),
+    "unfiled": (False, "to file"),
+    "request stored": (False, "replies to render"),
+    "request failed": (True, "replies not rendered"),
+    "outbox queued": (False, "mail to send"),
+    "outbox failed": (True, "mail failed"),
+}
+
+
 def backlogs(conn: Connection) -> dict[str, Backlog]:
     """Mailbox (or `OUTGOING`) → its backlog; mailboxes with nothing at all are absent."""
     out: dict[str, Backlog] = {}
-
-    def of(mailbox: str | None) -> Backlog:
-        return out.setdefault(mailbox or OUTGOING, Backlog())
-
-    for mailbox, state, count in conn.execute(
-            select(ledger.c.mailbox, ledger.c.state, func.count())
-            .where(ledger.c.state.in_(("received", "processing", "quarantined")))
-            .group_by(ledger.c.mailbox, ledger.c.state)):
-        backlog = of(mailbox)
-        if state == "quarantined":
-            backlog.add(backlog.stuck, "quarantined", count)
-        else:
-            backlog.add(backlog.waiting, "to decide", count)
-    for mailbox, count in conn.execute(
-            select(ledger.c.mailbox, func.count())
-            .where(ledger.c.action_state == "pending",
-                   ledger.c.state.notin_(("received", "processing", "quarantined")))
-            .group_by(ledger.c.mailbox)):
-        backlog = of(mailbox)
-        backlog.add(backlog.waiting, "to file", count)
-    unrendered = and_(reply_requests.c.state == "failed", reply_requests.c.error.is_not(None))
-    for mailbox, state, count in conn.execute(
-            select(ledger.c.mailbox, reply_requests.c.state, func.count())
-            .join(ledger, ledger.c.id == reply_requests.c.ledger_id)
-            .where((reply_requests.c.state == "stored") | unrendered)
-            .group_by(ledger.c.mailbox, reply_requests.c.state)):
-        backlog = of(mailbox)
-        if state == "stored":
-            backlog.add(backlog.waiting, "replies to render", count)
-        else:
-            backlog.add(backlog.stuck, "replies not rendered", count)
-    for mailbox, state, count in conn.execute(
-            select(ledger.c.mailbox, outbox.c.state, func.count())
-            .select_from(outbox.outerjoin(ledger, ledger.c.id == outbox.c.ledger_id))
-            .where(outbox.c.state.in_(("queued", "failed")))
-            .group_by(ledger.c.mailbox, outbox.c.state)):
-        backlog = of(mailbox)
-        if state == "queued":
-            backlog.add(backlog.waiting, "mail to send", count)
-        else:
-            backlog.add(backlog.stuck, "mail failed", count)
+    for mailbox, what, count in _counts(conn):
+        backlog = out.setdefault(mailbox or OUTGOING, Backlog())
+        stuck, label = _LABELS[what]
+        backlog.add(backlog.stuck if stuck else backlog.waiting, label, count)
     return out
 
 

@@ -18,14 +18,23 @@ class ProblemCode(StrEnum):
     """The closed set of problem codes."""
 
     NO_NOTICE_FOUND = "no_notice_found"
+    """Nothing in the message is a notice."""
     INCOMPLETE_NOTICE = "incomplete_notice"
+    """A number without its key, or a key without its number."""
     ENCRYPTED_PDF = "encrypted_pdf"
+    """The PDF needs a user password."""
     ENCRYPTED_ARCHIVE = "encrypted_archive"
+    """The zip is password-protected (the PPAP habit)."""
     NO_TEXT_LAYER = "no_text_layer"
+    """A scanned, image-only PDF."""
     UNREADABLE_ATTACHMENT = "unreadable_attachment"
+    """Corrupt, truncated or unsupported; also glyphs no engine can map."""
     ATTACHMENT_TOO_LARGE = "attachment_too_large"
+    """Over the size limits, or the PDF reader ran out of memory."""
     READ_TIMEOUT = "read_timeout"
+    """The PDF took longer than the time allowed."""
     TOO_MANY_PARTS = "too_many_parts"
+    """More MIME parts than the limit."""
 
 
 PROBLEM_CODES: tuple[str, ...] = tuple(code.value for code in ProblemCode)

@@ -29,3 +29,23 @@ person = "工務部 〇〇"
 contact = "03-0000-0000"
 staff = ["jimu@maru.example.jp"]
 """
+
+
+def smtp_config(port: object, *, sender: str = "keiyaku@issuer.example.jp", extra: str = "",
+                digest: bool = False) -> str:
+    """[smtp] on 127.0.0.1:`port` from `sender` (`extra`: more [smtp] keys), and a send
+    window that answers at once, since tests run at any hour; no daily digest unless
+    `digest`. `port` may be a ``{placeholder}`` for a later `str.format`."""
+    return (f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nfrom = "{sender}"\n{extra}'
+            '[send_window]\nimmediate = ["confirmation", "discrepancy"]\n'
+            + ("" if digest else "[digest]\nenabled = false\n"))
+
+
+def submitting_issuer(key: str, name: str, *, issuer: str = "", submission: str = "") -> str:
+    """An [issuers.`key`] table named `name` (`issuer`: more of its keys) whose
+    submissions go to keiyaku@city.example.jp with the project name in the subject
+    (`submission`: more keys of its [issuers.`key`.submission]). Braces are doubled for a
+    later `str.format`."""
+    return (f'[issuers.{key}]\nname = "{name}"\n{issuer}'
+            f'[issuers.{key}.submission]\nto = "keiyaku@city.example.jp"\n'
+            'subject = "【電子保証】{{{{ project_name }}}}"\n' + submission)

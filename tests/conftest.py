@@ -7,6 +7,7 @@ import itertools
 import pytest
 from aiosmtpd.controller import Controller
 
+from mailbot.ledger import Ledger, Spool
 from mailbot.outbox import SmtpSettings
 from mailbot.store import Store
 
@@ -35,6 +36,20 @@ def store(store_url):
     opened = Store.open(store_url, secret=TEST_SECRET)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """A store in a SQLite file of the test's own (for tests about something else)."""
+    opened = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=b"x" * 32)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def sqlite_ledger(sqlite_store, tmp_path):
+    """The ledger of `sqlite_store`, spooling into the test's folder."""
+    return Ledger(sqlite_store.engine, Spool(tmp_path / "spool"))
 
 
 ISSUER_ADDRESS = "keiyaku@issuer.example.jp"

@@ -32,7 +32,7 @@ from mailbot.samples.catalog import all_samples
 from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import ledger, outbox, reply_requests, submissions
 
-from .configs import CONTRACTOR
+from .configs import CONTRACTOR, smtp_config, submitting_issuer
 
 ISSUER_INBOX = "keiyaku@issuer.example.jp"
 QUEUE = "denshi@maru.example.jp"
@@ -43,24 +43,10 @@ CONFIG = """
 url = "{url}"
 [spool]
 dir = "{spool}"
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-from = "keiyaku@issuer.example.jp"
-flush_seconds = {flush_seconds}
-[send_window]
-immediate = ["confirmation", "discrepancy"]
-[digest]
-enabled = false
-""" + CONTRACTOR + """
-[issuers.maru]
-name = "〇〇市"
-staff = ["kensa@issuer.example.jp"]
-[issuers.maru.submission]
-to = "keiyaku@city.example.jp"
-subject = "【電子保証】{{{{ project_name }}}}"
-fields = ["受注者", "担当者氏名・連絡先", "工事名", "保証名称"]
-
+""" + smtp_config("{smtp_port}", extra="flush_seconds = {flush_seconds}\n") + CONTRACTOR + """
+""" + submitting_issuer("maru", "〇〇市", issuer='staff = ["kensa@issuer.example.jp"]\n',
+                        submission='fields = ["受注者", "担当者氏名・連絡先", "工事名", "保証名称"]\n'
+                        ) + """
 [[projects]]
 name = "浄水場"
 project = "浄水場"

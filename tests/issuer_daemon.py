@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -24,35 +25,31 @@ from mailbot.daemon import Daemon
 from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import ledger, outbox, reply_requests
 
-from .configs import issuer_config
+from .configs import issuer_config, smtp_config
 from .conftest import TEST_SECRET
 from .test_daemon import USER
 
-SMTP = """
-[smtp]
-host = "127.0.0.1"
-port = {port}
-from = "keiyaku@issuer.example.jp"
-[send_window]
-immediate = ["confirmation", "discrepancy"]
-[digest]
-enabled = false
-"""
+SMTP = smtp_config("{port}")
 
 
 @contextmanager
 def issuer_daemon(dovecot: Any, sink: Any, tmp_path: Path, monkeypatch: Any,
-                  events: list[GuaranteeEvent]) -> Iterator[tuple[Config, Store, Daemon]]:
-    """The daemon watching `USER`'s INBOX, with `events` in a fresh SQLite store."""
+                  events: list[GuaranteeEvent], *, issuer: str = "",
+                  clock: Callable[[], datetime] | None = None,
+                  ) -> Iterator[tuple[Config, Store, Daemon]]:
+    """The daemon watching `USER`'s INBOX, with `events` in a fresh SQLite store; `issuer`:
+    more keys of its [issuers.maru] table; `clock`: the daemon's clock."""
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")
     url = f"sqlite:///{tmp_path / 'store.db'}"
     path = tmp_path / "mailbot.toml"
     text = issuer_config(url, tmp_path / "spool", imap_port=dovecot.imap_port, user=USER)
+    text = text.replace('[issuers.maru]\nname = "〇〇市"\n',
+                        f'[issuers.maru]\nname = "〇〇市"\n{issuer}')
     path.write_text(SMTP.format(port=sink.settings.port) + text, encoding="utf-8")
     store = Store.open(url, secret=TEST_SECRET)
     store.apply(events)
     config = load_config(path)
-    daemon = Daemon(config, store, workers=1, outbox_seconds=0.3)
+    daemon = Daemon(config, store, workers=1, outbox_seconds=0.3, clock=clock)
     thread = threading.Thread(target=lambda: (daemon.start(), daemon.run()), daemon=True)
     thread.start()
     try:

@@ -20,7 +20,6 @@ import sys
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from email.utils import make_msgid
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -32,6 +31,7 @@ from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import ledger, outbox, submissions
 
 from .conftest import CONTRACTOR_ADDRESS, ISSUER_ADDRESS, TEST_SECRET
+from .notices import NOTICE_NAME, mail_with
 from .servers import free_port
 from .test_daemon import Running, wait_for
 
@@ -83,17 +83,12 @@ def relay(dovecot):
 
 def surety_mail(number: str, key: str, project: str, kind: str = "前払金保証") -> bytes:
     """The surety's 「認証キーのお知らせ」 with the notice PDF, as the contractor receives it."""
-    message = EmailMessage()
-    message["From"] = "info@hosho.example.jp"
-    message["To"] = CONTRACTOR_ADDRESS
-    message["Subject"] = "電子保証（認証キー）発行完了のお知らせ"
-    message["Message-ID"] = make_msgid(domain="hosho.example.jp")
-    message.set_content("〇〇建設株式会社 御中\n\n電子保証の認証キーのお知らせを添付します。\n")
     pdf = render_notice_pdf(NoticeFields(number, key, kind, project, "〇〇建設株式会社",
                                          "東日本建設業保証株式会社"))
-    message.add_attachment(pdf, maintype="application", subtype="pdf",
-                           filename="認証キーのお知らせ.pdf")
-    return message.as_bytes()
+    return mail_with("info@hosho.example.jp", CONTRACTOR_ADDRESS,
+                     "電子保証（認証キー）発行完了のお知らせ",
+                     "〇〇建設株式会社 御中\n\n電子保証の認証キーのお知らせを添付します。\n",
+                     [(pdf, NOTICE_NAME, "application/pdf")]).as_bytes()
 
 
 def _configs(tmp_path, dovecot, relay) -> tuple:

@@ -26,7 +26,7 @@ from mailbot.store.schema import ledger as ledger_table
 from mailbot.store.schema import outbox, submissions
 from parsers import Reader
 
-from .configs import CONTRACTOR
+from .configs import CONTRACTOR, submitting_issuer
 from .test_submission_forms import mail
 
 pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
@@ -41,13 +41,7 @@ dir = "{spool}"
 [smtp]
 host = "127.0.0.1"
 port = {port}
-""" + CONTRACTOR + """remind_after_days = 2
-[issuers.city]
-name = "〇〇市"
-[issuers.city.submission]
-to = "keiyaku@city.example.jp"
-subject = "【電子保証】{{{{ project_name }}}}"
-[[mailboxes]]
+""" + CONTRACTOR + "remind_after_days = 2\n" + submitting_issuer("city", "〇〇市") + """[[mailboxes]]
 name = "queue"
 role = "contractor"
 kind = "lmtp"

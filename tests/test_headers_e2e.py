@@ -11,7 +11,6 @@ immediate), so the test does not depend on when it runs.
 from __future__ import annotations
 
 import base64
-import threading
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.utils import make_msgid
@@ -20,15 +19,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from mailbot.config import load_config
-from mailbot.daemon import Daemon
-from mailbot.store import GuaranteeEvent, Store
+from mailbot.store import GuaranteeEvent
 from mailbot.store.schema import ledger, outbox, reply_requests
 
-from .configs import issuer_config
-from .conftest import TEST_SECRET
+from .issuer_daemon import issuer_daemon
 from .test_daemon import USER, wait_for
-from .test_replies_e2e import SMTP
 
 NOW = datetime(2026, 12, 26, 23, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
 SUBJECT = "【電子保証】①〇〇浄水場△△修繕工事 〇〇建設㈱"
@@ -48,24 +43,10 @@ def shift_jis_mail() -> bytes:
 
 @pytest.fixture
 def running(dovecot, sink, tmp_path, monkeypatch):
-    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    path = tmp_path / "mailbot.toml"
-    text = issuer_config(url, tmp_path / "spool", imap_port=dovecot.imap_port, user=USER)
-    path.write_text(SMTP.format(port=sink.settings.port) + text, encoding="utf-8")
-    store = Store.open(url, secret=TEST_SECRET)
-    store.apply([GuaranteeEvent("35075-00001M", "new", "Z28YUEAJ38ux", issuer="〇〇市",
-                                source="t")])
-    daemon = Daemon(load_config(path), store, workers=1, outbox_seconds=0.3,
-                    clock=lambda: NOW)
-    thread = threading.Thread(target=lambda: (daemon.start(), daemon.run()), daemon=True)
-    thread.start()
-    yield store, daemon
-    daemon.stop.set()
-    daemon.news.set()
-    thread.join(timeout=30)
-    daemon.shutdown()
-    store.close()
+    events = [GuaranteeEvent("35075-00001M", "new", "Z28YUEAJ38ux", issuer="〇〇市", source="t")]
+    with issuer_daemon(dovecot, sink, tmp_path, monkeypatch, events,
+                       clock=lambda: NOW) as (_config, store, daemon):
+        yield store, daemon
 
 
 def test_a_shift_jis_subject_with_nec_characters_gets_one_correct_reply(running, dovecot,

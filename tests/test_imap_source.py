@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from mailbot.ledger import Ledger, Spool
 from mailbot.sources.imap import ImapSettings, ImapWatcher
-from mailbot.store import Store
 from mailbot.store.schema import mailbox_state
 
 from .conftest import ISSUER_ADDRESS, MAIL_USERS
@@ -40,15 +39,8 @@ def mail(n: int, subject: str = "【電子保証】工事番号 R8-0{n} 〇〇�
 
 
 @pytest.fixture
-def sqlite_store(tmp_path):
-    opened = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=b"x" * 32)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def ledger(sqlite_store, tmp_path):
-    return Ledger(sqlite_store.engine, Spool(tmp_path / "spool"))
+def ledger(sqlite_ledger):
+    return sqlite_ledger
 
 
 def settings(server, **changes) -> ImapSettings:

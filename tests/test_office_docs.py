@@ -20,8 +20,6 @@ import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
-from email.message import EmailMessage
-from email.utils import make_msgid
 
 import pytest
 from PIL import Image
@@ -39,7 +37,7 @@ from parsers.filekind import sniff
 
 from .configs import issuer_config
 from .issuer_daemon import accepted, decision, issuer_daemon, settled
-from .notices import FIELDS
+from .notices import FIELDS, NOTICE_NAME, mail_with
 from .test_contractor_pipeline import make_side, select_all
 from .test_daemon import USER, wait_for
 from .test_submission_forms import mail as submission_mail
@@ -57,19 +55,11 @@ TYPED_OTHER = "保証契約番号：35075-00002M\n認証キー：Qw2Er4Ty6Ui0"
 def mail(*files: tuple[bytes, str, str], notice: bool = True) -> bytes:
     """A contractor's mail with the notice PDF (unless `notice=False`) and `files`
     ((bytes, file name, content type))."""
-    message = EmailMessage()
-    message["From"] = "〇〇建設 工務部 <tanto@maru-kensetsu.example.jp>"
-    message["To"] = USER
-    message["Subject"] = "【電子保証】〇〇浄水場△△修繕工事"
-    message["Message-ID"] = make_msgid(domain="maru-kensetsu.example.jp")
-    message.set_content("〇〇市 契約検査課 御中\n\n認証キーのお知らせと内訳書をお送りします。\n")
-    if notice:
-        message.add_attachment(PDF, maintype="application", subtype="pdf",
-                               filename="認証キーのお知らせ.pdf")
-    for data, name, ctype in files:
-        maintype, subtype = ctype.split("/")
-        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return message.as_bytes()
+    attached = [(PDF, NOTICE_NAME, "application/pdf")] if notice else []
+    return mail_with("〇〇建設 工務部 <tanto@maru-kensetsu.example.jp>", USER,
+                     "【電子保証】〇〇浄水場△△修繕工事",
+                     "〇〇市 契約検査課 御中\n\n認証キーのお知らせと内訳書をお送りします。\n",
+                     attached + list(files)).as_bytes()
 
 
 def read(raw: bytes, limits: Limits | None = None):

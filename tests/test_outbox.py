@@ -99,6 +99,16 @@ def plain(subject: str = "本日の受付一覧", to: str = "staff@issuer.exampl
     return msg.as_bytes(policy=SMTP), message_id
 
 
+def queue_digests(outbox: Outbox, *subjects: str) -> list[int]:
+    """One digest to the staff per subject, queued at T0; their row ids."""
+    ids = []
+    for subject in subjects:
+        raw, message_id = plain(subject)
+        ids.append(outbox.queue("digest", ["staff@issuer.example.jp"], raw, message_id, subject,
+                                T0))
+    return ids
+
+
 def request_state(store, request_id: int) -> str:
     with store.engine.connect() as conn:
         return conn.execute(select(reply_requests.c.state)
@@ -355,11 +365,7 @@ def test_refused_recipients(store, sink):
 
 def test_a_dropped_connection_leaves_the_rest_for_the_next_flush(store, sink):
     outbox = Outbox(store.engine, sink.settings, SendWindow())
-    ids = []
-    for subject in ("一", "二"):
-        raw, message_id = plain(subject)
-        ids.append(outbox.queue("digest", ["staff@issuer.example.jp"], raw, message_id, subject,
-                                T0))
+    ids = queue_digests(outbox, "一", "二")
     sink.refuse("421 4.3.2 Service shutting down", 1)  # smtplib closes the connection
     report = outbox.flush(T0)
     assert report.deferred == [ids[0]] and report.sent == [] and report.waiting == 1
@@ -462,11 +468,7 @@ def test_cli_lists_retries_and_cancels(store, store_url, sink, tmp_path):
     path = tmp_path / "mailbot.toml"
     path.write_text(issuer_config(store_url, tmp_path / "spool"), encoding="utf-8")
     outbox = Outbox(store.engine, sink.settings, SendWindow())
-    ids = []
-    for subject in ("本日の受付一覧", "〇〇建設 受付"):
-        raw, message_id = plain(subject)
-        ids.append(outbox.queue("digest", ["staff@issuer.example.jp"], raw, message_id, subject,
-                                T0))
+    ids = queue_digests(outbox, "本日の受付一覧", "〇〇建設 受付")
     sink.refuse("550 5.1.1 No such user", 1)
     outbox.flush(T0)
     failed, sent = ids

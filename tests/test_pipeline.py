@@ -7,14 +7,21 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 import pytest
+from sqlalchemy import select
 
 from mailbot.config import load_config
+from mailbot.daemon import Pipeline
+from mailbot.ledger import Ledger, Spool
+from mailbot.outgoing import Outgoing
 from mailbot.pipeline.decide import decide, reply_blocked
 from mailbot.pipeline.facts import mail_facts
 from mailbot.samples.catalog import all_samples
 from mailbot.store import GuaranteeEvent
+from mailbot.store.schema import outbox
 from parsers import Reader
 
 from .conftest import TEST_SECRET
@@ -154,3 +161,34 @@ def test_replay_cli_prints_each_decision(setup, tmp_path):
 
 def _store_engine(setup):
     return setup[1].engine.connect()
+
+
+def test_a_routes_notify_addresses_get_a_digest_of_what_it_matched(setup, tmp_path):
+    """`notify` on a route: those addresses get a daily digest of the messages the route
+    matched (here the notice under 【電子保証】), not of the others, and none on a day with
+    nothing routed to them."""
+    config, store, _ = setup
+    ledger = Ledger(store.engine, Spool(tmp_path / "spool"))
+    pipeline = Pipeline(config, store, ledger, Reader())
+    other = EmailMessage()
+    other["From"] = "tanto@maru-kensetsu.example.jp"
+    other["To"] = "keiyaku@issuer.example.jp"
+    other["Subject"] = "打合せ日程のご連絡"
+    other["Message-ID"] = "<other@maru-kensetsu.example.jp>"
+    other.set_content("〇〇建設です。打合せの日程をご連絡します。\n")
+    now = datetime.now(UTC)
+    outgoing = Outgoing(config, store)
+    assert outgoing.digest(now) == 0  # nothing was routed anywhere yet
+    for raw in (SAMPLES["ejcs_cid"].data, other.as_bytes()):
+        ledger.receive("keiyaku", raw)
+    while pipeline.process_one():
+        pass
+    assert outgoing.digest(now) == 1
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(outbox.c.to_addrs, outbox.c.raw)
+                            .where(outbox.c.kind == "digest")).all()
+    assert [row.to_addrs for row in rows] == ["kensa@issuer.example.jp"]
+    text = message_from_bytes(rows[0].raw, policy=policy.default).get_content()
+    assert "kensa@issuer.example.jp へのお知らせ" in text
+    assert "合計：1件" in text and "確認完了" in text
+    assert "隔離したメール" not in text  # failures are for the issuer's staff

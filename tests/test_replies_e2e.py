@@ -7,22 +7,17 @@ holidays are covered with an injected clock in tests/test_outbox.py.
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
 from sqlalchemy import func, select
 
-from mailbot.config import load_config
-from mailbot.daemon import Daemon
 from mailbot.outgoing import Outgoing
-from mailbot.store import GuaranteeEvent, Store
+from mailbot.store import GuaranteeEvent
 from mailbot.store.schema import ledger, outbox, reply_requests
 
-from .configs import issuer_config
-from .conftest import TEST_SECRET
-from .issuer_daemon import SMTP
+from .issuer_daemon import issuer_daemon
 from .test_daemon import USER, notice_mail, wait_for
 
 pytestmark = pytest.mark.clock  # scripts/test runs these again under other clocks
@@ -31,27 +26,10 @@ pytestmark = pytest.mark.clock  # scripts/test runs these again under other cloc
 
 @pytest.fixture
 def running(dovecot, sink, tmp_path, monkeypatch):
-    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    path = tmp_path / "mailbot.toml"
-    text = issuer_config(url, tmp_path / "spool", imap_port=dovecot.imap_port, user=USER)
-    text = text.replace('[issuers.maru]\nname = "〇〇市"\n',
-                        '[issuers.maru]\nname = "〇〇市"\nreply_name = "〇〇市 契約検査課"\n'
-                        'staff = ["kensa@issuer.example.jp"]\n')
-    path.write_text(SMTP.format(port=sink.settings.port) + text, encoding="utf-8")
-    store = Store.open(url, secret=TEST_SECRET)
-    store.apply([GuaranteeEvent("35075-00001M", "new", "Z28YUEAJ38ux", issuer="〇〇市",
-                                source="t")])
-    config = load_config(path)
-    daemon = Daemon(config, store, workers=1, outbox_seconds=0.3)
-    thread = threading.Thread(target=lambda: (daemon.start(), daemon.run()), daemon=True)
-    thread.start()
-    yield config, store, daemon
-    daemon.stop.set()
-    daemon.news.set()
-    thread.join(timeout=30)
-    daemon.shutdown()
-    store.close()
+    events = [GuaranteeEvent("35075-00001M", "new", "Z28YUEAJ38ux", issuer="〇〇市", source="t")]
+    issuer = 'reply_name = "〇〇市 契約検査課"\nstaff = ["kensa@issuer.example.jp"]\n'
+    with issuer_daemon(dovecot, sink, tmp_path, monkeypatch, events, issuer=issuer) as running:
+        yield running
 
 
 def settled(store, mails: int) -> bool:  # noqa: ANN001

@@ -16,18 +16,7 @@ from mailbot.pipeline.safety import (
     Context,
     first_reason,
     is_bounce,
-)
-from mailbot.pipeline.safety.rules import (
-    Answerable,
-    AutoSubmitted,
-    IssuerDomain,
-    ListPrecedence,
-    MailingList,
-    NoSender,
-    NullSender,
-    OwnAddress,
-    RobotSender,
-    Unambiguous,
+    rules,
 )
 
 PERSON = "tanaka@maru-kensetsu.example.jp"
@@ -46,25 +35,25 @@ def test_every_rule_passes_a_persons_plain_mail():
 
 
 @pytest.mark.parametrize(("rule", "changes", "context", "reason"), [
-    (NoSender(), {"sender": None}, PLAIN, "no sender address"),
-    (Answerable(), {"sender": "tanaka@example.test"}, PLAIN,
+    (rules.NoSender(), {"sender": None}, PLAIN, "no sender address"),
+    (rules.Answerable(), {"sender": "tanaka@example.test"}, PLAIN,
      "sender address 'tanaka@example.test' cannot be answered by SMTP: "),
-    (Unambiguous(), {"sender_ambiguous": "2 addresses in one header"}, PLAIN,
+    (rules.Unambiguous(), {"sender_ambiguous": "2 addresses in one header"}, PLAIN,
      f"sender address {PERSON!r} is not the one mailbox its header names: 2 addresses"),
-    (AutoSubmitted(), {"auto_submitted": "auto-generated"}, PLAIN,
+    (rules.AutoSubmitted(), {"auto_submitted": "auto-generated"}, PLAIN,
      "Auto-Submitted: auto-generated"),
-    (AutoSubmitted(("auto-replied",), "an auto-reply"), {"auto_submitted": "Auto-Replied"},
+    (rules.AutoSubmitted(("auto-replied",), "an auto-reply"), {"auto_submitted": "Auto-Replied"},
      PLAIN, "an auto-reply"),
-    (ListPrecedence(), {"precedence": "Bulk"}, PLAIN, "Precedence: Bulk"),
-    (MailingList(), {"list_id": "<keiyaku.city.example.jp>"}, PLAIN, "mailing list (List-Id)"),
-    (NullSender(), {"return_path": "<>"}, PLAIN, "null sender (bounce)"),
-    (NullSender(reason=BOUNCE), {"return_path": " "}, PLAIN, BOUNCE),
-    (RobotSender(), {}, Context("No-Reply@surety.example.jp"),
+    (rules.ListPrecedence(), {"precedence": "Bulk"}, PLAIN, "Precedence: Bulk"),
+    (rules.MailingList(), {"list_id": "<keiyaku.city.example.jp>"}, PLAIN, "mailing list (List-Id)"),
+    (rules.NullSender(), {"return_path": "<>"}, PLAIN, "null sender (bounce)"),
+    (rules.NullSender(reason=BOUNCE), {"return_path": " "}, PLAIN, BOUNCE),
+    (rules.RobotSender(), {}, Context("No-Reply@surety.example.jp"),
      "robot sender No-Reply@surety.example.jp"),
-    (RobotSender(), {}, Context('"postmaster"@maru-kensetsu.example.jp'), "robot sender"),
-    (OwnAddress(), {}, Context(PERSON, own_addresses=("Tanaka@Maru-Kensetsu.Example.JP",)),
+    (rules.RobotSender(), {}, Context('"postmaster"@maru-kensetsu.example.jp'), "robot sender"),
+    (rules.OwnAddress(), {}, Context(PERSON, own_addresses=("Tanaka@Maru-Kensetsu.Example.JP",)),
      "our own address"),
-    (IssuerDomain(), {}, Context("keiyaku@mail.city.example.jp",
+    (rules.IssuerDomain(), {}, Context("keiyaku@mail.city.example.jp",
                                  issuer_domains=frozenset({"city.example.jp"})),
      "from an issuer's domain (mail.city.example.jp) but answers no submission"),
 ])
@@ -74,8 +63,8 @@ def test_each_rule_can_object(rule, changes, context, reason):
 
 
 def test_auto_submitted_no_is_a_persons_mail():
-    assert AutoSubmitted().check(replace(FACTS, auto_submitted="No"), PLAIN) is None
-    limited = AutoSubmitted(("auto-replied",), "x")
+    assert rules.AutoSubmitted().check(replace(FACTS, auto_submitted="No"), PLAIN) is None
+    limited = rules.AutoSubmitted(("auto-replied",), "x")
     assert limited.check(replace(FACTS, auto_submitted="auto-generated"), PLAIN) is None
 
 

@@ -13,9 +13,7 @@ from email.header import Header
 import pytest
 from sqlalchemy import event
 
-from mailbot.ledger import Ledger, Spool
 from mailbot.sources.smtp import IntakeListener, ListenerSettings
-from mailbot.store import Store
 
 HOST = "127.0.0.1"
 MAILBOXES = {
@@ -56,15 +54,13 @@ def notice(tag: str = "1") -> bytes:
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=b"x" * 32)
-    yield opened
-    opened.close()
+def store(sqlite_store):
+    return sqlite_store
 
 
 @pytest.fixture
-def ledger(store, tmp_path):
-    return Ledger(store.engine, Spool(tmp_path / "spool"))
+def ledger(sqlite_ledger):
+    return sqlite_ledger
 
 
 @pytest.fixture

@@ -33,22 +33,14 @@ from mailbot.store.schema import ledger as ledger_table
 from mailbot.store.schema import reply_requests, submissions
 from parsers import Reader
 
-from .configs import issuer_config
+from .configs import issuer_config, smtp_config
 from .conftest import TEST_SECRET
 from .test_contractor_pipeline import make_side, select_all, staff_mail
 from .test_submission_forms import mail as contractor_mail
 
 JST = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 12, 26, 23, 30, tzinfo=JST)  # a Saturday night in the year-end closure
-SMTP = """[smtp]
-host = "127.0.0.1"
-port = {port}
-from = "keiyaku@issuer.example.jp"
-[send_window]
-immediate = ["confirmation", "discrepancy"]
-[templates]
-dir = "{templates}"
-"""
+SMTP = smtp_config("{port}", digest=True) + '[templates]\ndir = "{templates}"\n'
 BROKEN = "{{ notices[0].no_such_field.again }}\n"  # StrictUndefined: raises when rendered
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import TypeAlias
 
@@ -33,3 +34,23 @@ def parse_date_arg(text: str, option: str) -> date:
         return parse_date(text)
     except ValueError as exc:
         raise UsageError(f"{option}: {exc}") from None
+
+
+def add_action(actions: Commands, name: str, help: str, func: Callable[..., int], *,
+               config_required: bool = True) -> argparse.ArgumentParser:
+    """One ACTION of a command group (`mailbot store import`, `mailbot outbox list`): its
+    parser with `--config`/`--store`, run by `func`; the caller adds the action's own
+    arguments."""
+    parser = actions.add_parser(name, help=help)
+    add_config_and_store(parser, config_required=config_required)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def add_list(actions: Commands, what: str, states: Sequence[str],
+             func: Callable[..., int]) -> argparse.ArgumentParser:
+    """The `list` action of a group: rows oldest first, `--state` one of `states`, `--json`."""
+    listing = add_action(actions, "list", f"list {what}, oldest first", func)
+    listing.add_argument("--state", choices=states, help=f"only {what} in this state")
+    listing.add_argument("--json", action="store_true", help=f"a JSON array of {what}")
+    return listing

@@ -12,28 +12,22 @@ from ..config import load_config
 from ..outbox import STATES, OutboxRow
 from ..outgoing import outbox_for
 from ..store import Store, resolve_store_url
-from .options import Commands, add_config_and_store
+from .options import Commands, add_action, add_list
 
 
 def register(commands: Commands) -> None:
     outbox = commands.add_parser("outbox", help="outgoing mail: list, retry or cancel")
     sub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
 
-    listing = sub.add_parser("list", help="list outbox rows, oldest first")
-    add_config_and_store(listing)
-    listing.add_argument("--state", choices=STATES, help="only rows in this state")
-    listing.add_argument("--json", action="store_true", help="a JSON array of rows")
-    listing.set_defaults(func=run_outbox)
+    add_list(sub, "outbox rows", STATES, run_outbox)
 
     for action, text in (("retry", "put a failed row back in line with a new deadline"),
                          ("cancel", "never send a queued or failed row")):
-        cmd = sub.add_parser(action, help=text)
-        add_config_and_store(cmd)
+        cmd = add_action(sub, action, text, run_outbox)
         cmd.add_argument("id", type=int, metavar="ID")
         cmd.add_argument("--request", action="store_true",
                          help="ID is a reply request that could not be rendered (listed as "
                               "'request ID'): render it again, or never send it")
-        cmd.set_defaults(func=run_outbox)
 
 
 def _row_dict(row: OutboxRow) -> dict[str, object]:

@@ -11,6 +11,7 @@ import argparse
 import secrets
 import string
 import sys
+from functools import partial
 from pathlib import Path
 
 from parsers.normalize import canonical_number, clean_value
@@ -18,7 +19,7 @@ from parsers.normalize import canonical_number, clean_value
 from ..config import load_config
 from ..errors import UsageError
 from ..store import GuaranteeEvent, Store, StoreError, resolve_store_url
-from .options import Commands, add_config_and_store, parse_date_arg
+from .options import Commands, add_action, parse_date_arg
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 12
@@ -47,38 +48,29 @@ def new_key() -> str:
 def register(commands: Commands) -> None:
     store = commands.add_parser("store", help="the guarantee store")
     sub = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    action = partial(add_action, sub, config_required=False)  # a clerk's terminal
 
-    imp = sub.add_parser("import", help="import a surety export (CSV or JSON Lines)")
+    imp = action("import", "import a surety export (CSV or JSON Lines)", run_import)
     imp.add_argument("file", metavar="FILE")
-    add_config_and_store(imp, config_required=False)
-    imp.set_defaults(func=run_import)
 
-    issue = sub.add_parser("issue", help="register a new guarantee and print its key once")
+    issue = action("issue", "register a new guarantee and print its key once", run_issue)
     issue.add_argument("number", metavar="NUMBER")
     _field_options(issue, required=True)
     issue.add_argument("--pdf", metavar="OUT", help="write the notice PDF here (default NUMBER.pdf)")
-    add_config_and_store(issue, config_required=False)
-    issue.set_defaults(func=run_issue)
 
-    show = sub.add_parser("show", help="a guarantee's history (never the key)")
+    show = action("show", "a guarantee's history (never the key)", run_show)
     show.add_argument("number", metavar="NUMBER")
-    add_config_and_store(show, config_required=False)
-    show.set_defaults(func=run_show)
 
-    amend = sub.add_parser("amend", help="record a change (変更) or correction (訂正)")
+    amend = action("amend", "record a change (変更) or correction (訂正)", run_amend)
     amend.add_argument("number", metavar="NUMBER")
     amend.add_argument("--correction", action="store_true", help="訂正 instead of 変更")
     amend.add_argument("--change-no", type=int, help="変更番号")
     amend.add_argument("--new-key", action="store_true", help="issue a new key (printed once)")
     amend.add_argument("--pdf", metavar="OUT", help="with --new-key: write the new notice PDF")
     _field_options(amend, required=False)
-    add_config_and_store(amend, config_required=False)
-    amend.set_defaults(func=run_amend)
 
-    cancel = sub.add_parser("cancel", help="record a cancellation (取消)")
+    cancel = action("cancel", "record a cancellation (取消)", run_cancel)
     cancel.add_argument("number", metavar="NUMBER")
-    add_config_and_store(cancel, config_required=False)
-    cancel.set_defaults(func=run_cancel)
 
 
 def _field_options(parser: argparse.ArgumentParser, required: bool) -> None:

@@ -9,13 +9,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from ..config import load_config
+from ..ledger import entry_by_id
 from ..store import Store, resolve_store_url
-from ..store.schema import ledger, submissions
+from ..submit import table
 from ..submit.staff import STATE_JA
-from .options import Commands, add_config_and_store
+from .options import Commands, add_action, add_list
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 STATES = tuple(STATE_JA)
@@ -25,15 +24,9 @@ def register(commands: Commands) -> None:
     parser = commands.add_parser("submissions",
                                  help="contractor side: submissions to issuers and their answers")
     sub = parser.add_subparsers(dest="submissions_command", metavar="ACTION", required=True)
-    listing = sub.add_parser("list", help="list submissions, oldest first")
-    add_config_and_store(listing)
-    listing.add_argument("--state", choices=STATES, help="only submissions in this state")
-    listing.add_argument("--json", action="store_true", help="a JSON array of submissions")
-    listing.set_defaults(func=run_submissions)
-    show = sub.add_parser("show", help="one submission: route, mail, answer")
-    add_config_and_store(show)
+    add_list(sub, "submissions", STATES, run_submissions)
+    show = add_action(sub, "show", "one submission: route, mail, answer", run_submissions)
     show.add_argument("id", type=int, metavar="ID")
-    show.set_defaults(func=run_submissions)
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
@@ -60,10 +53,7 @@ def run_submissions(args: argparse.Namespace) -> int:
     try:
         with store.engine.connect() as conn:
             if args.submissions_command == "list":
-                query = select(submissions).order_by(submissions.c.id)
-                if args.state:
-                    query = query.where(submissions.c.state == args.state)
-                rows = list(conn.execute(query))
+                rows = table.listing(conn, args.state)
                 if args.json:
                     print(json.dumps([_as_dict(r) for r in rows], ensure_ascii=False))
                     return 0
@@ -71,12 +61,11 @@ def run_submissions(args: argparse.Namespace) -> int:
                     print(f"{r.id}\t{r.state}\t{r.guarantee_number}\t{r.issuer or '-'}\t"
                           f"{_local(r.sent_at or r.created_at)}\t{r.subject or r.reason or '-'}")
                 return 0
-            row = conn.execute(select(submissions).where(submissions.c.id == args.id)).first()
+            row = table.get(conn, args.id)
             if row is None:
                 print(f"no submission {args.id}", file=sys.stderr)
                 return 1
-            decision = conn.execute(select(ledger.c.decision)
-                                    .where(ledger.c.id == row.ledger_id)).scalar()
+            notice_mail = entry_by_id(conn, row.ledger_id)
         data = _as_dict(row)
         print(f"submission {row.id}: {row.guarantee_number} — {row.state} "
               f"({STATE_JA.get(row.state, row.state)})")
@@ -87,7 +76,7 @@ def run_submissions(args: argparse.Namespace) -> int:
               f"answered {_local(row.answered_at)}; reminders {row.reminders}")
         if data["answer"]:
             print(f"  answer     {json.dumps(data['answer'], ensure_ascii=False)}")
-        record = json.loads(decision) if decision else {}
+        record = (notice_mail.record if notice_mail else None) or {}
         for item in record.get("submissions", []):
             if item.get("message_id") == row.message_id:
                 for line in item.get("trail", []):

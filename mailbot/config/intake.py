@@ -26,6 +26,7 @@ from .values import (
     lower_strings,
     own_addresses,
     port,
+    recipients,
     regex,
     secret,
     strings,
@@ -116,7 +117,7 @@ class Route:
     issuer: str | None = key(known_issuer, default=None)
     department: str | None = key(text, default=None)
     template_set: str | None = key(text, default=None)
-    notify: tuple[str, ...] = key(strings, default=())
+    notify: tuple[str, ...] = key(recipients, default=())  # they get a digest of what matched
     folder: str | None = key(text, default=None)
     stop: bool = key(boolean, default=False)
 

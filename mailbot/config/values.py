@@ -99,30 +99,31 @@ def count(item: Item) -> int:
     return value
 
 
-def ratio(item: Item) -> Fraction:
-    """A ratio between 0 and 1 ("4/10", 0.4)."""
+def _parsed(item: Item, convert: Callable[[Any], Any], what: str) -> Any:
+    """The value `convert` makes of the given one (the default when absent); a value it
+    cannot convert fails as not being `what`."""
     value = item.raw
     if value is None:
         return item.default
     try:
-        result = Fraction(str(value))
+        return convert(value)
     except (ValueError, ZeroDivisionError):
-        raise item.fail(f"must be a ratio like \"4/10\", not {value!r}") from None
+        raise item.fail(f"must be {what}, not {value!r}") from None
+
+
+def ratio(item: Item) -> Fraction:
+    """A ratio between 0 and 1 ("4/10", 0.4)."""
+    result: Fraction = _parsed(item, lambda value: Fraction(str(value)), 'a ratio like "4/10"')
     if not 0 <= result <= 1:
         raise item.fail("must be between 0 and 1")
     return result
 
 
 def time_of_day(item: Item) -> time:
-    value = item.raw
-    if value is None:
-        return item.default
-    if isinstance(value, time):
-        return value
-    try:
-        return time.fromisoformat(str(value))
-    except ValueError:
-        raise item.fail(f"must be a time like 09:00, not {value!r}") from None
+    """A time of day (a TOML time or "09:00")."""
+    when: time = _parsed(item, lambda value: value if isinstance(value, time)
+                         else time.fromisoformat(str(value)), "a time like 09:00")
+    return when
 
 
 def toml_date(example: str) -> Reader:

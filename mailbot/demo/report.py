@@ -3,18 +3,17 @@ written as an .eml file."""
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy.engine import Row
 
 from mailbot.config import Config
+from mailbot.ledger import Entry
 from mailbot.samples.base import Sample
-from mailbot.store import Store
-from mailbot.store.schema import ledger, submissions
 
 from .relay import Relayed
 from .setting import CASES, CONTRACTOR_ADDR, INBOX, NOTIFICATIONS, STAFF
@@ -28,19 +27,17 @@ def _header(raw: bytes, name: str) -> str:
     return str(_parsed(raw).get(name, "")).strip()
 
 
-def _report_issuer(store: Store, samples: dict[str, Sample], sent: list[Relayed],
+def _report_issuer(entries: list[Entry], samples: dict[str, Sample], sent: list[Relayed],
                    replies_dir: Path) -> int:
-
     by_parent_id = {_header(m.raw, "In-Reply-To"): m.raw for m in sent}
-    with store.engine.connect() as conn:
-        rows = {r.message_id.strip() if r.message_id else "": r for r in conn.execute(select(ledger))}
+    rows = {e.message_id.strip() if e.message_id else "": e for e in entries}
     print(f"\nissuer side ({INBOX}):")
     print(f"{'mail':<26}{'shows':<26}{'decision':<13}{'outcomes / problems':<34}reply")
     missing = 0
     for index, (name, what, _how) in enumerate(CASES, 1):
         message_id = _header(samples[name].data, "Message-ID")
         row = rows.get(message_id)
-        record = json.loads(row.decision) if row is not None and row.decision else {}
+        record = (row.record if row is not None else None) or {}
         codes = record.get("outcomes", []) + [p["code"] for p in record.get("problems", [])]
         raw = by_parent_id.get(message_id)
         reply_name = "-"
@@ -82,10 +79,9 @@ def _alert_name(raw: bytes) -> str:
     return f"00_{_header(raw, 'Message-ID').strip('<>').split('@')[0]}.eml"
 
 
-def _report_contractor(store: Store, config: Config, sent: list[Relayed],
+def _report_contractor(submissions: list[Row[Any]], config: Config, sent: list[Relayed],
                        dirs: dict[str, Path]) -> int:
-    with store.engine.connect() as conn:
-        rows = {r.guarantee_number: r for r in conn.execute(select(submissions))}
+    rows = {r.guarantee_number: r for r in submissions}
     by_id = {_header(m.raw, "Message-ID"): m.raw for m in sent}
     by_parent_id = {_header(m.raw, "In-Reply-To"): m.raw for m in sent}
     print(f"\ncontractor side ({CONTRACTOR_ADDR}):")

@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import ColumnElement, Table, func, select
 
 from mailbot.config import load_config
+from mailbot.ledger import Ledger, LedgerState
+from mailbot.outbox import Outbox
 from mailbot.samples.catalog import all_samples
 from mailbot.store import Store
-from mailbot.store.schema import ledger, outbox, submissions
+from mailbot.submit import table
 
 from .relay import _free_port, _Relay
 from .report import _report_contractor, _report_issuer
@@ -44,25 +45,24 @@ def _overlapping_tick(record: logging.LogRecord) -> bool:
 
 
 
-def _count(store: Store, table: Table, *where: ColumnElement[bool]) -> int:
-    with store.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
-
-
-def _complete(store: Store) -> bool:
+def _complete(ledger: Ledger, outbox: Outbox) -> bool:
     """Every issuer-side mail decided and answered, every notice's submission final, every
     staff alert sent and nothing left in the outbox."""
     issuer_mails = len(CASES) + sum(c.expected != "unroutable" for c in NOTIFICATIONS)
     alerts = sum(c.expected != "confirmed" for c in NOTIFICATIONS)
+    done = (LedgerState.DECIDED, LedgerState.REPLIED)
+    by_mailbox = ledger.counts()
+    outgoing = outbox.counts()
+    with outbox.engine.connect() as conn:
+        submitted = table.counts(conn)
     return (
-        _count(store, ledger, ledger.c.mailbox == "keiyaku",
-               ledger.c.state.in_(("decided", "replied"))) == issuer_mails
-        and _count(store, outbox, outbox.c.kind == "reply",
-                   outbox.c.state == "sent") == issuer_mails
-        and _count(store, submissions, submissions.c.state.in_(FINAL)) == len(NOTIFICATIONS)
-        and _count(store, outbox, outbox.c.kind == "alert", outbox.c.state == "sent") == alerts
-        and _count(store, outbox, outbox.c.state == "queued") == 0
-        and _count(store, ledger, ledger.c.state.not_in(("decided", "replied"))) == 0
+        sum(by_mailbox.get("keiyaku", {}).get(state, 0) for state in done) == issuer_mails
+        and outgoing.get(("reply", "sent"), 0) == issuer_mails
+        and sum(submitted.get(state, 0) for state in FINAL) == len(NOTIFICATIONS)
+        and outgoing.get(("alert", "sent"), 0) == alerts
+        and not any(count for (_kind, state), count in outgoing.items() if state == "queued")
+        and not any(count for states in by_mailbox.values()
+                    for state, count in states.items() if state not in done)
     )
 
 
@@ -123,7 +123,7 @@ def run_demo(out: str) -> int:
                 client.sendmail(SURETY_ADDR, [CONTRACTOR_ADDR], raw)
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
-            if _complete(store):
+            if _complete(daemon.ledger, daemon.outgoing.outbox):
                 complete = True
                 break
             time.sleep(0.1)
@@ -134,8 +134,11 @@ def run_demo(out: str) -> int:
         daemon.shutdown()
         controller.stop()
         scheduler_log.removeFilter(_overlapping_tick)
-    issuer_missing = _report_issuer(store, samples, relay.messages, dirs["replies"])
-    contractor_missing = _report_contractor(store, config, relay.messages, dirs)
+    issuer_missing = _report_issuer(daemon.ledger.entries(limit=10_000), samples,
+                                    relay.messages, dirs["replies"])
+    with store.engine.connect() as conn:
+        submitted = table.listing(conn)
+    contractor_missing = _report_contractor(submitted, config, relay.messages, dirs)
     store.close()
     print(f"\ndone in {time.monotonic() - started:.1f} s; open a mail with any mail program, "
           f"e.g. `python3 -c \"import sys,email.policy;print(email.message_from_binary_file("

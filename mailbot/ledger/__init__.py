@@ -2,9 +2,9 @@
 reply requests their decisions store (`requests`, the `reply_requests` table's owner)."""
 
 from .entry import Earlier, Entry, LedgerState, Receipt, ReplyRequest
-from .ledger import MAX_ATTEMPTS, Ledger, received_since
+from .ledger import MAX_ATTEMPTS, Ledger, entry_by_id, received_since
 from .requests import ReplyRow
 from .spool import Spool
 
-__all__ = ["MAX_ATTEMPTS", "Earlier", "Entry", "Ledger", "LedgerState", "Receipt", "ReplyRequest", "ReplyRow",
-           "Spool", "received_since"]
+__all__ = ["MAX_ATTEMPTS", "Earlier", "Entry", "Ledger", "LedgerState", "Receipt", "ReplyRequest",
+           "ReplyRow", "Spool", "entry_by_id", "received_since"]

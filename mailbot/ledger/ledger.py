@@ -71,6 +71,12 @@ def received_since(conn: Connection, mailboxes: Iterable[str], since: datetime) 
     return [entry_of(row._mapping) for row in conn.execute(query)]
 
 
+def entry_by_id(conn: Connection, entry_id: int) -> Entry | None:
+    """One row, by its id."""
+    row = conn.execute(select(*ENTRY_COLUMNS).where(ledger.c.id == entry_id)).first()
+    return entry_of(row._mapping) if row else None
+
+
 class Ledger(Copies, MailboxSync):
     """The ledger table's owner (with `requests` for the reply requests it stores): intake,
     claims and decisions here; copies of a message (`Copies`) and IMAP sync state
@@ -299,8 +305,7 @@ class Ledger(Copies, MailboxSync):
     # -- reading ----------------------------------------------------------------------
     def get(self, entry_id: int) -> Entry | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(*ENTRY_COLUMNS).where(ledger.c.id == entry_id)).first()
-        return entry_of(row._mapping) if row else None
+            return entry_by_id(conn, entry_id)
 
     def entries(self, state: str | None = None, limit: int = 1000) -> list[Entry]:
         query = select(*ENTRY_COLUMNS).order_by(ledger.c.id).limit(limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from mailbot.ledger import requests
 from mailbot.ledger.requests import ReplyRow
@@ -31,6 +31,13 @@ class Outbox(Queueing, Delivery):
             query = query.where(outbox.c.state == state)
         with self.engine.connect() as conn:
             return [outbox_row(row._mapping) for row in conn.execute(query)]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(kind, state) → how many rows."""
+        query = select(outbox.c.kind, outbox.c.state, func.count()).group_by(
+            outbox.c.kind, outbox.c.state)
+        with self.engine.connect() as conn:
+            return {(kind, state): count for kind, state, count in conn.execute(query)}
 
     def retry(self, row_id: int, now: datetime) -> bool:
         """A failed row goes back in line with fresh attempts and a new deadline (unless a

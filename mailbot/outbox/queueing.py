@@ -137,17 +137,8 @@ class Queueing(OutboxCore):
             self.insert(conn, "alert", alert.to_addrs, alert.raw, alert.message_id,
                         alert.subject, now, immediate=True, ledger_id=reply.ledger_id)
 
-    def queue(
-        self,
-        kind: str,
-        to_addrs: list[str],
-        raw: bytes,
-        message_id: str,
-        subject: str,
-        now: datetime,
-        immediate: bool = False,
-        ledger_id: int | None = None,
-    ) -> int:
+    def queue(self, kind: str, to_addrs: list[str], raw: bytes, message_id: str, subject: str,
+              now: datetime, immediate: bool = False, ledger_id: int | None = None) -> int:
         """Queue a digest or an alert; returns its row id. Queueing the same Message-ID again
         returns the existing row instead of adding a second one."""
         addresses = checked_recipients(kind, to_addrs)
@@ -164,19 +155,9 @@ class Queueing(OutboxCore):
                 raise
             return found
 
-    def insert(
-        self,
-        conn: Connection,
-        kind: str,
-        to_addrs: list[str],
-        raw: bytes,
-        message_id: str,
-        subject: str,
-        now: datetime,
-        immediate: bool = False,
-        ledger_id: int | None = None,
-        window: str | None = None,
-    ) -> int:
+    def insert(self, conn: Connection, kind: str, to_addrs: list[str], raw: bytes,
+               message_id: str, subject: str, now: datetime, immediate: bool = False,
+               ledger_id: int | None = None, window: str | None = None) -> int:
         """Add a row inside the caller's transaction (so a decision and the mail it causes
         commit together); returns its id. A Message-ID already queued raises IntegrityError."""
         addresses = checked_recipients(kind, to_addrs)

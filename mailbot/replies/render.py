@@ -121,14 +121,8 @@ def new_message_id(domain: str) -> str:
     return f"<{time.time_ns() // 1_000_000:x}.{secrets.token_hex(12)}@{domain}>"
 
 
-def render_reply(
-    template: str,
-    context: dict[str, Any],
-    to_addr: str,
-    settings: ReplySettings,
-    message_id: str,
-    now: datetime,
-) -> bytes:
+def render_reply(template: str, context: dict[str, Any], to_addr: str, settings: ReplySettings,
+                 message_id: str, now: datetime) -> bytes:
     """A confirmation or discrepancy reply to ``to_addr``, threaded on the original mail."""
     if template not in REPLY_TEMPLATES:
         raise ValueError(f"unknown reply template {template!r} (one of {REPLY_TEMPLATES})")
@@ -170,14 +164,8 @@ def result_header(template: str, context: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def render_staff(
-    template: str,
-    context: dict[str, Any],
-    to_addrs: list[str],
-    settings: ReplySettings,
-    message_id: str,
-    now: datetime,
-) -> bytes:
+def render_staff(template: str, context: dict[str, Any], to_addrs: list[str],
+                 settings: ReplySettings, message_id: str, now: datetime) -> bytes:
     """A digest or alert for the issuer's staff."""
     if template not in STAFF_TEMPLATES:
         raise ValueError(f"unknown staff template {template!r} (one of {STAFF_TEMPLATES})")
@@ -189,16 +177,9 @@ def render_staff(
     return msg.as_bytes()
 
 
-def _message(
-    template: str,
-    context: dict[str, Any],
-    to_addrs: list[str],
-    settings: ReplySettings,
-    message_id: str,
-    now: datetime,
-    auto_submitted: str,
-    threading: list[tuple[str, str]] | None = None,
-) -> EmailMessage:
+def _message(template: str, context: dict[str, Any], to_addrs: list[str],
+             settings: ReplySettings, message_id: str, now: datetime, auto_submitted: str,
+             threading: list[tuple[str, str]] | None = None) -> EmailMessage:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be an aware datetime")
     if not _MSG_ID.fullmatch(message_id or ""):

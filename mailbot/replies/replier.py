@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from mailbot.addresses import domain_of
 from mailbot.config import Config
@@ -21,7 +22,7 @@ from mailbot.ledger import ReplyRow
 from mailbot.outbox import Outbox, OutboxRow, StaffMail
 from mailbot.verify.policy import IssuerPolicy
 
-from .digest import digest_context
+from .digest import digest_context, routed_context
 from .render import (
     REPO_TEMPLATES,
     ReplySettings,
@@ -77,7 +78,8 @@ class Replier:
                             message_id, now)
 
     def digest(self, now: datetime) -> int:
-        """Queue one digest per issuer with staff; returns how many were queued."""
+        """Queue one digest per issuer with staff, and one per address a route names in
+        `notify` that the day's messages were routed to; returns how many were queued."""
         since = now - timedelta(days=1)
         queued = 0
         for key, policy in self.config.issuers.items():
@@ -85,13 +87,24 @@ class Replier:
                 continue
             mailboxes = {m.name for m in self.config.mailboxes if m.issuer == key}
             context = digest_context(self.outbox, policy.name, mailboxes, since, now)
-            settings = self.settings_for(policy)
-            message_id = new_message_id(self._domain(settings))
-            raw = render_staff("digest", context, list(policy.staff), settings, message_id, now)
-            self.outbox.queue("digest", list(policy.staff), raw, message_id,
-                              f"mailbot digest {now:%Y-%m-%d}", now)
+            self._queue_digest(policy, list(policy.staff), context, now)
             queued += 1
+        mailboxes = {m.name for m in self.config.mailboxes}
+        for address in sorted({a for route in self.config.routes for a in route.notify}):
+            routed = routed_context(self.outbox, address, mailboxes, since, now)
+            if routed is not None:
+                issuer, context = routed
+                self._queue_digest(self._policy(issuer), [address], context, now)
+                queued += 1
         return queued
+
+    def _queue_digest(self, policy: IssuerPolicy, to_addrs: list[str],
+                      context: dict[str, Any], now: datetime) -> None:
+        settings = self.settings_for(policy)
+        message_id = new_message_id(self._domain(settings))
+        raw = render_staff("digest", context, to_addrs, settings, message_id, now)
+        self.outbox.queue("digest", to_addrs, raw, message_id,
+                          f"mailbot digest {now:%Y-%m-%d}", now)
 
     # -- alerts -----------------------------------------------------------------------------
     def alert_failed(self, row: OutboxRow) -> None:

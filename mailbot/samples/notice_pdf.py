@@ -147,7 +147,7 @@ def _draw_ejcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
     """東日本建設業保証 style: prose with the label words, 記, letter-spaced label lines."""
     pen.text(PAGE_W - 70, 790, "令和8年4月1日", 10.5, align="right")
     pen.text(PAGE_W / 2, 745, "電子保証にかかる「認証キー」のお知らせ", 15, align="center")
-    prose = [
+    _lines(pen, 705.0, [
         "電子保証を「保証確認サービス（D-Sure）」に掲載しましたので、お知らせします。",
         "つきましては、お客様にて下記内容をご確認いただき、次のいずれかの方法でPDF",
         "ファイルを発注者様にご提出ください。",
@@ -156,11 +156,7 @@ def _draw_ejcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
         "をもって、前払金請求手続（前払金保証）、又は請負契約締結手続（契約保証）が",
         "完了いたします。",
         "ご不明な点がございましたら、当社の営業部・支店までお問い合わせください。",
-    ]
-    y = 705.0
-    for line in prose:
-        pen.text(70, y, line, 10.5)
-        y -= 17
+    ])
     pen.text(PAGE_W / 2, 548, "記", 11, align="center")
     rows: list[tuple[str, str]] = [
         ("工 事 名", st.project(f.project_name)),
@@ -185,6 +181,13 @@ def _draw_ejcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
     pen.text(PAGE_W - 70, 230, f.surety, 12, align="right")
 
 
+def _lines(pen: _Pen, y: float, lines: list[str]) -> None:
+    """A paragraph of prose lines from the left margin, downwards from `y`."""
+    for line in lines:
+        pen.text(70, y, line, 10.5)
+        y -= 17
+
+
 def _cell(pen: _Pen, x: float, y: float, w: float, h: float, *, shade: bool = False) -> None:
     c = pen.canvas
     if shade:
@@ -200,17 +203,13 @@ def _draw_wjcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
     pen.text(PAGE_W - 70, 790, "令和8年4月1日", 10.5, align="right")
     pen.text(70, 765, f"{f.contractor}　御中", 11)
     pen.text(PAGE_W / 2, 720, "『電子証書閲覧用「認証キー」等のお知らせ』", 15, align="center")
-    prose = [
+    _lines(pen, 680.0, [
         "このたびは弊社の電子保証をご利用いただき、誠にありがとうございます。",
         "下記の工事にかかる電子証書を発行いたしましたので、閲覧に必要な「保証契約番号」",
         "及び「認証キー」をお知らせいたします。本書を発注者様へご提出ください。",
         "発注者様は「工事名」「請負者名」「保証の種類」をご確認のうえ、電子証書を",
         "ご閲覧ください。",
-    ]
-    y = 680.0
-    for line in prose:
-        pen.text(70, y, line, 10.5)
-        y -= 17
+    ])
     rows: list[tuple[str, str]] = [(st.plain_label("工事名"), st.project(f.project_name))]
     if f.issuer:
         rows.append(("発注者名", f.issuer))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from mailbot.outbox import Change, OutboxRow
@@ -121,3 +121,21 @@ def may_resend(conn: Connection, row: OutboxRow) -> bool:
     log.warning("outbox row %d is a submission the notice's later submission replaced: "
                 "not sent again", row.id)
     return False
+
+
+def listing(conn: Connection, state: str | None = None) -> list[Row[Any]]:
+    """Every submission (in `state` only, when given), oldest first."""
+    query = select(submissions).order_by(submissions.c.id)
+    if state:
+        query = query.where(submissions.c.state == state)
+    return list(conn.execute(query))
+
+
+def get(conn: Connection, submission_id: int) -> Row[Any] | None:
+    return conn.execute(select(submissions).where(submissions.c.id == submission_id)).first()
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """State → how many submissions are in it."""
+    return {state: count for state, count in conn.execute(
+        select(submissions.c.state, func.count()).group_by(submissions.c.state))}

@@ -51,19 +51,23 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Difference:
-    field: str
-    store: object
-    notice: object
-
-
-@dataclass(frozen=True)
 class Verdict:
+    """What one rule says of a claim: hit or not, and when hit the outcome and why."""
+
     hit: bool
     outcome: str | None = None
     reason: str | None = None
     differences: tuple[Difference, ...] = field(default_factory=tuple)
     stop: bool = False
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A field where the store and the notice disagree, with both values."""
+
+    field: str
+    store: object
+    notice: object
 
 
 MISS = Verdict(hit=False)

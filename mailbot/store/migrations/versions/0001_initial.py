@@ -3,6 +3,8 @@
 Revision ID: 0001
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -10,6 +12,11 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+def _columns(kind: type[sa.types.TypeEngine[Any]], *names: str) -> list[sa.Column[Any]]:
+    """Nullable columns of one type, in the order given."""
+    return [sa.Column(name, kind) for name in names]
 
 
 def upgrade() -> None:
@@ -33,18 +40,10 @@ def upgrade() -> None:
         sa.Column("change_no", sa.Integer),
         sa.Column("key_hash", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16)),
-        sa.Column("issuer", sa.Text),
-        sa.Column("contractor", sa.Text),
-        sa.Column("project_name", sa.Text),
-        sa.Column("jv_name", sa.Text),
-        sa.Column("contract_amount", sa.BigInteger),
-        sa.Column("guaranteed_amount", sa.BigInteger),
+        *_columns(sa.Text, "issuer", "contractor", "project_name", "jv_name"),
+        *_columns(sa.BigInteger, "contract_amount", "guaranteed_amount"),
         sa.Column("bank", sa.Text),
-        sa.Column("term_start", sa.Date),
-        sa.Column("term_end", sa.Date),
-        sa.Column("expires_on", sa.Date),
-        sa.Column("contract_date", sa.Date),
-        sa.Column("awarded_on", sa.Date),
+        *_columns(sa.Date, "term_start", "term_end", "expires_on", "contract_date", "awarded_on"),
         sa.Column("surety", sa.Text),
         sa.Column("issued_at", sa.DateTime(timezone=True)),
         sa.Column("low_bid", sa.Boolean, nullable=False),
