@@ -200,6 +200,7 @@ class Daemon:
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
+        self.config.reveal_secrets()  # a password that cannot be read stops us here (exit 2)
         self._lock_spool()
         recovered = self.ledger.recover()
         if recovered:
@@ -293,7 +294,8 @@ class Daemon:
 
         settings = ImapSettings(
             name=mailbox.name, host=mailbox.host, port=mailbox.port, user=mailbox.user,
-            password=mailbox.password, tls=mailbox.tls, folder=mailbox.folder,
+            password=mailbox.password.reveal() if mailbox.password else "", tls=mailbox.tls,
+            folder=mailbox.folder,
             poll_seconds=mailbox.poll_seconds, idle_renew_seconds=mailbox.idle_renew_seconds,
             since=self.since or mailbox.since,
             reply_to_backfill=(self.reply_to_backfill if self.reply_to_backfill is not None

@@ -37,7 +37,8 @@ def outbox_for(config: Config, store: Store) -> Outbox:
     return Outbox(
         store.engine,
         SmtpSettings(host=smtp.host, port=smtp.port, tls=smtp.tls, user=smtp.user,
-                     password=smtp.password, timeout=smtp.timeout),
+                     password=smtp.password.reveal if smtp.password else None,
+                     timeout=smtp.timeout),
         send_window(config.send_window),
         deadline=timedelta(hours=config.send_window.deadline_hours),
         windows={issuer_window(key): send_window(rule.window)

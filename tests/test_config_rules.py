@@ -54,19 +54,20 @@ def test_every_relative_path_is_relative_to_the_config_file(elsewhere):
                   + '[spool]\ndir = "var/spool"\n[templates]\ndir = "my-templates"\n'
                   + '[issuers.maru.submission]\nto = "keiyaku@maru.example.jp"\n'
                   + 'attachments = ["files/委任状.pdf"]\n')
-    assert config.mailbox("keiyaku").password == "imap-secret"
-    assert config.smtp.password == "smtp-secret"
+    assert config.mailbox("keiyaku").password.reveal() == "imap-secret"
+    assert config.smtp.password.reveal() == "smtp-secret"
     assert config.spool_dir == elsewhere / "var" / "spool"
     assert config.template_dir == elsewhere / "my-templates"
     assert config.submissions["maru"].attachments == (elsewhere / "files" / "委任状.pdf",)
 
 
 def test_an_unreadable_password_file_names_key_and_file(elsewhere):
+    config = load(elsewhere, ISSUER + '[smtp]\npassword_file = "secrets/none.pass"\n')
     with pytest.raises(ConfigError) as caught:
-        load(elsewhere, ISSUER + '[smtp]\npassword_file = "secrets/none.pass"\n')
+        config.smtp.password.reveal()
     message = str(caught.value)
     assert str(elsewhere / "mailbot.toml") in message
-    assert "[smtp.password_file] cannot read secrets/none.pass" in message
+    assert f"[smtp.password_file] cannot read {elsewhere / 'secrets/none.pass'}" in message
 
 
 @pytest.mark.parametrize(("text", "where", "bad"), [

@@ -173,7 +173,7 @@ def test_the_example_config_is_valid(monkeypatch):
     config = load_config(Path(__file__).parents[1] / "config" / "mailbot.example.toml")
     assert config.issuer("kwsa").awarded_on_or_after is not None
     assert config.issuer("〇〇県内広域水道企業団 企業長").name == "〇〇県内広域水道企業団"
-    assert config.mailbox("keiyaku").password == "from-the-environment"
+    assert config.mailbox("keiyaku").password.reveal() == "from-the-environment"
     assert [r.name for r in config.routes][-1] == "contract guarantees"
 
 

@@ -1,10 +1,16 @@
-"""`mailbot config check FILE`: load a configuration and say what it holds, or what is wrong."""
+"""`mailbot config check FILE`: load a configuration and say what it holds, or what is wrong.
+
+Exit 0 when it loads and nothing refuses it (warnings are printed to stderr, e.g. a
+password variable not set in this shell); 2 on an error or a refusal, and with `--strict`
+on a warning too (for a deployment check run in the daemon's environment)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..config import load_config
+from ..config.advice import refusals, warnings
 from .options import Commands
 
 
@@ -12,13 +18,23 @@ def register(commands: Commands) -> None:
     config = commands.add_parser("config", help="check configuration files")
     sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="load FILE and report errors (exit 2) or a summary")
-    check.add_argument("file", metavar="FILE")
+    check.add_argument("file", metavar="FILE", help="the configuration (TOML)")
+    check.add_argument("--strict", action="store_true",
+                       help="warnings are errors (exit 2): run it where the daemon runs")
     check.set_defaults(func=run_check)
 
 
 def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
-    print(f"{args.file}: ok")
+    refused = refusals(config)
+    warned = warnings(config)
+    for text in warned:
+        print(f"mailbot config: warning: {text}", file=sys.stderr)
+    for text in refused:
+        print(f"mailbot config: {args.file}: {text}", file=sys.stderr)
+    if refused or (args.strict and warned):
+        return 2
+    print(f"{args.file}: ok" + (f" ({len(warned)} warning(s))" if warned else ""))
     print(f"  store: {config.store_url or '(default: --store, MAILBOT_STORE_URL, ./mailbot.db)'}")
     contractor = config.contractor
     if contractor is not None:

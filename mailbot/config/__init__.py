@@ -26,6 +26,7 @@ from .intake import MailboxConfig, Route, read_mailbox, read_route
 from .issuers import read_issuer
 from .outbound import DigestConfig, SmtpConfig, WindowConfig
 from .reader import ConfigError, Item, TomlReader, build, key
+from .secrets import Secret
 from .values import file_path, section, text
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "ContractorConfig",
     "ProjectRule",
+    "Secret",
     "SubmissionRule",
     "DigestConfig",
     "MailboxConfig",
@@ -116,6 +118,16 @@ class Config:
             if name in policy.names:
                 return policy
         return IssuerPolicy(name=name)
+
+    def secrets(self) -> list[Secret]:
+        """Every mail password the configuration names (mailboxes, the relay)."""
+        found = [m.password for m in self.mailboxes] + [self.smtp.password]
+        return [s for s in found if s is not None]
+
+    def reveal_secrets(self) -> None:
+        """Read every password now: the first one that cannot be read raises ConfigError."""
+        for secret in self.secrets():
+            secret.reveal()
 
     def mailbox(self, name: str) -> MailboxConfig:
         for mailbox in self.mailboxes:

@@ -18,6 +18,7 @@ from typing import Any
 from mailbot.protocols import is_imap_keyword
 
 from .reader import Item, TomlReader, build, check_keys, key, read_one
+from .secrets import Secret
 from .values import (
     boolean,
     choice,
@@ -87,8 +88,8 @@ class MailboxConfig:
     port: int = key(port({"ssl": 993}, 143), when=_imap, default=0)
     tls: str = key(tls_mode("ssl"), when=_imap, default="ssl")
     user: str = key(text, when=_imap, required=True, default="")
-    password: str = key(secret, also=("password_env", "password_file"), when=_imap,
-                        required=True, default="", repr=False)
+    password: Secret | None = key(secret, also=("password_env", "password_file"), when=_imap,
+                                  required=True, default=None)
     folder: str = key(text, when=_imap, default="INBOX")
     done_folder: str = key(text, when=_imap, default="電子保証/処理済")
     review_folder: str = key(text, when=_imap, default="電子保証/要確認")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import time
 
 from .reader import Item, key
+from .secrets import Secret
 from .values import (
     boolean,
     count,
@@ -33,7 +34,7 @@ class SmtpConfig:
     port: int = key(port({"ssl": 465, "starttls": 587}, 25), default=25)
     tls: str = key(tls_mode("none"), default="none")
     user: str | None = key(text, default=None)
-    password: str | None = key(secret, "password_env", also=("password_file",), default=None)
+    password: Secret | None = key(secret, "password_env", also=("password_file",), default=None)
     timeout: float = key(count, default=30)
     # default sender when an issuer names none
     from_addr: str = key(own_address, "from", default="mailbot@localhost")

@@ -11,7 +11,6 @@ addresses of others (`mailbot.addresses.reply_address`).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from datetime import date, time
@@ -23,6 +22,7 @@ from mailbot.addresses import Unanswerable, is_own_address, reply_address
 from mailbot.protocols import TLS_MODES
 
 from .reader import Item, Reader, TomlReader, build
+from .secrets import Secret
 
 
 def text(item: Item) -> Any:
@@ -172,23 +172,17 @@ def port(by_tls: dict[str, int], otherwise: int) -> Reader:
 
 
 def secret(item: Item) -> Any:
-    """A password from the environment variable `password_env` or the file `password_file`;
-    never from the config file (the key `password`, when declared, is refused)."""
+    """Where a password is: the environment variable `password_env` or the file
+    `password_file` (a `Secret`, read when a connection is opened); never the config file
+    itself (the key `password`, when declared, is refused)."""
     if "password" in item.data and item.key == "password":
         raise item.fail("passwords never go in the file: use password_env or password_file")
     env = text(_sibling(item, "password_env"))
     file = text(_sibling(item, "password_file"))
-    if env:
-        value = os.environ.get(env)
-        if value is None:
-            raise item.fail(f"environment variable {env} is not set", f"{item.where}.password_env")
-        return value
+    if env:  # before the file, when both are given
+        return Secret(item.r.file, item.where, env=env)
     if file:
-        try:
-            return beside(item.r, file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise item.fail(f"cannot read {file}: {exc.strerror}",
-                            f"{item.where}.password_file") from None
+        return Secret(item.r.file, item.where, file=beside(item.r, file))
     if item.required:
         raise item.fail("needs password_env or password_file", item.where)
     return item.default

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailbot.protocols import TLS_MODES
@@ -18,7 +19,8 @@ class SmtpSettings:
     port: int = 25
     tls: str = "none"  # "ssl" | "starttls" | "none"
     user: str | None = None
-    password: str | None = field(default=None, repr=False)
+    # the password, or what reads it when a connection logs in (a config `Secret.reveal`)
+    password: str | Callable[[], str] | None = field(default=None, repr=False)
     timeout: float = 30
     helo: str | None = None  # name for EHLO/HELO; the local host name when None
 
@@ -41,7 +43,8 @@ def connect(s: SmtpSettings) -> smtplib.SMTP:
             smtp.starttls(context=ssl.create_default_context())
             smtp.ehlo()
         if s.user:
-            smtp.login(s.user, s.password or "")
+            password = s.password() if callable(s.password) else s.password
+            smtp.login(s.user, password or "")
     except BaseException:
         smtp.close()
         raise

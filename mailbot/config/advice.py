@@ -1,0 +1,57 @@
+"""What `mailbot config check` says of a configuration that loads: warnings and refusals.
+
+Loading already refuses what cannot work (a wrong type, an unknown key, a bad address).
+Here are the checks of a configuration as a deployment: *refusals* (exit 2) for what
+would answer wrongly — no mailbox at all, two issuers whose replies would go out under
+one address — and *warnings* for what the daemon needs but a command at a terminal does
+not (a password that cannot be read now) or what a contractor would miss (a signature
+without a contact). `--strict` turns the warnings into refusals.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailbot.verify.policy import IssuerPolicy
+
+from . import Config
+
+# A telephone number (03-0000-0000, 0120-000-000) or a mail address in a signature.
+_CONTACT = re.compile(r"\d{2,5}-\d{1,4}-\d{3,4}|[^\s@]+@[^\s@]+\.[^\s@]+")
+
+
+def _answering(config: Config) -> list[tuple[str, IssuerPolicy]]:
+    """The issuers that answer mail: those with a mailbox of the issuer role (on the
+    contractor side, [issuers.*] are the ones submitted to)."""
+    keys = {m.issuer for m in config.mailboxes if m.role == "issuer"}
+    return [(key, policy) for key, policy in config.issuers.items() if key in keys]
+
+
+def refusals(config: Config) -> list[str]:
+    """Why this configuration must not run, each naming the key."""
+    found = []
+    if not config.mailboxes:
+        found.append("[mailboxes] no mailboxes: mailbot would watch nothing (add a "
+                     "[[mailboxes]] table)")
+    senders: dict[str, str] = {}
+    for key, policy in _answering(config):
+        sender = (policy.reply_from or config.smtp.from_addr).lower()
+        other = senders.setdefault(sender, key)
+        if other != key:
+            found.append(f"[issuers.{key}.reply_from] the replies of {policy.name or key} would "
+                         f"go out as {sender}, the address of [issuers.{other}]: give each "
+                         "issuer its own reply_from")
+    return found
+
+
+def warnings(config: Config) -> list[str]:
+    """What to fix before the daemon runs, or what a contractor would miss."""
+    found = [problem for secret in config.secrets() if (problem := secret.problem())]
+    for key, policy in _answering(config):
+        if policy.signature and not _CONTACT.search(policy.signature):
+            found.append(f"[issuers.{key}.signature] has no telephone number or mail address: "
+                         "replies ask the contractor to contact the desk named there")
+        elif not policy.signature:
+            found.append(f"[issuers.{key}.signature] not set: replies end with the issuer's "
+                         "name only, and no contact for the contractor's questions")
+    return found
