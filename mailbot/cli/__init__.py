@@ -19,6 +19,10 @@ from .. import __version__
 from ..errors import UsageError
 
 
+# Drivers of optional parts, by the extra (pyproject.toml) that installs them.
+OPTIONAL_MODULES = {"psycopg": "postgresql"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import config, demo, init, intake, migrate, outbox, parse, store, submissions, verify
 
@@ -49,6 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except UsageError as exc:
         print(f"mailbot {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"mailbot {args.command}: {exc.name} is not installed: "
+              f"pip install 'mailbot[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mailbot {args.command}: interrupted", file=sys.stderr)
