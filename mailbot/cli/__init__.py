@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import UsageError
 
-
 # Drivers of optional parts, by the extra (pyproject.toml) that installs them.
 OPTIONAL_MODULES = {"psycopg": "postgresql"}
 
