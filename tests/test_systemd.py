@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from mailbot.cli import build_parser
 from mailbot.systemd import notify
 
 from .configs import issuer_config
+from .servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "contrib" / "systemd" / "mailbot.service"
@@ -74,9 +76,13 @@ def test_notify_without_systemd_or_with_a_dead_socket(
 
 
 def test_run_says_ready_then_stopping(tmp_path: Path) -> None:
-    """`mailbot run` with an LMTP listener: READY=1 once it is up, STOPPING=1 on SIGTERM."""
+    """`mailbot run` with an LMTP listener: READY=1 once it answers, STOPPING=1 on SIGTERM."""
     config = tmp_path / "mailbot.toml"
-    config.write_text(issuer_config(f"sqlite:///{tmp_path / 'store.db'}"), encoding="utf-8")
+    port = free_port()
+    text = issuer_config(f"sqlite:///{tmp_path / 'store.db'}")
+    assert 'listen = "127.0.0.1:0"' in text
+    config.write_text(text.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"'),
+                      encoding="utf-8")
     name = f"mailbot-test-{uuid.uuid4().hex}"
     env = {**os.environ, "NOTIFY_SOCKET": "@" + name,
            "MAILBOT_SECRET": "test-secret-for-the-store-0123456789"}
@@ -91,6 +97,8 @@ def test_run_says_ready_then_stopping(tmp_path: Path) -> None:
                        for m in started for line in m.split("\n"))
             assert "STATUS=running: mailboxes keiyaku" in started[-1].split("\n")
             assert process.poll() is None
+            with smtplib.LMTP("127.0.0.1", port, timeout=30) as lmtp:  # up when READY=1 came
+                assert lmtp.noop()[0] == 250
             process.send_signal(signal.SIGTERM)
             stopping = _receive_until(sock, "STOPPING=1", 120, process)
             assert "STATUS=stopping" in stopping[-1].split("\n")
