@@ -1,8 +1,8 @@
 """The `mailbot` console script: argument parsing and dispatch to one module per command.
 
 Each command group lives in its own module here (`parse`, `demo`, `store`, `verify`,
-`config`, `intake`, `outbox`, `submissions`), each with a `register(commands)` that adds its
-subparsers; options several commands share are in `options`.
+`config`, `intake`, `outbox`, `submissions`, `init`, `migrate`), each with a
+`register(commands)` that adds its subparsers; options several commands share are in `options`.
 
 Exit codes (docs/contracts.md): 0 ok, 1 a problem found in the input, 2 usage or config error.
 Errors go to stderr as one sentence naming the file or field.
@@ -18,9 +18,12 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import UsageError
 
+# Drivers of optional parts, by the extra (pyproject.toml) that installs them.
+OPTIONAL_MODULES = {"psycopg": "postgresql"}
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import config, demo, intake, outbox, parse, store, submissions, verify
+    from . import config, demo, init, intake, migrate, outbox, parse, store, submissions, verify
 
     parser = argparse.ArgumentParser(
         prog="mailbot",
@@ -36,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     intake.register(commands)
     outbox.register(commands)
     submissions.register(commands)
+    init.register(commands)
+    migrate.register(commands)
     return parser
 
 
@@ -47,6 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except UsageError as exc:
         print(f"mailbot {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"mailbot {args.command}: {exc.name} is not installed: "
+              f"pip install 'mailbot[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mailbot {args.command}: interrupted", file=sys.stderr)

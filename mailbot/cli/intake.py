@@ -18,6 +18,7 @@ from ..errors import UsageError
 from ..ledger import Ledger, Spool
 from ..store import Store, resolve_store_url
 from ..store.schema import submissions
+from ..systemd import notify
 from .options import Commands, add_config_and_store, parse_date_arg
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     from ..daemon import Daemon
 
     logging.getLogger("mailbot").setLevel(logging.INFO)
+    notify("STATUS=opening the store (migrating it if needed)")
     config, store, _ledger = _open(args)
     if not config.mailboxes:
         raise UsageError(f"{args.config}: no [[mailboxes]] to watch")
@@ -87,8 +89,11 @@ def run_daemon(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         daemon.start()
+        notify("READY=1", "STATUS=running: mailboxes "
+               + ", ".join(m.name for m in config.mailboxes))
         daemon.run()
     finally:
+        notify("STOPPING=1", "STATUS=stopping")
         daemon.shutdown()
         store.close()
     return 0
