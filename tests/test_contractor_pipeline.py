@@ -215,17 +215,21 @@ def test_cli_lists_shows_and_replays_submissions(side, tmp_path):
     from .test_intake_cli import mailbot
 
     config, store, feed = side
+    path = str(config.path)
+    assert mailbot("submissions", "list", "--config", path).stdout == "no submissions\n"
     feed(mail("35075-00001M", "〇〇浄水場"))
     feed(mail("35075-09999M", "村道工事"))
-    path = str(config.path)
     listing = mailbot("submissions", "list", "--config", path)
     assert listing.returncode == 0, listing.stderr
-    lines = listing.stdout.splitlines()
+    header, *lines = listing.stdout.splitlines()
+    assert header.split("\t")[:4] == ["ID", "STATE", "NUMBER", "ISSUER"]
     assert lines[0].split("\t")[1:4] == ["queued", "35075-00001M", "city"]
     assert lines[1].split("\t")[1:4] == ["unroutable", "35075-09999M", "-"]
     as_json = json.loads(mailbot("submissions", "list", "--config", path, "--state",
                                  "unroutable", "--json").stdout)
     assert [s["guarantee_number"] for s in as_json] == ["35075-09999M"]
+    none = mailbot("submissions", "list", "--config", path, "--state", "confirmed")
+    assert none.stdout == "no submissions in state confirmed\n"
     assert "notice_hash" not in as_json[0]
     show = mailbot("submissions", "show", "1", "--config", path)
     assert "to_addr    keiyaku@city.example.jp" in show.stdout
@@ -241,6 +245,7 @@ def test_cli_lists_shows_and_replays_submissions(side, tmp_path):
     eml.write_bytes(mail("35075-00001M", "〇〇浄水場").replace(b"Message-ID: <", b"Message-ID: <r"))
     replay = mailbot("replay", "--config", path, "--mailbox", "queue", str(eml))
     assert replay.returncode == 0, replay.stderr
+    assert replay.stdout.startswith(f"{eml}: would record\n")  # nothing is written
     assert ("35075-00001M: duplicate of submission 1 (queued) → keiyaku@city.example.jp "
             "[【電子保証】〇〇浄水場]") in replay.stdout
     assert len(select_all(store, submissions)) == 2

@@ -473,9 +473,12 @@ def test_cli_lists_retries_and_cancels(store, store_url, sink, tmp_path):
     outbox.flush(T0)
     failed, sent = ids
 
+    empty = mailbot("outbox", "list", "--state", "cancelled", "--config", str(path))
+    assert empty.returncode == 0 and empty.stdout == "no outbox rows in state cancelled\n"
     listing = mailbot("outbox", "list", "--config", str(path))
     assert listing.returncode == 0, listing.stderr
-    lines = listing.stdout.splitlines()
+    header, *lines = listing.stdout.splitlines()
+    assert header == "ID\tKIND\tSTATE\tTRIES\tWHEN\tTO\tSUBJECT\tERROR"
     assert lines[0].startswith(f"{failed}\tdigest\tfailed\t1\t2026-11-24T10:00+09:00\t"
                                "staff@issuer.example.jp\t本日の受付一覧\t")
     assert "550" in lines[0] and lines[1].startswith(f"{sent}\tdigest\tsent\t1\t")
@@ -488,7 +491,10 @@ def test_cli_lists_retries_and_cancels(store, store_url, sink, tmp_path):
     assert mailbot("outbox", "retry", str(failed), "--config", str(path)).returncode == 0
     assert outbox.get(failed).state == "queued" and outbox.get(failed).attempts == 0
     again = mailbot("outbox", "retry", str(failed), "--config", str(path))
-    assert again.returncode == 1 and "is not failed" in again.stderr
+    assert again.returncode == 1 and "is queued, not failed" in again.stderr
+    for action in ("retry", "cancel"):
+        missing = mailbot("outbox", action, "999", "--config", str(path))
+        assert missing.returncode == 1 and "no outbox row 999" in missing.stderr
     assert mailbot("outbox", "cancel", str(failed), "--config", str(path)).returncode == 0
     assert outbox.get(failed).state == "cancelled"
     assert mailbot("outbox", "cancel", str(sent), "--config", str(path)).returncode == 1

@@ -52,7 +52,7 @@ EXPLANATIONS = {
     "cancelled": "この電子保証は取り消されているため、受け付けることができません。",
     "superseded": "変更後の最新の「認証キーのお知らせ」を",
     "expired": "保証期間の延長などについて保証会社へご相談のうえ、",
-    "amount_rule": "保証金額が当方の定める条件を満たしていないため",
+    "amount_rule": "契約の内容と保証金額について保証会社へご確認いただき、",
     "not_eligible": "書面の保証証書をご提出ください。",
     "throttled": "確認を一時的に停止しています。",
     "no_notice_found": "PDFファイルを添付して、改めてお送りください。",
@@ -108,7 +108,10 @@ def test_discrepancy_explains_each_outcome(code):
     context = reply_context([notice("35075-00002M", [code], [reason])])
     text = body(render("discrepancy", context))
     assert EXPLANATIONS[code] in text
-    assert reason in text  # the verification's own reason is kept
+    # Said once: the rule's reason only where it names the issuer's own condition (the
+    # explanation then says what to do); elsewhere the explanation says it all.
+    assert (reason in text) == (code in ("kind_mismatch", "project_mismatch",
+                                         "contractor_mismatch", "amount_rule", "not_eligible"))
     assert "35075-00002M" in text and MASKED in text
     assert GENERIC not in text
 
@@ -165,9 +168,38 @@ def test_confirmation_content():
 
 
 def test_default_signature_from_issuer_and_department():
+    """Without a configured signature the closing names the desk and a contact: the
+    address the reply comes from (「下記の担当までお問い合わせください」 points at it)."""
     settings = ReplySettings(from_addr="keiyaku@city.example.jp")
     text = body(render("confirmation", reply_context([notice()]), settings))
-    assert text.rstrip().endswith("〇〇市 契約検査課")
+    assert text.rstrip().endswith("〇〇市 契約検査課\nお問い合わせ先：keiyaku@city.example.jp")
+    assert text.index("下記の担当までお問い合わせください") < text.index("お問い合わせ先：")
+
+
+@pytest.mark.parametrize("template", ["confirmation", "discrepancy"])
+def test_replies_are_addressed_to_the_company_the_notice_names(template):
+    outcomes = ["verified"] if template == "confirmation" else ["key_mismatch"]
+    named = reply_context([notice(outcomes=outcomes)]) | {"addressee": "〇〇建設株式会社"}
+    assert body(render(template, named)).startswith("〇〇建設株式会社 ご担当者様\n")
+    unnamed = reply_context([notice(outcomes=outcomes)]) | {"addressee": None}
+    assert body(render(template, unnamed)).startswith("ご担当者様\n")
+
+
+def test_the_addressee_is_the_one_contractor_all_notices_name():
+    from mailbot.pipeline.decide import addressee
+    from parsers.model import Notice, ParseResult
+
+    def parsed(*contractors):
+        return ParseResult(source="m.eml", notices=[
+            Notice(f"35075-0000{i}M", "Z28YUEAJ38ux", contractor=c)
+            for i, c in enumerate(contractors, 1)])
+
+    assert addressee(parsed("〇〇建設　株式会社")) == "〇〇建設 株式会社"
+    assert addressee(parsed("〇〇建設株式会社", "〇〇建設株式会社", None)) == "〇〇建設株式会社"
+    assert addressee(parsed("〇〇建設株式会社", "△△工業株式会社")) is None  # two companies
+    assert addressee(parsed(None)) is None
+    assert addressee(parsed("〇〇建設\u0007株式会社")) is None
+    assert addressee(parsed("〇" * 61)) is None
 
 
 # --- headers ---------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_each_contractor_gets_one_correct_reply(running, dovecot, sink):
         assert "〇〇市 契約検査課" in str(reply["From"])
     ok_text, bad_text = ok.get_content(), bad.get_content()
     assert "35075-00001M" in ok_text and "Z28Y********" in ok_text
-    assert "35075-00077M" in bad_text and "登録されていません" in bad_text
+    assert "35075-00077M" in bad_text and "保証契約番号の電子保証を確認できませんでした" in bad_text
     for raw in (a[2] for a in sink.accepted):
         assert b"Z28YUEAJ38ux" not in raw
 

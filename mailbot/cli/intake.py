@@ -18,8 +18,9 @@ from ..errors import UsageError
 from ..ledger import Ledger, Spool
 from ..store import Store, resolve_store_url
 from ..store.schema import submissions
+from ..submit import table
 from ..systemd import notify
-from .options import Commands, add_config_and_store, parse_date_arg
+from .options import Commands, add_config_and_store, existing_file, parse_date_arg
 
 if TYPE_CHECKING:
     from parsers import Reader
@@ -40,12 +41,12 @@ def register(commands: Commands) -> None:
 
     status = commands.add_parser("status", help="per-mailbox counts, backlog and last error")
     add_config_and_store(status)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="one JSON object")
     status.set_defaults(func=run_status)
 
     replay = commands.add_parser("replay", help="decide .eml files with no servers involved")
     add_config_and_store(replay)
-    replay.add_argument("paths", nargs="+", metavar="PATH")
+    replay.add_argument("paths", nargs="+", metavar="PATH", help=".eml files (e.g. spool/*.eml)")
     replay.add_argument("--mailbox", help="decide as if received by this mailbox "
                         "(default: the first issuer mailbox)")
     replay.add_argument("--json", action="store_true", help="one decision record per line")
@@ -59,7 +60,8 @@ def register(commands: Commands) -> None:
         cmd = sub.add_parser(action, help=text)
         add_config_and_store(cmd)
         if action != "list":
-            cmd.add_argument("id", type=int, metavar="ID")
+            cmd.add_argument("id", type=int, metavar="ID",
+                             help="the ledger id (mailbot quarantine list)")
         cmd.set_defaults(func=run_quarantine)
 
 
@@ -169,9 +171,8 @@ def run_replay(args: argparse.Namespace) -> int:
         mailbox = issuers[0]
     else:
         raise UsageError(f"{args.config}: no issuer mailbox to replay against (use --mailbox)")
-    missing = [p for p in args.paths if not Path(p).is_file()]
-    if missing:
-        raise UsageError(f"no such file: {missing[0]}")
+    for path in args.paths:
+        existing_file(path)
     store = Store.open(resolve_store_url(args.store, config.store_url))
     worst = 0
     try:
@@ -204,8 +205,7 @@ def _replay_contractor(path: str, raw: bytes, facts: MailFacts, mailbox: Mailbox
     record["plans"] = [plan.summary() for plan in writes.plans]
     with store.engine.connect() as conn:  # what a real decision would find already there
         for plan, summary in zip(writes.plans, record["plans"], strict=True):
-            earlier = conn.execute(select(submissions.c.id, submissions.c.state).where(
-                submissions.c.notice_hash == plan.notice_hash)).first()
+            earlier = table.by_notice(conn, plan.notice_hash)
             if earlier is not None and earlier.state != "unroutable":
                 summary["state"] = f"duplicate of submission {earlier.id} ({earlier.state})"
     record["answers"] = [{"submission": m.row.id, "guarantee_number": m.row.guarantee_number,
@@ -213,8 +213,9 @@ def _replay_contractor(path: str, raw: bytes, facts: MailFacts, mailbox: Mailbox
     if as_json:
         print(json.dumps({"source": path, **record}, ensure_ascii=False, default=str))
     else:
-        print(f"{path}: {record['status']}" + (f" ({record['reason']})"
-                                               if record.get("reason") else ""))
+        # Nothing is written: the contractor side "would record" what a run records.
+        status = "would record" if record["status"] == "recorded" else record["status"]
+        print(f"{path}: {status}" + (f" ({record['reason']})" if record.get("reason") else ""))
         for shown in record["plans"]:
             target = shown["to"] or "-"
             print(f"  notice  {shown['guarantee_number']}: {shown['state']} → {target}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import TypeAlias
 
 from ..errors import UsageError
@@ -54,3 +55,14 @@ def add_list(actions: Commands, what: str, states: Sequence[str],
     listing.add_argument("--state", choices=states, help=f"only {what} in this state")
     listing.add_argument("--json", action="store_true", help=f"a JSON array of {what}")
     return listing
+
+
+def existing_file(name: str) -> Path:
+    """`name` as a file to read; a usage error says whether it is missing or a folder (the
+    commands read files, not folders: give the shell a pattern such as ``DIR/*.eml``)."""
+    path = Path(name)
+    if path.is_dir():
+        raise UsageError(f"{name} is a directory: name the files in it (e.g. {name}/*.eml)")
+    if not path.is_file():
+        raise UsageError(f"no such file: {name}")
+    return path

@@ -10,13 +10,12 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import TextIO
 
 from parsers import InlineRunner, Limits, ParseResult, PdfPool, Reader
 
 from ..errors import UsageError
-from .options import Commands
+from .options import Commands, existing_file
 
 
 def register(commands: Commands) -> None:
@@ -41,9 +40,8 @@ def run(args: argparse.Namespace) -> int:
 def run_parse(
     paths: list[str], *, as_json: bool, workers: int = 2, timeout: float | None = None
 ) -> int:
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        raise UsageError(f"no such file: {missing[0]}")
+    for path in paths:
+        existing_file(path)
     if workers < 0:
         raise UsageError("--workers must be 0 or more")
     limits = Limits() if timeout is None else replace(Limits(), pdf_timeout_s=timeout)

@@ -13,13 +13,18 @@ import string
 import sys
 from functools import partial
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from parsers.normalize import canonical_number, clean_value
 
 from ..config import load_config
 from ..errors import UsageError
 from ..store import GuaranteeEvent, Store, StoreError, resolve_store_url
-from .options import Commands, add_action, parse_date_arg
+from ..store.schema import utc
+from .options import Commands, add_action, existing_file, parse_date_arg
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+NUMBER_HELP = "保証契約番号, e.g. 35075-00001M"
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 12
@@ -51,18 +56,18 @@ def register(commands: Commands) -> None:
     action = partial(add_action, sub, config_required=False)  # a clerk's terminal
 
     imp = action("import", "import a surety export (CSV or JSON Lines)", run_import)
-    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("file", metavar="FILE", help="the export: .csv or .jsonl (docs/contracts.md)")
 
     issue = action("issue", "register a new guarantee and print its key once", run_issue)
-    issue.add_argument("number", metavar="NUMBER")
+    issue.add_argument("number", metavar="NUMBER", help=NUMBER_HELP)
     _field_options(issue, required=True)
     issue.add_argument("--pdf", metavar="OUT", help="write the notice PDF here (default NUMBER.pdf)")
 
     show = action("show", "a guarantee's history (never the key)", run_show)
-    show.add_argument("number", metavar="NUMBER")
+    show.add_argument("number", metavar="NUMBER", help=NUMBER_HELP)
 
     amend = action("amend", "record a change (変更) or correction (訂正)", run_amend)
-    amend.add_argument("number", metavar="NUMBER")
+    amend.add_argument("number", metavar="NUMBER", help=NUMBER_HELP)
     amend.add_argument("--correction", action="store_true", help="訂正 instead of 変更")
     amend.add_argument("--change-no", type=int, help="変更番号")
     amend.add_argument("--new-key", action="store_true", help="issue a new key (printed once)")
@@ -70,18 +75,31 @@ def register(commands: Commands) -> None:
     _field_options(amend, required=False)
 
     cancel = action("cancel", "record a cancellation (取消)", run_cancel)
-    cancel.add_argument("number", metavar="NUMBER")
+    cancel.add_argument("number", metavar="NUMBER", help=NUMBER_HELP)
+
+
+# The notice's fields as options: what each one is on the notice.
+FIELD_HELP = {
+    "kind": "商品（保証区分）: 前払金保証, 中間前払金保証 or 契約保証",
+    "issuer": "発注者名", "contractor": "受注者名", "project": "工事名", "jv": "JV名",
+    "surety": "保証会社", "bank": "預託金融機関 (前払金)",
+    "contract_amount": "請負金額 in yen", "amount": "保証金額 in yen",
+    "term_start": "保証期間の始期", "term_end": "保証期間の終期", "expires_on": "保証期限",
+    "contract_date": "契約日", "awarded_on": "落札日",
+}
 
 
 def _field_options(parser: argparse.ArgumentParser, required: bool) -> None:
     for option in ("kind", "issuer", "contractor", "project"):
-        parser.add_argument(f"--{option}", required=required)
+        parser.add_argument(f"--{option}", required=required, help=FIELD_HELP[option])
     for option in ("jv", "surety", "bank"):
-        parser.add_argument(f"--{option}")
+        parser.add_argument(f"--{option}", help=FIELD_HELP[option])
     for option in AMOUNT_OPTIONS:
-        parser.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar="YEN")
+        parser.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar="YEN",
+                            help=FIELD_HELP[option])
     for option in DATE_OPTIONS:
-        parser.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar="DATE")
+        parser.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar="DATE",
+                            help=FIELD_HELP[option] + " (ISO, 2026/07/01 or 和暦)")
 
 
 def _open(args: argparse.Namespace) -> Store:
@@ -186,7 +204,16 @@ def run_amend(args: argparse.Namespace) -> int:
 
 def run_cancel(args: argparse.Namespace) -> int:
     number = _number(args.number)
-    _record(args, GuaranteeEvent(number, "cancellation", source="cli"))
+    store = _open(args)
+    try:
+        history = store.versions(number)
+        if history and history[-1].event == "cancellation":
+            print(f"{number} is already cancelled (v{history[-1].version}); nothing recorded",
+                  file=sys.stderr)
+            return 1
+        _apply(store, GuaranteeEvent(number, "cancellation", source="cli"))
+    finally:
+        store.close()
     print(f"recorded 取消 of {number}")
     return 0
 
@@ -202,7 +229,10 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"{number}: not in the store", file=sys.stderr)
         return 1
     for v in history:
-        print(f"{number} v{v.version} {v.event}" + (f" 変更番号{v.change_no}" if v.change_no else ""))
+        recorded = (f" recorded {utc(v.recorded_at).astimezone(TOKYO):%Y-%m-%d %H:%M} JST"
+                    if v.recorded_at else "")
+        print(f"{number} v{v.version} {v.event}" + (f" 変更番号{v.change_no}" if v.change_no else "")
+              + recorded)
         for name in ("kind", "issuer", "contractor", "jv_name", "project_name", "contract_amount",
                      "guaranteed_amount", "bank", "term_start", "term_end", "expires_on",
                      "contract_date", "awarded_on", "surety", "issued_at", "low_bid"):
@@ -217,9 +247,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     from ..store.importfile import ImportFileError, read_import_file
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"no such file: {path}")
+    path = existing_file(args.file)
     store = _open(args)  # a config or secret mistake is reported before any reading
     try:
         # disable=None: bars only when stderr is a terminal, never in logs or CI.

@@ -26,7 +26,7 @@ def register(commands: Commands) -> None:
     sub = parser.add_subparsers(dest="submissions_command", metavar="ACTION", required=True)
     add_list(sub, "submissions", STATES, run_submissions)
     show = add_action(sub, "show", "one submission: route, mail, answer", run_submissions)
-    show.add_argument("id", type=int, metavar="ID")
+    show.add_argument("id", type=int, metavar="ID", help="the id (mailbot submissions list)")
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
@@ -57,6 +57,10 @@ def run_submissions(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps([_as_dict(r) for r in rows], ensure_ascii=False))
                     return 0
+                if not rows:
+                    print("no submissions" + (f" in state {args.state}" if args.state else ""))
+                    return 0
+                print("ID\tSTATE\tNUMBER\tISSUER\tWHEN\tSUBJECT (or why not sent)")
                 for r in rows:
                     print(f"{r.id}\t{r.state}\t{r.guarantee_number}\t{r.issuer or '-'}\t"
                           f"{_local(r.sent_at or r.created_at)}\t{r.subject or r.reason or '-'}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -16,12 +17,14 @@ from ..verify import Claim, IssuerPolicy, verify
 from .options import Commands, add_config_and_store, parse_date_arg
 
 TOKYO = ZoneInfo("Asia/Tokyo")
+# What an [issuers.ID] key looks like (an issuer's name is the Japanese one, 〇〇市).
+_ISSUER_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def register(commands: Commands) -> None:
     cmd = commands.add_parser("verify", help="check a guarantee number and key against the store")
-    cmd.add_argument("number", metavar="NUMBER")
-    cmd.add_argument("key", metavar="KEY")
+    cmd.add_argument("number", metavar="NUMBER", help="保証契約番号, e.g. 35075-00001M")
+    cmd.add_argument("key", metavar="KEY", help="認証キー as written on the notice")
     cmd.add_argument("--issuer", metavar="NAME", help="the receiving issuer (config ID or name)")
     cmd.add_argument("--kind", metavar="K", help="前払金保証, 中間前払金保証 or 契約保証")
     cmd.add_argument("--project", metavar="P", help="工事名 as submitted")
@@ -42,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("KEY: not an authentication key (8–32 ASCII letters and digits)")
     config = load_config(args.config)
     # Without --issuer the issuer rule does not apply and the default ratios are used.
+    if args.issuer and args.config is None and _ISSUER_ID.fullmatch(args.issuer):
+        raise UsageError(f"--issuer {args.issuer}: an issuer ID ([issuers.{args.issuer}]) needs "
+                         "--config FILE; without one, give the issuer's name (e.g. 〇〇市)")
     policy = config.issuer(args.issuer) if args.issuer else IssuerPolicy()
     claim = Claim(
         guarantee_number=number,

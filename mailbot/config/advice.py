@@ -2,10 +2,10 @@
 
 Loading already refuses what cannot work (a wrong type, an unknown key, a bad address).
 Here are the checks of a configuration as a deployment: *refusals* (exit 2) for what
-would answer wrongly — no mailbox at all, two issuers whose replies would go out under
-one address — and *warnings* for what the daemon needs but a command at a terminal does
-not (a password that cannot be read now) or what a contractor would miss (a signature
-without a contact). `--strict` turns the warnings into refusals.
+would answer wrongly or do nothing — an empty configuration, two issuers whose replies
+would go out under one address — and *warnings* for what the daemon needs but a command
+at a terminal does not (a password that cannot be read now, a mailbox to watch) or what a
+contractor would miss (a signature without a contact). `--strict` turns the warnings into refusals.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _answering(config: Config) -> list[tuple[str, IssuerPolicy]]:
 def refusals(config: Config) -> list[str]:
     """Why this configuration must not run, each naming the key."""
     found = []
-    if not config.mailboxes:
+    if not (config.mailboxes or config.issuers or config.contractor):
         found.append("[mailboxes] no mailboxes: mailbot would watch nothing (add a "
                      "[[mailboxes]] table)")
     senders: dict[str, str] = {}
@@ -47,6 +47,9 @@ def refusals(config: Config) -> list[str]:
 def warnings(config: Config) -> list[str]:
     """What to fix before the daemon runs, or what a contractor would miss."""
     found = [problem for secret in config.secrets() if (problem := secret.problem())]
+    if not config.mailboxes and (config.issuers or config.contractor):
+        found.append("[mailboxes] no mailboxes: enough for verify and store at a terminal, "
+                     "but mailbot run would watch nothing")
     for key, policy in _answering(config):
         if policy.signature and not _CONTACT.search(policy.signature):
             found.append(f"[issuers.{key}.signature] has no telephone number or mail address: "

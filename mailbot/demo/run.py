@@ -4,6 +4,7 @@ mail has its final state, then print the report."""
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
 import sys
 import threading
@@ -17,6 +18,7 @@ from mailbot.ledger import Ledger, LedgerState
 from mailbot.outbox import Outbox
 from mailbot.samples.catalog import all_samples
 from mailbot.store import Store
+from mailbot.store.secret import SECRET_FILE_NAME
 from mailbot.submit import table
 
 from .relay import _free_port, _Relay
@@ -66,6 +68,16 @@ def _complete(ledger: Ledger, outbox: Outbox) -> bool:
     )
 
 
+def _keep_secret(path: Path) -> None:
+    """The demo's key-hashing secret beside its database, where `mailbot status|verify|
+    replay --config demo-out/mailbot.toml` find it (docs/security.md: the secret goes with
+    the database); mode 0600 like every secret file."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(SECRET.decode("ascii") + "\n")
+
+
 def run_demo(out: str) -> int:
     from mailbot.daemon import Daemon
 
@@ -93,6 +105,7 @@ def run_demo(out: str) -> int:
                                   contractor=CONTRACTOR, contractor_addr=CONTRACTOR_ADDR,
                                   staff=STAFF), encoding="utf-8")
     config = load_config(path)
+    _keep_secret(folder / SECRET_FILE_NAME)
     store = Store.open(config.store_url or "", secret=SECRET)
     _register(store, samples)
     daemon = Daemon(config, store, workers=2, outbox_seconds=0.25)

@@ -68,6 +68,12 @@ class OutboxCore:
         return (now if immediate else aware_utc(self._window(window).next_open(now))
                 ) + self.deadline
 
+    def due_at(self, row: OutboxRow) -> datetime:
+        """When a queued row goes out: its next attempt, moved into its send window unless
+        it is immediate."""
+        at = aware_utc(row.next_attempt_at)
+        return at if row.immediate else aware_utc(self._window(row.window).next_open(at))
+
     def _window(self, name: str | None) -> SendWindow:
         return self.windows.get(name, self.window) if name else self.window
 

@@ -200,4 +200,21 @@ def _reply_context(
             for n, r in zip(parsed.notices, results, strict=True)
         ],
         "problems": [{"code": p.code, "origin": p.origin} for p in parsed.problems],
+        "addressee": addressee(parsed),
     }
+
+
+MAX_ADDRESSEE = 60
+
+
+def addressee(parsed: ParseResult) -> str | None:
+    """The company the reply is addressed to: the 受注者 the notices name, when they all
+    name the same one (the sender's own document); else None, and the reply says
+    「ご担当者様」 only. A sender's display name is never used (docs/security.md)."""
+    names = {" ".join(n.contractor.split()) for n in parsed.notices if n.contractor}
+    if len(names) != 1:
+        return None
+    name = names.pop()
+    if len(name) > MAX_ADDRESSEE or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return None
+    return name

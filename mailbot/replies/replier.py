@@ -18,7 +18,7 @@ from typing import Any
 
 from mailbot.addresses import domain_of
 from mailbot.config import Config
-from mailbot.ledger import ReplyRow
+from mailbot.ledger import ReplyRow, entry_by_id
 from mailbot.outbox import Outbox, OutboxRow, StaffMail
 from mailbot.verify.policy import IssuerPolicy
 
@@ -112,7 +112,7 @@ class Replier:
         that gave up on it)."""
         now = row.failed_at
         assert now is not None
-        mail = self._staff_alert(None, "返信メールを送信できませんでした",
+        mail = self._staff_alert(self._issuer_of(row.ledger_id), "返信メールを送信できませんでした",
                                  [f"宛先: {row.to_addrs}", f"件名: {row.subject}",
                                   f"理由: {row.last_error}"], now)
         if mail is None:
@@ -120,6 +120,19 @@ class Replier:
             return
         self.outbox.queue("alert", mail.to_addrs, mail.raw, mail.message_id, mail.subject,
                           now, immediate=True, ledger_id=row.ledger_id)
+
+    def _issuer_of(self, ledger_id: int | None) -> str | None:
+        """The issuer (its name) of the mailbox the mail behind an outbox row came in by;
+        None for mail of no received message (digests) or a mailbox no longer configured."""
+        if ledger_id is None:
+            return None
+        with self.outbox.engine.connect() as conn:
+            entry = entry_by_id(conn, ledger_id)
+        mailbox = next((m for m in self.config.mailboxes
+                        if entry is not None and m.name == entry.mailbox), None)
+        if mailbox is None or mailbox.issuer is None:
+            return None
+        return self.config.issuer(mailbox.issuer).name or mailbox.issuer
 
     def _unrenderable(self, row: ReplyRow, error: str, now: datetime) -> StaffMail | None:
         """The alert for a reply request that could not be rendered (queued by the outbox

@@ -75,6 +75,7 @@ class Version:
     issued_at: datetime | None
     low_bid: bool
     contract_key: str
+    recorded_at: datetime | None = None  # when this version entered the store
 
 
 _VERSION_COLUMNS = [versions.c[f.name] for f in fields(Version)]

@@ -40,8 +40,7 @@ class AmountRules:
             # The rule names the kind: state it only if the sender stated the kind.
             reason=(f"保証金額が発注者の定める条件（{problem}）を満たしていません。"
                     if ctx.claim.kind else
-                    "保証金額が発注者の定める請負金額に対する割合の条件を満たしていません。")
-            + "保証会社にご確認ください。",
+                    "保証金額が発注者の定める請負金額に対する割合の条件を満たしていません。"),
             differences=(Difference("guaranteed_amount", latest.guaranteed_amount, problem),),
         )
 

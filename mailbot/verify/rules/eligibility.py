@@ -34,8 +34,8 @@ class Eligibility:
                 hit=True,
                 outcome="not_eligible",
                 reason=(
-                    f"電子保証は{start:%Y年%-m月%-d日}以降に落札が決定した案件が対象です。"
-                    "この契約は対象外のため、書面の保証証書をご提出ください。"
+                    f"電子保証は{start:%Y年%-m月%-d日}以降に落札が決定した案件が対象で、"
+                    "この契約は対象外です。"
                 ),
                 differences=(Difference("awarded_on", latest.awarded_on, None),),
             )
