@@ -85,6 +85,7 @@ def configure(log_format: str | None = None, level: str | int = "WARNING",
         raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
     handler = logging.StreamHandler(stream)
     handler.setFormatter(json_formatter() if chosen == "json" else TextFormatter())
+    handler.addFilter(_LevelFilter(numeric))
     setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
@@ -94,6 +95,19 @@ def configure(log_format: str | None = None, level: str | int = "WARNING",
     logging.getLogger("mailbot").setLevel(numeric)
     logging.captureWarnings(True)  # warnings.warn() lines get the same format
     return handler
+
+
+class _LevelFilter(logging.Filter):
+    """mailbot's records from `level` up; others from WARNING (or `level`, if higher) up,
+    even where a library set its own logger to a lower level (SQLAlchemy's echo)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level, self.others = level, max(level, THIRD_PARTY_LEVEL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "mailbot" or record.name.startswith("mailbot.")
+        return record.levelno >= (self.level if ours else self.others)
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
