@@ -41,6 +41,7 @@ def configured():
         root.removeHandler(handler)
     root.setLevel(levels[0])
     ours.setLevel(levels[1])
+    logging.captureWarnings(False)
 
 
 def _lines(stream: io.StringIO) -> list[str]:
