@@ -65,7 +65,9 @@ class Outgoing:
         report = self.outbox.flush(now)
         if report.sent or report.failed:
             log.info("outbox: %d sent, %d deferred, %d failed, %d waiting", len(report.sent),
-                     len(report.deferred), len(report.failed), report.waiting)
+                     len(report.deferred), len(report.failed), report.waiting,
+                     extra={"sent": len(report.sent), "deferred": len(report.deferred),
+                            "failed": len(report.failed), "waiting": report.waiting})
 
     def digest(self, now: datetime) -> int:
         """Queue the daily digests (each issuer's, then the contractor's); returns how many

@@ -11,11 +11,10 @@ Errors go to stderr as one sentence naming the file or field.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from .. import __version__, logs
 from ..errors import UsageError
 
 # Drivers of optional parts, by the extra (pyproject.toml) that installs them.
@@ -41,12 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     submissions.register(commands)
     init.register(commands)
     migrate.register(commands)
+    logs.add_options(parser)  # after the subcommands: every one of them takes the options too
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="mailbot: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # A command may raise the default level (`mailbot run` logs at INFO); --log-level wins.
+    logs.configure(args.log_format, args.log_level or getattr(args, "default_log_level",
+                                                                "WARNING"))
     try:
         code: int = args.func(args)
         return code

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
 import sys
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ def register(commands: Commands) -> None:
     run.add_argument("--reply-to-backfill", action="store_true",
                      help="also reply to the backfilled mail (default: decide, do not reply)")
     run.add_argument("--workers", type=int, default=2, help="PDF reader processes (default 2)")
-    run.set_defaults(func=run_daemon)
+    run.set_defaults(func=run_daemon, default_log_level="INFO")
 
     status = commands.add_parser("status", help="per-mailbox counts, backlog and last error")
     add_config_and_store(status)
@@ -74,7 +73,6 @@ def _open(args: argparse.Namespace) -> tuple[Config, Store, Ledger]:
 def run_daemon(args: argparse.Namespace) -> int:
     from ..daemon import Daemon
 
-    logging.getLogger("mailbot").setLevel(logging.INFO)
     notify("STATUS=opening the store (migrating it if needed)")
     config, store, _ledger = _open(args)
     if not config.mailboxes:

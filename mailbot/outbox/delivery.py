@@ -115,7 +115,7 @@ class Delivery(OutboxCore):
         if refused:  # some recipients got it: sending again would duplicate theirs
             note = "sent, but refused for " + "; ".join(
                 f"{addr}: {code} {reply_text(msg)}" for addr, (code, msg) in refused.items())
-            log.warning("outbox row %d: %s", row.id, note)
+            log.warning("outbox row %d: %s", row.id, note, extra=_fields(row, "sent"))
         with self.engine.begin() as conn:
             conn.execute(
                 update(outbox).where(outbox.c.id == row.id).values(
@@ -123,7 +123,8 @@ class Delivery(OutboxCore):
                     claimed_at=None))
             self._notify(conn, row, "sent", now)
         report.sent.append(row.id)
-        log.info("outbox row %d (%s) sent to %s", row.id, row.message_id, row.to_addrs)
+        log.info("outbox row %d (%s) sent to %s", row.id, row.message_id, row.to_addrs,
+                 extra=_fields(row, "sent"))
 
     def _temporary(self, row: OutboxRow | None, now: datetime, error: str,
                    report: FlushReport) -> None:
@@ -143,7 +144,8 @@ class Delivery(OutboxCore):
             ).rowcount
         if done:
             report.deferred.append(row.id)
-            log.warning("outbox row %d: %s; next attempt %s", row.id, error, retry_at)
+            log.warning("outbox row %d: %s; next attempt %s", row.id, error, retry_at,
+                        extra={**_fields(row, "queued"), "attempt": attempts})
 
     def _permanent(self, row: OutboxRow, now: datetime, error: str, report: FlushReport) -> None:
         with self.engine.begin() as conn:
@@ -158,11 +160,18 @@ class Delivery(OutboxCore):
             return
         report.failed.append(row.id)
         log.error("outbox row %d (%s to %s) failed: %s", row.id, row.message_id, row.to_addrs,
-                  error)
+                  error, extra=_fields(row, "failed"))
         if self.on_permanent_failure is not None:
             failed = self.get(row.id)
             assert failed is not None
             try:
                 self.on_permanent_failure(failed)
             except Exception:
-                log.exception("outbox row %d: on_permanent_failure raised", row.id)
+                log.exception("outbox row %d: on_permanent_failure raised", row.id,
+                              extra=_fields(row, "failed"))
+
+
+def _fields(row: OutboxRow, state: str) -> dict[str, object]:
+    """The structured fields of an outbox event's log line (docs/logging.md)."""
+    return {"outbox_id": row.id, "kind": row.kind, "ledger_id": row.ledger_id,
+            "message_id": row.message_id, "state": state}

@@ -61,10 +61,11 @@ class Queueing(OutboxCore):
                 queued += self._queue_reply(request_id, render, message_id_for, now, immediate,
                                             rate_limit, on_render_failure)
             except IntegrityError:
-                log.info("reply request %d was queued by another worker", request_id)
+                log.info("reply request %d was queued by another worker", request_id,
+                         extra={"reply_request_id": request_id})
             except Exception:
                 log.exception("reply request %d could not be queued; it stays stored",
-                              request_id)
+                              request_id, extra={"reply_request_id": request_id})
         return queued
 
     def _queue_reply(
@@ -94,7 +95,9 @@ class Queueing(OutboxCore):
             if recent >= limit:
                 requests.suppress(conn, request_id)
                 log.warning("reply request %d to %s suppressed: %d replies to that address "
-                            "within %s", request_id, reply.to_addr, recent, span)
+                            "within %s", request_id, reply.to_addr, recent, span,
+                            extra={"reply_request_id": request_id,
+                                   "ledger_id": reply.ledger_id})
                 return 0
             try:
                 message_id = message_id_for(reply)  # chosen before anything is rendered or sent
@@ -112,7 +115,8 @@ class Queueing(OutboxCore):
                 state="queued", immediate=send_now, attempts=0, next_attempt_at=now,
                 deadline=self._deadline(now, send_now, None), created_at=now,
             ))
-        log.info("reply request %d queued as %s", request_id, message_id)
+        log.info("reply request %d queued as %s", request_id, message_id,
+                 extra={"reply_request_id": request_id, "message_id": message_id})
         return 1
 
     def _render_failed(self, conn: Connection, reply: ReplyRow, exc: Exception, now: datetime,
@@ -121,7 +125,8 @@ class Queueing(OutboxCore):
         error = clean_header_text(f"{type(exc).__name__}: {exc}")[:2000]  # no NUL for PG
         requests.unrenderable(conn, reply.id, error, now)
         log.error("reply request %d to %s cannot be rendered; it is failed: %s", reply.id,
-                  reply.to_addr, error, exc_info=exc)
+                  reply.to_addr, error, exc_info=exc,
+                  extra={"reply_request_id": reply.id, "ledger_id": reply.ledger_id})
         if on_render_failure is None:
             return
         failed = replace(reply, state="failed", error=error, failed_at=now)

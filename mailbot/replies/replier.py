@@ -116,7 +116,8 @@ class Replier:
                                  [f"宛先: {row.to_addrs}", f"件名: {row.subject}",
                                   f"理由: {row.last_error}"], now)
         if mail is None:
-            log.error("outbox row %d failed for good and no staff address is configured", row.id)
+            log.error("outbox row %d failed for good and no staff address is configured", row.id,
+                      extra={"outbox_id": row.id, "ledger_id": row.ledger_id})
             return
         self.outbox.queue("alert", mail.to_addrs, mail.raw, mail.message_id, mail.subject,
                           now, immediate=True, ledger_id=row.ledger_id)
@@ -145,7 +146,7 @@ class Replier:
              f"管理者が mailbot outbox retry --request {row.id} で返信を作り直せます。"], now)
         if mail is None:
             log.error("reply request %d cannot be rendered and no staff address is configured",
-                      row.id)
+                      row.id, extra={"reply_request_id": row.id, "ledger_id": row.ledger_id})
         return mail
 
     def _staff_alert(self, issuer_name: str | None, what: str, details: list[str],

@@ -145,7 +145,8 @@ class _Handler:
         rcpt_options: list[str],
     ) -> str:
         if self._listener.mailbox_for(address) is None:
-            log.info("%r refused recipient %s", session.peer, address)
+            log.info("%r refused recipient %s", session.peer, address,
+                     extra={"peer": session.peer, "recipient": address})
             return REFUSED_RCPT
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -330,7 +331,9 @@ class IntakeListener:
             if receipt is None:
                 continue
             log.info("%r: %d-byte message for mailbox %r is ledger row %d%s", peer, len(raw),
-                     mailbox, receipt.id, "" if receipt.new else " (already recorded)")
+                     mailbox, receipt.id, "" if receipt.new else " (already recorded)",
+                     extra={"ledger_id": receipt.id, "mailbox": mailbox, "peer": peer,
+                            "bytes": len(raw), "new": receipt.new})
         new = sum(1 for receipt in results.values() if receipt is not None and receipt.new)
         if new and self.on_new is not None:
             try:
@@ -350,5 +353,6 @@ class IntakeListener:
                 "\n%s", peer, len(raw), mailbox, _describe(exc),
                 "a temporary fault" if temporary else "not a temporary fault: a bug to fix",
                 "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+                extra={"mailbox": mailbox, "peer": peer, "bytes": len(raw)},
             )
             return None

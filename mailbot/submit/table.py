@@ -119,7 +119,7 @@ def may_resend(conn: Connection, row: OutboxRow) -> bool:
     ).first() is not None:
         return True
     log.warning("outbox row %d is a submission the notice's later submission replaced: "
-                "not sent again", row.id)
+                "not sent again", row.id, extra={"outbox_id": row.id, "message_id": row.message_id})
     return False
 
 

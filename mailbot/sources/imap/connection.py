@@ -86,7 +86,8 @@ class ImapConnection:
         except BaseException:
             _shutdown(client)
             raise
-        log.info("imap %s: connected to %s:%d", s.name, s.host, s.port)
+        log.info("imap %s: connected to %s:%d", s.name, s.host, s.port,
+                 extra={"mailbox": s.name})
         self.client = client
         self.folders.clear()
         return client

@@ -69,7 +69,8 @@ class ImapWatcher:
         if full:
             if stored is not None:
                 log.warning("imap %s: UIDVALIDITY changed (%s → %s), re-reading %s",
-                            s.name, stored, uidvalidity, s.folder)
+                            s.name, stored, uidvalidity, s.folder,
+                            extra={"mailbox": s.name, "uidvalidity": uidvalidity})
             uids = sorted(client.search(["SINCE", s.since] if s.since else ["ALL"]))
             high = max([self._connection.uidnext - 1, *uids], default=0)
         else:
@@ -120,7 +121,8 @@ class ImapWatcher:
 
     def _no_body(self, uid: int) -> None:
         problem = f"UID {uid} in {self.settings.folder}: the server sent no body; skipped"
-        log.warning("imap %s: %s", self.settings.name, problem)
+        log.warning("imap %s: %s", self.settings.name, problem,
+                    extra={"mailbox": self.settings.name, "uid": uid})
         self.ledger.record_error(self.settings.name, problem)
 
     def _progress_bar(self, total: int) -> Any:  # a tqdm bar, or None
@@ -158,7 +160,8 @@ class ImapWatcher:
                 raise
             except (IMAPClientError, ValueError) as exc:  # NO/BAD or a bad action: not fatal
                 problem = f"action {action!r}: {exc}"
-                log.warning("imap %s: %s", self.settings.name, problem)
+                log.warning("imap %s: %s", self.settings.name, problem,
+                            extra={"mailbox": self.settings.name})
                 self.ledger.record_error(self.settings.name, problem)
         return done
 
@@ -186,11 +189,12 @@ class ImapWatcher:
                 problem = f"{type(exc).__name__}: {exc}"
                 connection = isinstance(exc, (IMAPClientError, OSError))
                 log.warning("imap %s: %s; reconnecting in %.0f s", name, problem, delay,
-                            exc_info=not connection)
+                            exc_info=not connection, extra={"mailbox": name})
                 try:
                     self.ledger.record_error(name, problem)
                 except Exception as db_exc:
-                    log.warning("imap %s: could not record the error: %s", name, db_exc)
+                    log.warning("imap %s: could not record the error: %s", name, db_exc,
+                                extra={"mailbox": name})
                 self._connection.drop()
                 stop.wait(delay)
         self.close()
