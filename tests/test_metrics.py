@@ -272,3 +272,39 @@ def test_two_monitors_in_one_process_count_apart() -> None:
         assert one.port and get(f"http://127.0.0.1:{one.port}/healthz") == (200, "ok\n")
     finally:
         one.stop()
+
+
+def test_an_imap_source_reports_up_and_down(dovecot, tmp_path, monkeypatch) -> None:
+    """`mailbot_source_up` and `/healthz` follow the IMAP server: down when it stops, up once
+    the watcher has synced again after it restarts."""
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    path = tmp_path / "mailbot.toml"
+    path.write_text(issuer_config(url, tmp_path / "spool", imap_port=dovecot.imap_port)
+                    + METRICS, encoding="utf-8")
+    store = Store.open(url, secret=TEST_SECRET)
+    try:
+        with RunningDaemon(load_config(path), store, workers=1) as running:
+            monitor = running.daemon.monitor
+            assert monitor.metrics is not None
+            registry = monitor.metrics.registry
+            base = f"http://127.0.0.1:{monitor.port}"
+
+            def up() -> float | None:
+                return registry.get_sample_value("mailbot_source_up", {"mailbox": "keiyaku"})
+
+            wait_for(lambda: up() == 1, 60, "the watcher connected")
+            dovecot.deliver(ISSUER_INBOX, all_samples(["ejcs_cid"])[0].data)
+            wait_for(lambda: samples(get(base + "/metrics")[1]).get(
+                ("mailbot_messages_total", (("mailbox", "keiyaku"), ("status", "decided")))) == 1,
+                60, "the mail counted as decided")
+            assert get(base + "/healthz") == (200, "ok\n")
+            dovecot.stop()
+            wait_for(lambda: up() == 0, 60, "the source seen down")
+            wait_for(lambda: get(base + "/healthz")[0] == 503, 60, "/healthz to say 503")
+            assert get(base + "/healthz")[1].startswith("source keiyaku down for ")
+            dovecot.start()
+            wait_for(lambda: get(base + "/healthz") == (200, "ok\n"), 90, "/healthz 200 again")
+            assert up() == 1
+    finally:
+        store.close()
