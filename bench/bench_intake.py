@@ -3,11 +3,16 @@
     .venv/bin/python bench/bench_intake.py [--mails 1000] [--latency-mails 30]
 
 1. Throughput: `--mails` generated contractor mails (the sample corpus: notice PDFs, zips,
-   typed bodies …) are delivered by LMTP into two Dovecot users. The baseline logs in to one
+   typed bodies …) are delivered by LMTP into five Dovecot users. The baseline logs in to one
    and fetches every message with imapclient in batches of 100 (what any IMAP tool must do);
-   the daemon (`mailbot.daemon.Daemon`, in this process) watches the other and is timed until
+   the daemon (`mailbot.daemon.Daemon`, in this process) watches another and is timed until
    every message is decided and moved. Printed: seconds, mails/s, and the ratio.
-2. Latency: with the daemon idling in IMAP IDLE, one mail per second is delivered; for each,
+2. Metrics: after a warm-up run (a few mails, not timed: the first daemon of a process
+   pays for imports and caches), four timed runs, each on a user of its own, in the order
+   without, with, with, without `[metrics]` (so a drift of the machine's load cancels out);
+   with metrics, `/metrics` and `/healthz` are fetched every second while the daemon works.
+   Printed: each run, and the ratio of the summed times (issue 13: at most 1.03).
+3. Latency: with the daemon idling in IMAP IDLE, one mail per second is delivered; for each,
    the time from the end of the LMTP delivery to the decision committed in the ledger.
    Printed: p50 and p95.
 
@@ -23,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +48,10 @@ from tests.servers import dovecot_server  # noqa: E402
 
 SECRET = b"bench-intake-secret-0123456789"
 BASE_USER, DAEMON_USER = "baseline@issuer.example.jp", "keiyaku@issuer.example.jp"
+RUNS = (("keiyaku2@issuer.example.jp", False), ("metrics1@issuer.example.jp", True),
+        ("metrics2@issuer.example.jp", True), (DAEMON_USER, False))  # the last one stays on
+WARM_USER, WARM_MAILS = "warmup@issuer.example.jp", 40
+METRICS = '\n[metrics]\nlisten = "127.0.0.1:0"\n'
 
 
 def decided(store: Store) -> int:
@@ -64,6 +74,68 @@ def bare_fetch(dovecot, user: str) -> tuple[float, int]:
     return time.perf_counter() - started, size
 
 
+def make_daemon(folder: Path, dovecot, user: str, workers: int, metrics: bool
+                 ) -> tuple[Daemon, Store, threading.Thread]:
+    """A daemon watching `user`'s INBOX on a fresh SQLite store in `folder`; its thread not
+    started yet."""
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'store.db'}"
+    path = folder / "mailbot.toml"
+    path.write_text(issuer_config(url, folder / "spool", imap_port=dovecot.imap_port, user=user,
+                                  password_env="MAILBOT_BENCH_IMAP_PASSWORD")
+                    + (METRICS if metrics else ""), encoding="utf-8")
+    store = Store.open(url, secret=SECRET)
+    daemon = Daemon(load_config(path), store, workers=workers)
+    thread = threading.Thread(target=lambda: (daemon.start(), daemon.run()), daemon=True)
+    return daemon, store, thread
+
+
+def stop_daemon(daemon: Daemon, store: Store, thread: threading.Thread) -> None:
+    daemon.stop.set()
+    daemon.news.set()
+    thread.join(timeout=30)
+    daemon.shutdown()
+    store.close()
+
+
+def scrape(daemon: Daemon, stop: threading.Event) -> tuple[int, float]:
+    """Fetch /metrics and /healthz every second until `stop`: how many scrapes answered, and
+    the seconds they took (the time the daemon spent answering, as the scraper saw it)."""
+    while daemon.monitor.port is None and not stop.wait(0.05):
+        pass
+    done, busy = 0, 0.0
+    while not stop.wait(1.0):
+        started = time.perf_counter()
+        for path in ("/metrics", "/healthz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{daemon.monitor.port}{path}",
+                                        timeout=30) as response:
+                response.read()
+        busy += time.perf_counter() - started
+        done += 1
+    return done, busy
+
+
+def timed_run(folder: Path, dovecot, user: str, workers: int, metrics: bool, count: int
+              ) -> tuple[tuple[float, float], Daemon, Store, threading.Thread, tuple[int, float]]:
+    """Seconds (wall clock, and this process's CPU: the PDF workers are other processes) from
+    start until `count` messages are decided and moved; the daemon still runs."""
+    daemon, store, thread = make_daemon(folder, dovecot, user, workers, metrics)
+    started, cpu = time.perf_counter(), time.process_time()
+    thread.start()
+    stop = threading.Event()
+    scrapes: list[tuple[int, float]] = []
+    scraper = threading.Thread(target=lambda: scrapes.append(scrape(daemon, stop)), daemon=True)
+    if metrics:
+        scraper.start()
+    while decided(store) < count:
+        time.sleep(0.05)
+    seconds = (time.perf_counter() - started, time.process_time() - cpu)
+    stop.set()
+    if metrics:
+        scraper.join(timeout=60)
+    return seconds, daemon, store, thread, scrapes[0] if scrapes else (0, 0.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mails", type=int, default=1000)
@@ -71,30 +143,37 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     os.environ["MAILBOT_BENCH_IMAP_PASSWORD"] = "secret"
-    users = {BASE_USER: "secret", DAEMON_USER: "secret"}
+    users = {BASE_USER: "secret", **{user: "secret" for user, _ in RUNS}}
+    every = {**users, WARM_USER: "secret"}
     with tempfile.TemporaryDirectory(prefix="mailbot-bench-intake-") as tmp, \
-            dovecot_server(users) as dovecot:
+            dovecot_server(every) as dovecot:
         folder = Path(tmp)
         mails = [s.data for s in corpus(args.mails)]
-        print(f"delivering {len(mails)} mails to two Dovecot users …", flush=True)
+        print(f"delivering {len(mails)} mails to {len(users)} Dovecot users …", flush=True)
         for raw in mails:
-            dovecot.deliver(BASE_USER, raw)
-            dovecot.deliver(DAEMON_USER, raw)
+            for user in users:
+                dovecot.deliver(user, raw)
+        for raw in mails[:WARM_MAILS]:
+            dovecot.deliver(WARM_USER, raw)
         base_s, size = bare_fetch(dovecot, BASE_USER)
 
-        url = f"sqlite:///{folder / 'store.db'}"
-        path = folder / "mailbot.toml"
-        path.write_text(issuer_config(url, folder / "spool", imap_port=dovecot.imap_port,
-                                      user=DAEMON_USER, password_env="MAILBOT_BENCH_IMAP_PASSWORD"),
-                        encoding="utf-8")
-        store = Store.open(url, secret=SECRET)
-        daemon = Daemon(load_config(path), store, workers=args.workers)
-        started = time.perf_counter()
-        thread = threading.Thread(target=lambda: (daemon.start(), daemon.run()), daemon=True)
-        thread.start()
-        while decided(store) < len(mails):
-            time.sleep(0.05)
-        daemon_s = time.perf_counter() - started
+        *warm, _ = timed_run(folder / "warm", dovecot, WARM_USER, args.workers, True,
+                             min(WARM_MAILS, len(mails)))
+        stop_daemon(*warm[1:])
+        # (metrics, (wall s, CPU s), (scrapes, their seconds))
+        runs: list[tuple[bool, tuple[float, float], tuple[int, float]]] = []
+        for index, (user, metrics) in enumerate(RUNS):
+            print(f"run {index + 1}/{len(RUNS)}: {'with' if metrics else 'without'} [metrics]",
+                  flush=True)
+            seconds, daemon, store, thread, scrapes = timed_run(
+                folder / f"run{index}", dovecot, user, args.workers, metrics, len(mails))
+            runs.append((metrics, seconds, scrapes))
+            if index < len(RUNS) - 1:
+                stop_daemon(daemon, store, thread)
+        daemon_s = sum(s[0] for m, s, _ in runs if not m) / 2
+        metrics_s = sum(s[0] for m, s, _ in runs if m) / 2
+        daemon_cpu = sum(s[1] for m, s, _ in runs if not m) / 2
+        metrics_cpu = sum(s[1] for m, s, _ in runs if m) / 2
 
         latencies = []
         for i in range(args.latency_mails):
@@ -109,19 +188,25 @@ def main() -> None:
             last = last if last.tzinfo else last.replace(tzinfo=UTC)
             latencies.append(max((last - sent).total_seconds(), 0.0))
             time.sleep(max(0.0, 1.0 - latencies[-1]))
-        daemon.stop.set()
-        daemon.news.set()
-        thread.join(timeout=30)
-        daemon.shutdown()
-        store.close()
+        stop_daemon(daemon, store, thread)
 
     n = len(mails)
     print(f"\n{n} mails, {size / 2**20:.1f} MiB, daemon with {args.workers} PDF workers\n")
     print("| what | s | mails/s | × baseline time |")
     print("|---|---:|---:|---:|")
     print(f"| bare imapclient fetch (baseline) | {base_s:.1f} | {n / base_s:.0f} | 1.00 |")
-    print(f"| daemon: fetch, spool, read, verify, decide, move | {daemon_s:.1f} | "
+    print(f"| daemon: fetch, spool, read, verify, decide, move (mean of 2) | {daemon_s:.1f} | "
           f"{n / daemon_s:.0f} | {daemon_s / base_s:.2f} |")
+    print(f"| the same with [metrics], scraped every second | "
+          f"{metrics_s:.1f} | {n / metrics_s:.0f} | {metrics_s / base_s:.2f} |")
+    print("\nruns in order: " + ", ".join(
+        f"{'with' if m else 'without'} {s[0]:.1f} s (CPU {s[1]:.1f} s)"
+        + (f" ({k[0]} scrapes, {k[1] * 1000 / max(k[0], 1):.0f} ms each)" if m else "")
+        for m, s, k in runs))
+    print(f"[metrics] on / off: {metrics_s / daemon_s:.3f} × the time "
+          f"({(metrics_s / daemon_s - 1) * 100:+.1f} %; issue 13's bound: +3 %)")
+    print(f"[metrics] on / off, CPU time of this process (daemon and scraper, not the PDF "
+          f"workers): {metrics_cpu / daemon_cpu:.3f} × ({(metrics_cpu / daemon_cpu - 1) * 100:+.1f} %)")
     q = statistics.quantiles(latencies, n=20)
     print(f"\ndelivery → decision at 1 mail/s under IDLE ({len(latencies)} mails): "
           f"p50 {statistics.median(latencies):.2f} s, p95 {q[18]:.2f} s")

@@ -20,13 +20,15 @@ import threading
 import traceback
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import UsageError
-from mailbot.ledger import Earlier, Entry, Ledger, Spool
+from mailbot.ledger import Earlier, Entry, Ledger, LedgerState, Spool
+from mailbot.monitor import Monitor
 from mailbot.outgoing import Outgoing, outbox_for
 from mailbot.pipeline.contractor import decide_contractor
 from mailbot.pipeline.decide import decide, mailbox_action
@@ -52,9 +54,11 @@ class Pipeline:
     """Claims ledger rows and decides them; usable without any source (tests, replay)."""
 
     def __init__(self, config: Config, store: Store, ledger: Ledger, reader: Reader,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, monitor: Monitor | None = None
+                 ) -> None:
         self.config = config
         self.clock = clock or wall_clock  # decisions and the mail they cause are stamped by it
+        self.monitor = monitor or Monitor()  # told of each decision and quarantine
         self.store = store
         self.ledger = ledger
         self.reader = reader
@@ -80,6 +84,8 @@ class Pipeline:
                 with self._lock:
                     self._orphans.append((entry.id, entry.attempts, error))
                 raise
+            if state == LedgerState.QUARANTINED:
+                self.monitor.quarantined(entry.mailbox)
             log.error("message %s (ledger %d) failed in the pipeline, attempt %d: now %s",
                       entry.message_id, entry.id, entry.attempts, state,
                       extra={"ledger_id": entry.id, "mailbox": entry.mailbox,
@@ -167,6 +173,7 @@ class Pipeline:
 
     def _log(self, entry: Entry, facts: MailFacts, mailbox: MailboxConfig,
              record: DecisionRecord, action: str | None) -> None:
+        self.monitor.decided(mailbox.name, str(record.get("status")), record.get("outcomes", []))
         fields: dict[str, Any] = {
             "ledger_id": entry.id, "message_id": facts.message_id, "mailbox": mailbox.name,
             "status": record.get("status"), "outcomes": record.get("outcomes", []),
@@ -189,8 +196,10 @@ class Daemon:
         self.ledger = Ledger(store.engine, Spool(config.spool_dir))
         self.pool = PdfPool(workers, limits or Limits())
         self.clock = clock or wall_clock
-        self.pipeline = Pipeline(config, store, self.ledger, Reader(self.pool, self.pool.limits),
-                                 clock=self.clock)
+        self.monitor = Monitor(config.metrics, store.engine, self.clock)  # [metrics], /healthz
+        self.pipeline = Pipeline(config, store, self.ledger,
+                                 Reader(self.monitor.timed(self.pool), self.pool.limits),
+                                 clock=self.clock, monitor=self.monitor)
         self.since = since
         self.pipelines = workers + 1
         self.outbox_seconds = outbox_seconds or config.smtp.flush_seconds
@@ -208,6 +217,7 @@ class Daemon:
     def start(self) -> None:
         self.config.reveal_secrets()  # a password that cannot be read stops us here (exit 2)
         self._lock_spool()
+        self.monitor.start()
         recovered = self.ledger.recover()
         if recovered:
             log.warning("recovered %d message(s) left in processing by a previous run", recovered)
@@ -231,6 +241,8 @@ class Daemon:
         ]
         for thread in extra:
             thread.start()
+        for thread in [threading.current_thread(), *extra]:
+            self.monitor.loop(f"pipeline loop {thread.name}", thread.is_alive)
         self._loop()
         for thread in extra:
             thread.join(timeout=60)
@@ -243,9 +255,11 @@ class Daemon:
             except Exception:  # the database itself failed (locked, restarted): back off
                 failures += 1
                 log.exception("the pipeline could not reach the ledger (%d in a row)", failures)
+                self.monitor.database(False)
                 self.stop.wait(min(60.0, 2.0 ** min(failures, 6)))
                 continue
             failures = 0
+            self.monitor.database(True)
             if worked:
                 self._wake_watchers()
                 continue
@@ -278,6 +292,7 @@ class Daemon:
     def shutdown(self) -> None:
         self.stop.set()
         self.news.set()
+        self.monitor.stop()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         for listener in self._listeners:
@@ -295,6 +310,10 @@ class Daemon:
         if count:
             self.news.set()
 
+    def _received(self, mailbox: str, count: int) -> None:
+        self.monitor.received(mailbox, count)
+        self._on_new(count)
+
     def _start_watcher(self, mailbox: MailboxConfig) -> None:
         from mailbot.sources.imap import ImapSettings, ImapWatcher
 
@@ -307,11 +326,14 @@ class Daemon:
             reply_to_backfill=(self.reply_to_backfill if self.reply_to_backfill is not None
                                else mailbox.reply_to_backfill),
         )
-        watcher = ImapWatcher(settings, self.ledger, on_new=self._on_new, progress=True)
+        self.monitor.mailbox(mailbox.name)
+        watcher = ImapWatcher(settings, self.ledger, on_new=partial(self._received, mailbox.name),
+                              progress=True, on_state=self.monitor.source_reporter(mailbox.name))
         thread = threading.Thread(target=watcher.run, args=(self.stop,),
                                   name=f"imap-{mailbox.name}", daemon=True)
         self._watchers.append(watcher)
         self._threads.append(thread)
+        self.monitor.loop(f"IMAP watcher {mailbox.name}", thread.is_alive)
         thread.start()
 
     def _start_listeners(self) -> None:
@@ -329,8 +351,12 @@ class Daemon:
                 mailboxes={a: m.name for m in mailboxes for a in m.addresses},
                 default_mailbox=next((m.name for m in mailboxes if not m.addresses), None),
             )
-            listener = IntakeListener(settings, self.ledger, on_new=self._on_new)
+            listener = IntakeListener(settings, self.ledger, on_new=self._on_new,
+                                      on_received=self.monitor.received)
             listener.start()
+            for mailbox in mailboxes:
+                self.monitor.mailbox(mailbox.name)
+                self.monitor.source(mailbox.name, True)  # bound
             self._listeners.append(listener)
             log.info("listening for %s on %s:%d", "LMTP" if lmtp else "SMTP", host,
                      listener.port, extra={"mailboxes": sorted({m.name for m in mailboxes}),
@@ -363,6 +389,7 @@ class Daemon:
             self._scheduler.add_job(self._wake_watchers, "interval", minutes=RESYNC_MINUTES,
                                     id="imap-resync", **common)
         self._scheduler.start()
+        self.monitor.loop("scheduler", lambda: bool(self._scheduler.running))
 
     def outbox_tick(self) -> None:
         """Render stored replies into the outbox and send what the window allows."""

@@ -195,10 +195,12 @@ class IntakeListener:
         settings: ListenerSettings,
         ledger: Ledger,
         on_new: Callable[[int], None] | None = None,
+        on_received: Callable[[str, int], None] | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.on_new = on_new
+        self.on_received = on_received  # (mailbox, new rows): the daemon's counters
         self._mailboxes = {addr.strip().lower(): box for addr, box in settings.mailboxes.items()}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -323,7 +325,8 @@ class IntakeListener:
     def _receive_all(
         self, mailboxes: list[str], raw: bytes, peer: Any
     ) -> dict[str, Receipt | None]:
-        """Ledger.receive for each mailbox; None where it failed. Calls on_new for new rows."""
+        """Ledger.receive for each mailbox; None where it failed. Calls on_received and on_new
+        for new rows."""
         results: dict[str, Receipt | None] = {}
         for mailbox in mailboxes:
             receipt = self._receive(mailbox, raw, peer)
@@ -334,12 +337,16 @@ class IntakeListener:
                      mailbox, receipt.id, "" if receipt.new else " (already recorded)",
                      extra={"ledger_id": receipt.id, "mailbox": mailbox, "peer": peer,
                             "bytes": len(raw), "new": receipt.new})
-        new = sum(1 for receipt in results.values() if receipt is not None and receipt.new)
-        if new and self.on_new is not None:
+        fresh = [mailbox for mailbox, r in results.items() if r is not None and r.new]
+        if fresh:
             try:
-                self.on_new(new)
+                if self.on_new is not None:
+                    self.on_new(len(fresh))
+                if self.on_received is not None:
+                    for mailbox in fresh:
+                        self.on_received(mailbox, 1)
             except Exception:
-                log.exception("on_new callback failed (the rows are recorded)")
+                log.exception("a new-row callback failed (the rows are recorded)")
         return results
 
     def _receive(self, mailbox: str, raw: bytes, peer: Any) -> Receipt | None:

@@ -50,11 +50,13 @@ class ImapWatcher:
         ledger: Ledger,
         on_new: Callable[[int], None] | None = None,
         progress: bool = False,
+        on_state: Callable[[bool], None] | None = None,
     ) -> None:
         self._connection = ImapConnection(settings)  # checks the settings' TLS mode
         self.settings = settings
         self.ledger = ledger
         self.on_new = on_new
+        self.on_state = on_state  # True after each good sync, False when the connection failed
         self.progress = progress
         self._wake = threading.Event()
         self._looked_again = False  # the last wait was cut short by an announcement
@@ -181,6 +183,8 @@ class ImapWatcher:
                 self._wake.clear()
                 self.sync_once()
                 delay = 0.0
+                if self.on_state is not None:
+                    self.on_state(True)
                 self._wait_for_news(stop)
             except Exception as exc:
                 if stop.is_set():
@@ -196,6 +200,8 @@ class ImapWatcher:
                     log.warning("imap %s: could not record the error: %s", name, db_exc,
                                 extra={"mailbox": name})
                 self._connection.drop()
+                if self.on_state is not None:
+                    self.on_state(False)
                 stop.wait(delay)
         self.close()
 
