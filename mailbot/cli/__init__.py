@@ -1,7 +1,7 @@
 """The `mailbot` console script: argument parsing and dispatch to one module per command.
 
 Each command group lives in its own module here (`parse`, `demo`, `store`, `verify`,
-`config`, `intake`, `outbox`, `submissions`), each with a `register(commands)` that adds its
+`config`, `intake`, `outbox`, `submissions`, `purge`), each with a `register(commands)` that adds its
 subparsers; options several commands share are in `options`.
 
 Exit codes (docs/contracts.md): 0 ok, 1 a problem found in the input, 2 usage or config error.
@@ -20,7 +20,7 @@ from ..errors import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import config, demo, intake, outbox, parse, store, submissions, verify
+    from . import config, demo, intake, outbox, parse, purge, store, submissions, verify
 
     parser = argparse.ArgumentParser(
         prog="mailbot",
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     intake.register(commands)
     outbox.register(commands)
     submissions.register(commands)
+    purge.register(commands)
     return parser
 
 

@@ -40,6 +40,9 @@ def register(commands: Commands) -> None:
     status = commands.add_parser("status", help="per-mailbox counts, backlog and last error")
     add_config_and_store(status)
     status.add_argument("--json", action="store_true")
+    status.add_argument("--check", action="store_true",
+                        help="for monitoring: one summary line, exit 0 OK, 1 WARNING, "
+                             "2 CRITICAL (thresholds from [check])")
     status.set_defaults(func=run_status)
 
     replay = commands.add_parser("replay", help="decide .eml files with no servers involved")
@@ -102,6 +105,12 @@ def run_status(args: argparse.Namespace) -> int:
     from ..backlog import OUTGOING, backlogs, total
     from ..store.schema import mailbox_state
 
+    if args.check:
+        from ..checks import status_check
+
+        checked = status_check(args.config, args.store, datetime.now(UTC))
+        print(checked.line)
+        return checked.code
     config, store, ledger = _open(args)
     try:
         counts = ledger.counts()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mailbot.verify.policy import IssuerPolicy
 
+from .check import CheckConfig
 from .contractor import (
     ContractorConfig,
     ProjectRule,
@@ -26,9 +27,11 @@ from .intake import MailboxConfig, Route, read_mailbox, read_route
 from .issuers import read_issuer
 from .outbound import DigestConfig, SmtpConfig, WindowConfig
 from .reader import ConfigError, Item, TomlReader, build, key
+from .retention import RetentionConfig
 from .values import file_path, section, text
 
 __all__ = [
+    "CheckConfig",
     "Config",
     "ConfigError",
     "ContractorConfig",
@@ -36,6 +39,7 @@ __all__ = [
     "SubmissionRule",
     "DigestConfig",
     "MailboxConfig",
+    "RetentionConfig",
     "Route",
     "SmtpConfig",
     "WindowConfig",
@@ -107,6 +111,8 @@ class Config:
     # by issuer key, from each [issuers.ID.submission]
     submissions: dict[str, SubmissionRule] = key(_submissions, "issuers", default_factory=dict)
     projects: tuple[ProjectRule, ...] = key(_projects, default=())
+    check: CheckConfig = key(section(CheckConfig), default_factory=CheckConfig)
+    retention: RetentionConfig = key(section(RetentionConfig), default_factory=RetentionConfig)
 
     def issuer(self, name: str) -> IssuerPolicy:
         """The policy of issuer `name` (its ID or any of its names); defaults otherwise."""
