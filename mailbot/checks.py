@@ -103,11 +103,11 @@ def check(conn: Connection, thresholds: CheckConfig, now: datetime,
     return CheckReport(max(f.level for f in figures), tuple(figures))
 
 
-def unreachable(error: BaseException | str) -> CheckReport:
-    """The report when the store cannot be opened or read: CRITICAL."""
+def unreachable(error: BaseException, what: str = "store unreachable") -> CheckReport:
+    """The report when the store cannot be opened or read (or the configuration is wrong):
+    CRITICAL, with the error's first line."""
     text = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
-    return CheckReport(CRITICAL, (Figure(f"store unreachable: {text}", CRITICAL,
-                                         "store_up=0"),))
+    return CheckReport(CRITICAL, (Figure(f"{what}: {text}", CRITICAL, "store_up=0"),))
 
 
 def status_check(config_path: str | None, store_arg: str | None, now: datetime) -> CheckReport:
@@ -119,8 +119,11 @@ def status_check(config_path: str | None, store_arg: str | None, now: datetime) 
 
     try:
         config = load_config(config_path)
+    except UsageError as exc:
+        return unreachable(exc, "configuration")
+    try:
         store = Store.open(resolve_store_url(store_arg, config.store_url))
-    except (UsageError, Exception) as exc:  # a config mistake; the database down or refusing
+    except Exception as exc:  # the database is down, refuses us, or no secret for it
         return unreachable(exc)
     sources = {m.name for m in config.mailboxes if m.kind == "imap"} if config.mailboxes else None
     try:

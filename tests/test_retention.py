@@ -201,14 +201,25 @@ def test_a_file_taken_by_a_new_row_meanwhile_stays(setup):
     assert ledger.get(row).purged_at is None and ledger.raw(ledger.get(again)) == mail(7)
 
 
+class RacingSpool(Spool):
+    """A spool whose file a purge renames aside just after `put` found it there."""
+
+    aside = None
+
+    def put(self, raw: bytes) -> tuple[str, str]:
+        digest, name = super().put(raw)
+        self.aside = self.withdraw(name)
+        return digest, name
+
+
 def test_a_receive_racing_a_purge_keeps_its_file(setup):
-    _config, store, ledger = setup
+    config, store, ledger = setup
     decided(ledger, "keiyaku", mail(8), OLD)
-    name = ledger.spool.name_for(Spool.digest(mail(8)))
-    aside = ledger.spool.withdraw(name)  # a purge has renamed the file aside …
-    receipt = ledger.receive("other", mail(8), now=NOW)  # … while the same bytes come in
-    ledger.spool.bury(aside)
-    assert ledger.raw(ledger.get(receipt.id)) == mail(8)
+    racing = Ledger(store.engine, RacingSpool(config.spool_dir))
+    receipt = racing.receive("other", mail(8), now=NOW)  # put found the file; then it went
+    assert racing.spool.aside is not None
+    racing.spool.bury(racing.spool.aside)  # the purge deletes what it renamed aside
+    assert ledger.raw(ledger.get(receipt.id)) == mail(8)  # written again after the commit
 
 
 def test_spool_files_and_folders_are_private(tmp_path):
