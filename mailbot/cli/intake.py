@@ -267,7 +267,8 @@ def run_quarantine(args: argparse.Namespace) -> int:
         if args.quarantine_command == "show":
             print(f"id {entry.id}  mailbox {entry.mailbox}  attempts {entry.attempts}")
             print(f"message-id {entry.message_id}\nfrom {entry.sender}\nsubject {entry.subject}")
-            print(f"spool {ledger.spool.path(entry.spool_name)}\n\n{entry.last_error}")
+            purged = f" (purged on {entry.purged_at:%Y-%m-%d})" if entry.purged_at else ""
+            print(f"spool {ledger.spool.path(entry.spool_name)}{purged}\n\n{entry.last_error}")
             return 0
         ledger.retry(entry.id)
         print(f"ledger entry {entry.id} is back in line; the running daemon will decide it")
