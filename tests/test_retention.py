@@ -7,6 +7,7 @@ dated relative to the wall clock."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -297,3 +298,29 @@ def test_the_migration_lets_a_sent_body_be_purged(store_url, tmp_path):
         assert row.raw is None and row.purged_at is not None
     finally:
         store.close()
+
+
+def test_the_daemon_purges_daily(setup, caplog):
+    """`mailbot run` schedules the purge at `[retention] at`; the job purges on the daemon's
+    clock and logs what it removed; a failure is logged, not raised."""
+    from mailbot.daemon import Daemon
+    from mailbot.retention import daily_job
+
+    config, store, ledger = setup
+    row = decided(ledger, "keiyaku", mail(12), OLD)
+    daemon = Daemon(config, store, workers=1, clock=lambda: NOW)
+    try:
+        daemon.start()
+        job = daemon._scheduler.get_job("purge")
+        fields = {f.name: str(f) for f in job.trigger.fields}
+        assert (fields["hour"], fields["minute"]) == ("3", "30")
+        caplog.set_level("INFO", logger="mailbot.retention")
+        job.func()
+    finally:
+        daemon.shutdown()
+    assert ledger.get(row).purged_at == NOW and ledger.spool.names() == []
+    assert "purged 1 spool file(s) and 0 outbox body(ies)" in caplog.text
+    shutil.rmtree(config.spool_dir)  # the spool folder is gone, a file in its place: the next run
+    config.spool_dir.write_bytes(b"")  # logs its failure and returns
+    daily_job(config, store, lambda: NOW)()
+    assert "the retention purge failed" in caplog.text
