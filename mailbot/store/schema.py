@@ -202,6 +202,7 @@ Index("ix_ledger_copy_of", ledger.c.copy_of)
 # Retention (migration 0007_retention): when the spooled raw mail of a row, or a sent outbox
 # row's body, was purged after `[retention] raw_days`. The rows themselves stay (audit trail).
 ledger.append_column(Column("purged_at", DateTime(timezone=True)))
+Index("ix_ledger_sha256", ledger.c.sha256)  # every row using one spool file, across mailboxes
 outbox.append_column(Column("purged_at", DateTime(timezone=True)))
 
 # -- contractor side (migration 0004) ----------------------------------------------------

@@ -21,11 +21,14 @@ def upgrade() -> None:
         batch.alter_column("raw", existing_type=sa.LargeBinary, nullable=True)
         batch.add_column(sa.Column("purged_at", sa.DateTime(timezone=True)))
     op.add_column("ledger", sa.Column("purged_at", sa.DateTime(timezone=True)))
+    # A purge asks for every row using one spool file, in any mailbox.
+    op.create_index("ix_ledger_sha256", "ledger", ["sha256"])
 
 
 def downgrade() -> None:
     """Fails while the outbox holds purged rows: the old schema needs every body (delete
     the purged rows first)."""
+    op.drop_index("ix_ledger_sha256", table_name="ledger")
     with op.batch_alter_table("ledger") as batch:
         batch.drop_column("purged_at")
     with op.batch_alter_table("outbox") as batch:
