@@ -35,6 +35,7 @@ from mailbot.pipeline.decide import decide, mailbox_action
 from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
 from mailbot.pipeline.records import CONTRACTOR_DONE, DecisionRecord, Status
 from mailbot.pipeline.redecision import redecided
+from mailbot.retention import daily_job
 from mailbot.store import Store
 from parsers import Limits, PdfPool, Reader
 
@@ -384,6 +385,9 @@ class Daemon:
         if self.config.contractor is not None:
             self._scheduler.add_job(self.remind_tick, "interval", minutes=REMIND_MINUTES,
                                     id="remind", **common)
+        self._scheduler.add_job(daily_job(self.config, self.store, self.clock), "cron", id="purge",
+                                hour=self.config.retention.at.hour,
+                                minute=self.config.retention.at.minute, **common)
         if self._watchers:
             # A periodic full re-sync catches what IDLE missed (docs/reading.md).
             self._scheduler.add_job(self._wake_watchers, "interval", minutes=RESYNC_MINUTES,

@@ -8,11 +8,13 @@ import dataclasses
 import pytest
 
 from mailbot.config import (
+    CheckConfig,
     Config,
     ConfigError,
     ContractorConfig,
     DigestConfig,
     MailboxConfig,
+    RetentionConfig,
     Route,
     SmtpConfig,
     SubmissionRule,
@@ -104,7 +106,7 @@ def test_our_own_sender_may_be_a_host_without_a_dot(tmp_path):
 
 
 @pytest.mark.parametrize("cls", [MailboxConfig, Route, SmtpConfig, WindowConfig, DigestConfig,
-                                 ContractorConfig, SubmissionRule])
+                                 ContractorConfig, SubmissionRule, CheckConfig, RetentionConfig])
 def test_the_allowed_keys_are_the_declared_fields(cls):
     keys = allowed_keys(specs(cls))
     assert len(keys) == len(set(keys))
@@ -115,4 +117,4 @@ def test_the_allowed_keys_are_the_declared_fields(cls):
 def test_the_top_level_keys_come_from_the_config_fields():
     assert allowed_keys(specs(Config)) == (
         "store", "spool", "issuers", "mailboxes", "routes", "smtp", "send_window", "digest",
-        "metrics", "templates", "contractor", "projects")
+        "metrics", "templates", "contractor", "projects", "check", "retention")

@@ -1,7 +1,7 @@
 """The `mailbot` console script: argument parsing and dispatch to one module per command.
 
 Each command group lives in its own module here (`parse`, `demo`, `store`, `verify`,
-`config`, `intake`, `outbox`, `submissions`, `init`, `migrate`), each with a
+`config`, `intake`, `outbox`, `submissions`, `init`, `migrate`, `purge`), each with a
 `register(commands)` that adds its subparsers; options several commands share are in `options`.
 
 Exit codes (docs/contracts.md): 0 ok, 1 a problem found in the input, 2 usage or config error.
@@ -22,7 +22,19 @@ OPTIONAL_MODULES = {"psycopg": "postgresql"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import config, demo, init, intake, migrate, outbox, parse, store, submissions, verify
+    from . import (
+        config,
+        demo,
+        init,
+        intake,
+        migrate,
+        outbox,
+        parse,
+        purge,
+        store,
+        submissions,
+        verify,
+    )
 
     parser = argparse.ArgumentParser(
         prog="mailbot",
@@ -40,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     submissions.register(commands)
     init.register(commands)
     migrate.register(commands)
+    purge.register(commands)
     logs.add_options(parser)  # after the subcommands: every one of them takes the options too
     return parser
 

@@ -41,6 +41,9 @@ def register(commands: Commands) -> None:
     status = commands.add_parser("status", help="per-mailbox counts, backlog and last error")
     add_config_and_store(status)
     status.add_argument("--json", action="store_true", help="one JSON object")
+    status.add_argument("--check", action="store_true",
+                        help="for monitoring: one summary line, exit 0 OK, 1 WARNING, "
+                             "2 CRITICAL (thresholds from [check])")
     status.set_defaults(func=run_status)
 
     replay = commands.add_parser("replay", help="decide .eml files with no servers involved")
@@ -107,6 +110,12 @@ def run_status(args: argparse.Namespace) -> int:
     from ..backlog import OUTGOING, backlogs, total
     from ..store.schema import mailbox_state
 
+    if args.check:
+        from ..checks import status_check
+
+        checked = status_check(args.config, args.store, datetime.now(UTC))
+        print(checked.line)
+        return checked.code
     config, store, ledger = _open(args)
     try:
         counts = ledger.counts()
@@ -262,7 +271,8 @@ def run_quarantine(args: argparse.Namespace) -> int:
         if args.quarantine_command == "show":
             print(f"id {entry.id}  mailbox {entry.mailbox}  attempts {entry.attempts}")
             print(f"message-id {entry.message_id}\nfrom {entry.sender}\nsubject {entry.subject}")
-            print(f"spool {ledger.spool.path(entry.spool_name)}\n\n{entry.last_error}")
+            purged = f" (purged on {entry.purged_at:%Y-%m-%d})" if entry.purged_at else ""
+            print(f"spool {ledger.spool.path(entry.spool_name)}{purged}\n\n{entry.last_error}")
             return 0
         ledger.retry(entry.id)
         print(f"ledger entry {entry.id} is back in line; the running daemon will decide it")

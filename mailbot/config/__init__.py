@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mailbot.verify.policy import IssuerPolicy
 
+from .check import CheckConfig
 from .contractor import (
     ContractorConfig,
     ProjectRule,
@@ -27,10 +28,12 @@ from .issuers import read_issuer
 from .metrics import MetricsConfig
 from .outbound import DigestConfig, SmtpConfig, WindowConfig
 from .reader import ConfigError, Item, TomlReader, build, key
+from .retention import RetentionConfig
 from .secrets import Secret
 from .values import file_path, section, text
 
 __all__ = [
+    "CheckConfig",
     "Config",
     "ConfigError",
     "ContractorConfig",
@@ -40,6 +43,7 @@ __all__ = [
     "DigestConfig",
     "MailboxConfig",
     "MetricsConfig",
+    "RetentionConfig",
     "Route",
     "SmtpConfig",
     "WindowConfig",
@@ -112,6 +116,8 @@ class Config:
     # by issuer key, from each [issuers.ID.submission]
     submissions: dict[str, SubmissionRule] = key(_submissions, "issuers", default_factory=dict)
     projects: tuple[ProjectRule, ...] = key(_projects, default=())
+    check: CheckConfig = key(section(CheckConfig), default_factory=CheckConfig)
+    retention: RetentionConfig = key(section(RetentionConfig), default_factory=RetentionConfig)
 
     def issuer(self, name: str) -> IssuerPolicy:
         """The policy of issuer `name` (its ID or any of its names); defaults otherwise."""

@@ -49,6 +49,7 @@ class Entry:
     action_state: str
     reply_wanted: bool
     copy_of: int | None  # on a copy: the first row of its message
+    purged_at: datetime | None = None  # when its raw mail left the spool ([retention])
 
     @property
     def filed_away(self) -> bool:
@@ -73,6 +74,17 @@ class Entry:
         record = self.record
         return (self.state in (LedgerState.DECIDED, LedgerState.REPLIED) and record is not None
                 and "duplicate_of" not in record)
+
+
+class RawPurged(LookupError):
+    """The raw mail of a ledger row was purged by retention: its decision and audit trail
+    stay, the bytes are gone."""
+
+    def __init__(self, entry_id: int, purged_at: datetime) -> None:
+        super().__init__(f"ledger row {entry_id}: its raw mail was purged on "
+                         f"{purged_at:%Y-%m-%d} ([retention] raw_days); the decision is kept")
+        self.entry_id = entry_id
+        self.purged_at = purged_at
 
 
 @dataclass(frozen=True)
@@ -101,4 +113,6 @@ def entry_of(mapping: Any) -> Entry:
     """The `Entry` of a row selected with `ENTRY_COLUMNS`."""
     values = dict(mapping)
     values["received_at"] = utc(values["received_at"])
+    if values.get("purged_at") is not None:
+        values["purged_at"] = utc(values["purged_at"])
     return Entry(**values)

@@ -29,12 +29,12 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from mailbot.store.schema import ledger
+from mailbot.store.schema import ledger, utc
 from parsers.headers import decode_header_text, raw_header
 
 from . import requests
 from .copies import Copies
-from .entry import ENTRY_COLUMNS, Entry, LedgerState, Receipt, ReplyRequest, entry_of
+from .entry import ENTRY_COLUMNS, Entry, LedgerState, RawPurged, Receipt, ReplyRequest, entry_of
 from .spool import Spool
 from .sync import MailboxSync
 
@@ -77,6 +77,13 @@ def entry_by_id(conn: Connection, entry_id: int) -> Entry | None:
     return entry_of(row._mapping) if row else None
 
 
+def oldest_waiting(conn: Connection) -> datetime | None:
+    """When the oldest message not yet decided (received or processing) came in."""
+    found = conn.execute(select(func.min(ledger.c.received_at)).where(
+        ledger.c.state.in_((LedgerState.RECEIVED, LedgerState.PROCESSING)))).scalar()
+    return None if found is None else utc(found)
+
+
 class Ledger(Copies, MailboxSync):
     """The ledger table's owner (with `requests` for the reply requests it stores): intake,
     claims and decisions here; copies of a message (`Copies`) and IMAP sync state
@@ -104,8 +111,23 @@ class Ledger(Copies, MailboxSync):
         clerk moved back, must be filed too (`earlier_copy()` tells which). Only a message
         recorded under an earlier UIDVALIDITY and not moved out of the folder since is the
         same message found again by a re-sync: its row takes the new UID. Without a UID
-        (SMTP/LMTP) the same bytes in the same mailbox are the same row."""
+        (SMTP/LMTP) the same bytes in the same mailbox are the same row.
+
+        A purge may have taken the spool file away between `put` (which found it) and the
+        row's commit: the file is written again once the row is there (`Spool.keep`). A row
+        found again whose raw mail was purged has it back (a later purge takes it again)."""
         digest, name = self.spool.put(raw)
+        receipt = self._record(mailbox, raw, digest, name, uidvalidity, uid, reply_wanted, now)
+        self.spool.keep(name, raw)
+        if not receipt.new:
+            with self.engine.begin() as conn:
+                conn.execute(update(ledger).where(ledger.c.id == receipt.id,
+                                                  ledger.c.purged_at.is_not(None))
+                             .values(purged_at=None))
+        return receipt
+
+    def _record(self, mailbox: str, raw: bytes, digest: str, name: str, uidvalidity: int | None,
+                uid: int | None, reply_wanted: bool, now: datetime | None) -> Receipt:
         message_id, sender, subject = _headers(raw)
         values = dict(
             mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, sha256=digest,
@@ -326,4 +348,7 @@ class Ledger(Copies, MailboxSync):
         return out
 
     def raw(self, entry: Entry) -> bytes:
+        """The row's raw mail; `RawPurged` once retention removed it."""
+        if entry.purged_at is not None:
+            raise RawPurged(entry.id, entry.purged_at)
         return self.spool.read(entry.spool_name)

@@ -3,13 +3,48 @@ recorded and the last error, and which UIDs the ledger already holds. Mixed into
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from mailbot.store.schema import ledger, mailbox_state
+from mailbot.store.schema import ledger, mailbox_state, utc
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """One `mailbox_state` row: when the source last synced and last failed (UTC)."""
+
+    mailbox: str
+    last_sync_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+    @property
+    def down_since(self) -> datetime | None:
+        """The last good sync when an error came after it (the source is down since then);
+        None while it works. A source that never synced has no such moment."""
+        if self.last_error_at is None:
+            return None
+        if self.last_sync_at is not None and self.last_sync_at >= self.last_error_at:
+            return None
+        return self.last_sync_at
+
+    @property
+    def failing(self) -> bool:
+        return self.last_error_at is not None and (
+            self.last_sync_at is None or self.last_error_at > self.last_sync_at)
+
+
+def source_states(conn: Connection) -> list[SourceState]:
+    """Every source's `mailbox_state` row, by mailbox name."""
+    def aware(value: datetime | None) -> datetime | None:
+        return None if value is None else utc(value)
+
+    return [SourceState(r.mailbox, aware(r.last_sync_at), r.last_error, aware(r.last_error_at))
+            for r in conn.execute(select(mailbox_state).order_by(mailbox_state.c.mailbox))]
 
 
 class MailboxSync:

@@ -76,6 +76,7 @@ class OutboxRow:
     sent_at: datetime | None
     window: str | None = None  # a named send window (an issuer's), None: the default one
     claimed_at: datetime | None = None  # set while a flush is sending it
+    purged_at: datetime | None = None  # when retention purged its body (`raw` is then None)
     raw: bytes | None = None
 
     @property
@@ -114,7 +115,7 @@ class FlushReport:
 
 
 ROW_COLUMNS = [outbox.c[name] for name in OutboxRow.__dataclass_fields__ if name != "raw"]
-_DATETIMES = ("next_attempt_at", "deadline", "created_at", "sent_at", "claimed_at")
+_DATETIMES = ("next_attempt_at", "deadline", "created_at", "sent_at", "claimed_at", "purged_at")
 
 
 def aware_utc(dt: datetime) -> datetime:

@@ -166,7 +166,8 @@ outbox = Table(
     Column("message_id", MailText, nullable=False),
     Column("to_addrs", MailText, nullable=False),  # bare addresses, comma-separated
     Column("subject", MailText),  # decoded, for listings
-    Column("raw", LargeBinary, nullable=False),  # the rendered message as sent
+    # the rendered message as sent; NULL once purged (migration 0007, `purged_at`)
+    Column("raw", LargeBinary),
     Column("state", String(16), nullable=False),  # queued → sent | failed | cancelled
     Column("immediate", Boolean, nullable=False, default=False),  # send outside the window
     Column("attempts", Integer, nullable=False, default=0),
@@ -197,6 +198,12 @@ Index("ix_ledger_content", ledger.c.mailbox, ledger.c.sha256)
 Index("uq_ledger_content_unsourced", ledger.c.mailbox, ledger.c.sha256, unique=True,
       sqlite_where=ledger.c.uid.is_(None), postgresql_where=ledger.c.uid.is_(None))
 Index("ix_ledger_copy_of", ledger.c.copy_of)
+
+# Retention (migration 0007_retention): when the spooled raw mail of a row, or a sent outbox
+# row's body, was purged after `[retention] raw_days`. The rows themselves stay (audit trail).
+ledger.append_column(Column("purged_at", DateTime(timezone=True)))
+Index("ix_ledger_sha256", ledger.c.sha256)  # every row using one spool file, across mailboxes
+outbox.append_column(Column("purged_at", DateTime(timezone=True)))
 
 # -- contractor side (migration 0004) ----------------------------------------------------
 submissions = Table(

@@ -1,0 +1,135 @@
+"""`mailbot status --check`: one summary line and a Nagios-style exit code for monitoring.
+
+0 OK, 1 WARNING, 2 CRITICAL. Four figures, each against its `[check]` thresholds
+(`mailbot/config/check.py`):
+
+- **waiting**: minutes since the oldest message not yet decided (received, processing) came
+  in (`mailbot.ledger.oldest_waiting`);
+- **quarantined**: messages the pipeline gave up on (`mailbot.backlog`, stuck);
+- **failed**: outgoing mail that failed for good plus replies that could not be rendered
+  (`mailbot.backlog`, stuck);
+- **sources down**: an IMAP source whose last error is newer than its last good sync, for
+  the minutes since that sync (`mailbox_state`, `mailbot.ledger.source_states`); one that
+  never synced and keeps failing is at least WARNING, for want of a moment to count from.
+
+A store that cannot be opened or read is CRITICAL (2), not UNKNOWN (3): monitoring must page
+when the database is gone, and mailbot cannot work without it. The line ends with Nagios
+performance data (`| waiting_minutes=42;30;120 …`). The clock is a parameter (`now`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Connection
+
+from mailbot.backlog import backlogs
+from mailbot.config import CheckConfig
+from mailbot.ledger import oldest_waiting, source_states
+
+OK, WARNING, CRITICAL = 0, 1, 2
+LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the check and its level."""
+
+    text: str  # e.g. "oldest waiting 42 min (warn 30)"
+    level: int
+    perf: str  # Nagios performance data, e.g. "waiting_minutes=42;30;120"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    code: int
+    figures: tuple[Figure, ...]
+
+    @property
+    def line(self) -> str:
+        """``MAILBOT WARNING - oldest waiting 42 min (warn 30); quarantined 0; … | perf``."""
+        return (f"MAILBOT {LABELS[self.code]} - " + "; ".join(f.text for f in self.figures)
+                + " | " + " ".join(f.perf for f in self.figures))
+
+
+def _level(value: int, warn: int, crit: int) -> int:
+    return CRITICAL if value >= crit else WARNING if value >= warn else OK
+
+
+def _figure(label: str, value: int, unit: str, warn: int, crit: int, perf: str) -> Figure:
+    level = _level(value, warn, crit)
+    why = {OK: "", WARNING: f" (warn {warn})", CRITICAL: f" (crit {crit})"}[level]
+    return Figure(f"{label} {value}{unit}{why}", level, f"{perf}={value};{warn};{crit}")
+
+
+def _minutes(now: datetime, since: datetime) -> int:
+    return max(0, int((now - since).total_seconds() // 60))
+
+
+def check(conn: Connection, thresholds: CheckConfig, now: datetime,
+          sources: Collection[str] | None = None) -> CheckReport:
+    """The check at `now`; `sources` are the mailboxes whose sync state counts (the
+    configured IMAP ones), None: every mailbox with a sync state."""
+    t = thresholds
+    oldest = oldest_waiting(conn)
+    waiting = 0 if oldest is None else _minutes(now, oldest)
+    stuck = [b.stuck for b in backlogs(conn).values()]
+    quarantined = sum(s.get("quarantined", 0) for s in stuck)
+    failed = sum(s.get("mail failed", 0) + s.get("replies not rendered", 0) for s in stuck)
+    figures = [
+        _figure("oldest waiting", waiting, " min", t.waiting_warn_minutes,
+                t.waiting_crit_minutes, "waiting_minutes"),
+        _figure("quarantined", quarantined, "", t.quarantined_warn, t.quarantined_crit,
+                "quarantined"),
+        _figure("failed mail", failed, "", t.failed_warn, t.failed_crit, "failed"),
+    ]
+    down: list[Figure] = []
+    for state in source_states(conn):
+        if (sources is not None and state.mailbox not in sources) or not state.failing:
+            continue
+        since = state.down_since
+        if since is None:
+            down.append(Figure(f"source {state.mailbox} never synced", WARNING, ""))
+            continue
+        figure = _figure(f"source {state.mailbox} down", _minutes(now, since), " min",
+                         t.source_down_warn_minutes, t.source_down_crit_minutes, "")
+        if figure.level:
+            down.append(figure)
+    worst = max((f.level for f in down), default=OK)
+    figures.append(Figure(f"sources down {len(down)}" + "".join(f", {f.text}" for f in down),
+                          worst, f"sources_down={len(down)}"))
+    return CheckReport(max(f.level for f in figures), tuple(figures))
+
+
+def unreachable(error: BaseException, what: str = "store unreachable") -> CheckReport:
+    """The report when the store cannot be opened or read (or the configuration is wrong):
+    CRITICAL, with the error's first line."""
+    text = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+    return CheckReport(CRITICAL, (Figure(f"{what}: {text}", CRITICAL, "store_up=0"),))
+
+
+def status_check(config_path: str | None, store_arg: str | None, now: datetime) -> CheckReport:
+    """`mailbot status --check`: load the configuration, open the store, check. A mistake in
+    the configuration, or a store that cannot be opened or read, is CRITICAL."""
+    from mailbot.config import load_config
+    from mailbot.errors import UsageError
+    from mailbot.store import Store, resolve_store_url
+
+    try:
+        config = load_config(config_path)
+    except UsageError as exc:
+        return unreachable(exc, "configuration")
+    try:
+        store = Store.open(resolve_store_url(store_arg, config.store_url))
+    except Exception as exc:  # the database is down, refuses us, or no secret for it
+        return unreachable(exc)
+    sources = {m.name for m in config.mailboxes if m.kind == "imap"} if config.mailboxes else None
+    try:
+        with store.engine.connect() as conn:
+            return check(conn, config.check, now, sources)
+    except Exception as exc:
+        return unreachable(exc)
+    finally:
+        store.close()
