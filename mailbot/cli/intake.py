@@ -10,13 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from ..config import Config, load_config
 from ..errors import UsageError
 from ..ledger import Ledger, Spool
 from ..store import Store, resolve_store_url
-from ..store.schema import submissions
 from ..submit import table
 from ..systemd import notify
 from .options import Commands, add_config_and_store, existing_file, parse_date_arg
@@ -105,10 +102,8 @@ def run_daemon(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     """Per mailbox: the ledger's counts, the backlog (what waits and what is stuck, replies
     and outgoing mail included) and the last error; then the submissions and a total."""
-    from sqlalchemy import func
-
     from ..backlog import OUTGOING, backlogs, total
-    from ..store.schema import mailbox_state
+    from ..ledger.sync import source_states
 
     if args.check:
         from ..checks import status_check
@@ -120,10 +115,8 @@ def run_status(args: argparse.Namespace) -> int:
     try:
         counts = ledger.counts()
         with store.engine.connect() as conn:
-            states = {row.mailbox: row for row in conn.execute(select(mailbox_state))}
-            submitted: dict[str, int] = {
-                state: count for state, count in conn.execute(
-                    select(submissions.c.state, func.count()).group_by(submissions.c.state))}
+            states = {state.mailbox: state for state in source_states(conn)}
+            submitted = table.counts(conn)
             waiting = backlogs(conn)
     finally:
         store.close()

@@ -79,9 +79,15 @@ def entry_by_id(conn: Connection, entry_id: int) -> Entry | None:
 
 def oldest_waiting(conn: Connection) -> datetime | None:
     """When the oldest message not yet decided (received or processing) came in."""
-    found = conn.execute(select(func.min(ledger.c.received_at)).where(
-        ledger.c.state.in_((LedgerState.RECEIVED, LedgerState.PROCESSING)))).scalar()
-    return None if found is None else utc(found)
+    return min(oldest_waiting_by_mailbox(conn).values(), default=None)
+
+
+def oldest_waiting_by_mailbox(conn: Connection) -> dict[str, datetime]:
+    """Mailbox → when its oldest message not yet decided came in (mailboxes with one)."""
+    query = (select(ledger.c.mailbox, func.min(ledger.c.received_at))
+             .where(ledger.c.state.in_((LedgerState.RECEIVED, LedgerState.PROCESSING)))
+             .group_by(ledger.c.mailbox))
+    return {mailbox: utc(first) for mailbox, first in conn.execute(query)}
 
 
 class Ledger(Copies, MailboxSync):

@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from mailbot import __version__
 from mailbot.backlog import backlogs
-from mailbot.store.schema import ledger, outbox
+from mailbot.ledger.ledger import oldest_waiting_by_mailbox
+from mailbot.outbox.rows import state_counts
 
 log = logging.getLogger("mailbot.monitor")
 
@@ -99,15 +99,10 @@ class StoreCollector(Collector):
                                    "message not yet decided, per mailbox.", labels=["mailbox"])
         now = self.clock()
         with self.engine.connect() as conn:
-            for state, count in conn.execute(
-                    select(outbox.c.state, func.count()).group_by(outbox.c.state)):
+            for state, count in sorted(state_counts(conn).items()):
                 states.add_metric([str(state)], count)
             for mailbox, backlog in sorted(backlogs(conn).items()):
                 waiting.add_metric([mailbox], backlog.total)
-            for mailbox, first in conn.execute(
-                    select(ledger.c.mailbox, func.min(ledger.c.received_at))
-                    .where(ledger.c.state.in_(("received", "processing")))
-                    .group_by(ledger.c.mailbox)):
-                at = first if first.tzinfo else first.replace(tzinfo=UTC)  # SQLite: naive UTC
-                oldest.add_metric([mailbox], max(0.0, (now - at).total_seconds()))
+            for mailbox, first in sorted(oldest_waiting_by_mailbox(conn).items()):
+                oldest.add_metric([mailbox], max(0.0, (now - first).total_seconds()))
         return [states, waiting, oldest]

@@ -18,6 +18,7 @@ from email.utils import getaddresses
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from mailbot.store.schema import outbox, utc
@@ -116,6 +117,12 @@ class FlushReport:
 
 ROW_COLUMNS = [outbox.c[name] for name in OutboxRow.__dataclass_fields__ if name != "raw"]
 _DATETIMES = ("next_attempt_at", "deadline", "created_at", "sent_at", "claimed_at", "purged_at")
+
+
+def state_counts(conn: Connection) -> dict[str, int]:
+    """Outbox state → how many rows are in it."""
+    return {state: count for state, count in conn.execute(
+        select(outbox.c.state, func.count()).group_by(outbox.c.state))}
 
 
 def aware_utc(dt: datetime) -> datetime:
