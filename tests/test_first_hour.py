@@ -45,6 +45,13 @@ def mailbot(*args: str, cwd: Path | None = None, secret: bool = True
                           text=True, timeout=180, env=env, cwd=cwd)
 
 
+def answering(key: str, name: str, keys: str = "") -> str:
+    """An [issuers.`key`] table (`keys`: more of its keys) and an LMTP mailbox of its own
+    named like it: an issuer that answers mail."""
+    return (f'[issuers.{key}]\nname = "{name}"\n{keys}[[mailboxes]]\nname = "{key}"\n'
+            f'role = "issuer"\nissuer = "{key}"\nkind = "lmtp"\nlisten = "127.0.0.1:0"\n')
+
+
 # -- 1. no mail password needed ---------------------------------------------------------------
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_the_example_configs_pass_config_check_without_secrets_and_fail_strict(example):
@@ -170,31 +177,16 @@ def test_an_empty_config_fails_config_check(tmp_path):
 
 def test_two_issuers_answering_from_one_address_are_refused(tmp_path):
     path = tmp_path / "mailbot.toml"
-    path.write_text('''[issuers.city]
-name = "〇〇市"
-signature = "〇〇市 契約検査課 電話 000-000-0000"
-[issuers.town]
-name = "△△町"
-signature = "△△町 総務課 電話 000-000-0001"
-[[mailboxes]]
-name = "city"
-role = "issuer"
-issuer = "city"
-kind = "lmtp"
-listen = "127.0.0.1:0"
-[[mailboxes]]
-name = "town"
-role = "issuer"
-issuer = "town"
-kind = "lmtp"
-listen = "127.0.0.1:0"
-''', encoding="utf-8")
+    path.write_text(answering("city", "〇〇市", 'signature = "〇〇市 契約検査課 電話 000-000-0000"\n')
+                    + answering("town", "△△町", 'signature = "△△町 総務課 電話 000-000-0001"\n'),
+                    encoding="utf-8")
     done = mailbot("config", "check", str(path))
     assert done.returncode == 2
     assert ("[issuers.town.reply_from] the replies of △△町 would go out as mailbot@localhost, "
             "the address of [issuers.city]") in done.stderr
     fixed = path.read_text(encoding="utf-8").replace(
-        '[issuers.town]\n', '[issuers.town]\nreply_from = "keiyaku@town.example.jp"\n')
+        '[issuers.town]\nname = "△△町"\n',
+        '[issuers.town]\nname = "△△町"\nreply_from = "keiyaku@town.example.jp"\n')
     path.write_text(fixed, encoding="utf-8")
     again = mailbot("config", "check", "--strict", str(path))
     assert again.returncode == 0, again.stderr
@@ -202,16 +194,8 @@ listen = "127.0.0.1:0"
 
 def test_a_signature_without_a_contact_is_a_warning(tmp_path):
     path = tmp_path / "mailbot.toml"
-    path.write_text('''[issuers.city]
-name = "〇〇市"
-signature = "〇〇市 契約検査課"
-[[mailboxes]]
-name = "city"
-role = "issuer"
-issuer = "city"
-kind = "lmtp"
-listen = "127.0.0.1:0"
-''', encoding="utf-8")
+    path.write_text(answering("city", "〇〇市", 'signature = "〇〇市 契約検査課"\n'),
+                    encoding="utf-8")
     done = mailbot("config", "check", str(path))
     assert done.returncode == 0
     assert "[issuers.city.signature] has no telephone number or mail address" in done.stderr
@@ -219,32 +203,11 @@ listen = "127.0.0.1:0"
 
 
 # -- the outbox listing says when stored replies go out; alerts name their issuer -----------
-TWO_ISSUERS = '''[store]
-url = "{url}"
-[smtp]
-host = "127.0.0.1"
-port = {port}
-from = "keiyaku@town.example.jp"
-[issuers.town]
-name = "△△町"
-staff = ["somu@town.example.jp"]
-[issuers.city]
-name = "〇〇市"
-reply_from = "keiyaku@city.example.jp"
-staff = ["kensa@city.example.jp"]
-[[mailboxes]]
-name = "town"
-role = "issuer"
-issuer = "town"
-kind = "lmtp"
-listen = "127.0.0.1:0"
-[[mailboxes]]
-name = "city"
-role = "issuer"
-issuer = "city"
-kind = "lmtp"
-listen = "127.0.0.1:0"
-'''
+TWO_ISSUERS = ('[store]\nurl = "{url}"\n[smtp]\nhost = "127.0.0.1"\nport = {port}\n'
+               'from = "keiyaku@town.example.jp"\n'
+               + answering("town", "△△町", 'staff = ["somu@town.example.jp"]\n')
+               + answering("city", "〇〇市", 'reply_from = "keiyaku@city.example.jp"\n'
+                           'staff = ["kensa@city.example.jp"]\n'))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from parsers.normalize import canonical_number, clean_value
 
 from ..config import load_config
 from ..errors import UsageError
-from ..store import GuaranteeEvent, Store, StoreError, resolve_store_url
+from ..store import GuaranteeEvent, Store, StoreError, Version, resolve_store_url
 from ..store.schema import utc
 from .options import Commands, add_action, existing_file, parse_date_arg
 
@@ -202,29 +202,29 @@ def run_amend(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_cancel(args: argparse.Namespace) -> int:
+def _history(args: argparse.Namespace) -> tuple[str, list[Version]]:
+    """The guarantee number of `args` and its versions in the store, oldest first."""
     number = _number(args.number)
     store = _open(args)
     try:
-        history = store.versions(number)
-        if history and history[-1].event == "cancellation":
-            print(f"{number} is already cancelled (v{history[-1].version}); nothing recorded",
-                  file=sys.stderr)
-            return 1
-        _apply(store, GuaranteeEvent(number, "cancellation", source="cli"))
+        return number, store.versions(number)
     finally:
         store.close()
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    number, history = _history(args)
+    if history and history[-1].event == "cancellation":
+        print(f"{number} is already cancelled (v{history[-1].version}); nothing recorded",
+              file=sys.stderr)
+        return 1
+    _record(args, GuaranteeEvent(number, "cancellation", source="cli"))
     print(f"recorded 取消 of {number}")
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
-    number = _number(args.number)
-    store = _open(args)
-    try:
-        history = store.versions(number)
-    finally:
-        store.close()
+    number, history = _history(args)
     if not history:
         print(f"{number}: not in the store", file=sys.stderr)
         return 1

@@ -73,6 +73,11 @@ class Difference:
 MISS = Verdict(hit=False)
 
 
+def hit(outcome: str, reason: str, *differences: Difference, stop: bool = False) -> Verdict:
+    """What a rule found: its outcome, the reason a person reads, the fields that differ."""
+    return Verdict(hit=True, outcome=outcome, reason=reason, differences=differences, stop=stop)
+
+
 class Rule(Protocol):
     name: str
     description: str

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from mailbot.store import Version
 
-from ..rule import MISS, Context, Difference, Verdict
+from ..rule import MISS, Context, Difference, Verdict, hit
 
 ADVANCE_KINDS = ("前払金保証", "中間前払金保証")
 
@@ -34,15 +34,11 @@ class AmountRules:
         problem = self._problem(ctx, latest)
         if problem is None:
             return MISS
-        return Verdict(
-            hit=True,
-            outcome="amount_rule",
-            # The rule names the kind: state it only if the sender stated the kind.
-            reason=(f"保証金額が発注者の定める条件（{problem}）を満たしていません。"
-                    if ctx.claim.kind else
-                    "保証金額が発注者の定める請負金額に対する割合の条件を満たしていません。"),
-            differences=(Difference("guaranteed_amount", latest.guaranteed_amount, problem),),
-        )
+        # The rule names the kind: state it only if the sender stated the kind.
+        stated = f"保証金額が発注者の定める条件（{problem}）を満たしていません。"
+        unstated = "保証金額が発注者の定める請負金額に対する割合の条件を満たしていません。"
+        return hit("amount_rule", stated if ctx.claim.kind else unstated,
+                   Difference("guaranteed_amount", latest.guaranteed_amount, problem))
 
     def _problem(self, ctx: Context, v: Version) -> str | None:
         rules = ctx.policy.amounts
