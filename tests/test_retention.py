@@ -324,3 +324,25 @@ def test_the_daemon_purges_daily(setup, caplog):
     config.spool_dir.write_bytes(b"")  # logs its failure and returns
     daily_job(config, store, lambda: NOW)()
     assert "the retention purge failed" in caplog.text
+
+
+def test_a_new_sqlite_store_file_is_private(tmp_path):
+    """The SQLite file holds the outbox bodies (notices with keys in clear): 0600 whatever
+    the umask, and so are the journal files SQLite makes beside it."""
+    import os
+    import stat
+
+    from mailbot.store import Store
+
+    old = os.umask(0o022)
+    try:
+        store = Store.open(f"sqlite:///{tmp_path / 'new.db'}", secret=b"x" * 32)
+        with store.engine.begin() as conn:  # a write makes the -wal file
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS probe (x INTEGER)")
+            conn.exec_driver_sql("INSERT INTO probe VALUES (1)")
+        files = [p for p in tmp_path.iterdir() if p.name.startswith("new.db")]
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
+        store.close()
+    finally:
+        os.umask(old)
+    assert "new.db" in modes and all(mode == 0o600 for mode in modes.values()), modes
