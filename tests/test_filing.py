@@ -148,8 +148,9 @@ def test_a_mail_moved_back_after_the_store_changed_is_decided_again_and_answered
         (first, None), (second, first)]
     old, new = replies(sink)
     assert str(old["In-Reply-To"]).strip() == str(new["In-Reply-To"]).strip() == message_id(raw)
-    assert "登録されていません" in old.get_content()
-    assert "35075-00077M" in new.get_content() and "登録されていません" not in new.get_content()
+    assert "保証契約番号の電子保証を確認できませんでした" in old.get_content()
+    assert "35075-00077M" in new.get_content()
+    assert "保証契約番号の電子保証を確認できませんでした" not in new.get_content()
     assert new["Message-ID"] != old["Message-ID"]
 
 
