@@ -208,8 +208,8 @@ def run_cancel(args: argparse.Namespace) -> int:
     try:
         history = store.versions(number)
         if history and history[-1].event == "cancellation":
-            print(f"{number} is already cancelled (v{history[-1].version}); nothing recorded",
-                  file=sys.stderr)
+            print(f"mailbot store: {number} is already cancelled (v{history[-1].version}); "
+                  "nothing recorded", file=sys.stderr)
             return 1
         _apply(store, GuaranteeEvent(number, "cancellation", source="cli"))
     finally:
@@ -226,7 +226,7 @@ def run_show(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if not history:
-        print(f"{number}: not in the store", file=sys.stderr)
+        print(f"mailbot store: {number}: not in the store", file=sys.stderr)
         return 1
     for v in history:
         recorded = (f" recorded {utc(v.recorded_at).astimezone(TOKYO):%Y-%m-%d %H:%M} JST"

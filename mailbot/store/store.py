@@ -30,7 +30,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from mailbot.errors import UsageError
 from parsers.normalize import name_key
 
 from .migrate import upgrade
@@ -151,7 +153,13 @@ class Store:
         engine = create_engine(url, future=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except (OperationalError, InterfaceError) as exc:
+            engine.dispose()
+            shown = engine.url.render_as_string(hide_password=True)
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise UsageError(f"cannot open the store {shown}: {reason}") from None
         return cls(engine, secret)
 
     def close(self) -> None:
