@@ -5,6 +5,9 @@ in what `config check` prints, and the clerk's errors (an unreachable store, odd
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -301,3 +304,34 @@ def test_a_secret_in_the_environment_does_not_turn_the_demos_valid_key_wrong(tmp
     assert "key_mismatch" not in verify.stdout
     if verify.returncode == 2:
         assert "secret" in verify.stderr
+
+
+def test_a_mistyped_issuer_id_with_a_config_is_named_not_answered_issuer_mismatch(city):
+    """`verify --issuer kwsa --config FILE` (the README's ID) where FILE has only `city`:
+    not a valid guarantee reported as another issuer's."""
+    _config, _store, tmp_path = city
+    config = ["--config", str(tmp_path / "mailbot.toml")]
+    typo = mailbot("verify", "35075-00001M", "Z28YUEAJ38ux", "--issuer", "kwsa", *config)
+    assert typo.returncode == 2 and "issuer_mismatch" not in typo.stdout
+    assert typo.stderr.startswith("mailbot verify: --issuer kwsa: no [issuers.kwsa] in ")
+    assert "(its issuers: city)" in typo.stderr
+    for issuer in ("city", "〇〇市"):
+        right = mailbot("verify", "35075-00001M", "Z28YUEAJ38ux", "--issuer", issuer, *config)
+        assert right.returncode == 0 and "35075-00001M: verified" in right.stdout, right.stderr
+
+
+def test_a_closed_pipe_stops_a_listing_without_a_traceback(city):
+    """`mailbot verify … | head -0`: the reader is gone before the first line is written."""
+    _config, _store, tmp_path = city
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe fails (EPIPE), whatever the timing
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    env["MAILBOT_SECRET"] = TEST_SECRET.decode()
+    try:
+        done = subprocess.run([sys.executable, "-m", "mailbot.cli", "verify", "35075-00001M",
+                               "Z28YUEAJ38ux", "--config", str(tmp_path / "mailbot.toml")],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=180,
+                              env=env)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and done.stderr == "", done.stderr[-400:]
