@@ -335,3 +335,17 @@ def test_a_closed_pipe_stops_a_listing_without_a_traceback(city):
     finally:
         os.close(write_end)
     assert done.returncode == 141 and done.stderr == "", done.stderr[-400:]
+
+
+def test_an_issuer_without_staff_is_warned_that_its_alerts_go_to_another_issuers(tmp_path):
+    """Replier._staff_alert sends the alert of an issuer with no staff to everybody's staff:
+    〇〇市's contractor's address and subject would reach △△町's staff."""
+    path = tmp_path / "mailbot.toml"
+    path.write_text(CITY_AND_TOWN.replace('[issuers.town]\n', '[issuers.town]\n'
+                                          'staff = ["somu@town.example.jp"]\n'),
+                    encoding="utf-8")
+    done = mailbot("config", "check", str(path))
+    assert done.returncode == 0, done.stderr
+    assert ("[issuers.city.staff] not set: alerts about 〇〇市's mail (the contractor's address "
+            "and subject) go to the staff of [issuers.town]") in done.stderr
+    assert mailbot("config", "check", "--strict", str(path)).returncode == 2

@@ -73,7 +73,13 @@ def warnings(config: Config) -> list[str]:
     if not config.mailboxes and (config.issuers or config.contractor):
         found.append("[mailboxes] no mailboxes: enough for verify and store at a terminal, "
                      "but mailbot run would watch nothing")
+    staffed = sorted(k for k, p in config.issuers.items() if p.staff)
     for key, policy in _answering(config):
+        if not policy.staff and staffed:
+            # Replier._staff_alert: an issuer without staff alerts everybody's staff.
+            found.append(f"[issuers.{key}.staff] not set: alerts about {policy.name or key}'s "
+                         "mail (the contractor's address and subject) go to the staff of "
+                         + ", ".join(f"[issuers.{k}]" for k in staffed))
         if policy.signature and not _CONTACT.search(policy.signature):
             found.append(f"[issuers.{key}.signature] has no telephone number or mail address: "
                          "replies ask the contractor to contact the desk named there")
