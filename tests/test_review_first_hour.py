@@ -349,3 +349,39 @@ def test_an_issuer_without_staff_is_warned_that_its_alerts_go_to_another_issuers
     assert ("[issuers.city.staff] not set: alerts about 〇〇市's mail (the contractor's address "
             "and subject) go to the staff of [issuers.town]") in done.stderr
     assert mailbot("config", "check", "--strict", str(path)).returncode == 2
+
+
+def test_an_empty_mail_password_is_refused_like_an_unset_one(tmp_path):
+    """`MAILBOT_X_PASSWORD= mailbot run` or an empty password file: not an IMAP login with
+    an empty password minutes later, but a refusal at start naming file and key."""
+    empty = tmp_path / "keiyaku.pass"
+    empty.write_text("\n", encoding="utf-8")
+    path = tmp_path / "mailbot.toml"
+    path.write_text(f'''[store]
+url = "sqlite:///{tmp_path / "s.db"}"
+[smtp]
+from = "keiyaku@city.example.jp"
+user = "mailbot"
+password_file = "keiyaku.pass"
+[issuers.maru]
+name = "〇〇市"
+signature = "〇〇市 契約検査課 電話 000-000-0000"
+[[mailboxes]]
+name = "keiyaku"
+role = "issuer"
+issuer = "maru"
+kind = "imap"
+host = "127.0.0.1"
+user = "keiyaku@issuer.example.jp"
+password_env = "MAILBOT_TEST_EMPTY_PASSWORD"
+''', encoding="utf-8")
+    env = dict(os.environ, MAILBOT_TEST_EMPTY_PASSWORD="", MAILBOT_SECRET=TEST_SECRET.decode())
+    run = subprocess.run([sys.executable, "-m", "mailbot.cli", "run", "--config", str(path)],
+                         capture_output=True, text=True, timeout=180, env=env)
+    assert run.returncode == 2, run.stderr[-400:]
+    assert (f"{path}: [mailboxes.keiyaku.password_env] environment variable "
+            "MAILBOT_TEST_EMPTY_PASSWORD is empty") in run.stderr
+    check = subprocess.run([sys.executable, "-m", "mailbot.cli", "config", "check", "--strict",
+                            str(path)], capture_output=True, text=True, timeout=180, env=env)
+    assert check.returncode == 2
+    assert f"[smtp.password_file] {empty} is empty" in check.stderr
