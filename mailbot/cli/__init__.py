@@ -11,6 +11,7 @@ Errors go to stderr as one sentence naming the file or field.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -78,3 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mailbot {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`mailbot outbox list | head`): stop quietly,
+        # as a command killed by SIGPIPE would; stdout goes to /dev/null so that the
+        # interpreter's last flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

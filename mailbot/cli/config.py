@@ -7,7 +7,10 @@ on a warning too (for a deployment check run in the daemon's environment)."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+
+from sqlalchemy.engine import make_url
 
 from ..config import load_config
 from ..config.advice import refusals, warnings
@@ -35,7 +38,7 @@ def run_check(args: argparse.Namespace) -> int:
     if refused or (args.strict and warned):
         return 2
     print(f"{args.file}: ok" + (f" ({len(warned)} warning(s))" if warned else ""))
-    print(f"  store: {config.store_url or '(default: --store, MAILBOT_STORE_URL, ./mailbot.db)'}")
+    print(f"  store: {shown_url(config.store_url)}")
     contractor = config.contractor
     if contractor is not None:
         print(f"  contractor: {contractor.name} <{contractor.from_addr}>; staff "
@@ -77,3 +80,13 @@ def run_check(args: argparse.Namespace) -> int:
           + (", not 12/29–1/3" if window.year_end_closed else "")
           + (f"; at any hour: {', '.join(window.immediate)}" if window.immediate else ""))
     return 0
+
+
+def shown_url(url: str | None) -> str:
+    """The store URL as printed: never its password."""
+    if not url:
+        return "(default: --store, MAILBOT_STORE_URL, ./mailbot.db)"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 — not a URL SQLAlchemy reads: hide what may be a password
+        return re.sub(r"(://[^/@]*:)[^/@]*@", r"\1***@", url)

@@ -16,7 +16,13 @@ from ..ledger import Ledger, Spool
 from ..store import Store, resolve_store_url
 from ..submit import table
 from ..systemd import notify
-from .options import Commands, add_config_and_store, existing_file, parse_date_arg
+from .options import (
+    Commands,
+    add_config_and_store,
+    existing_file,
+    parse_date_arg,
+    row_id,
+)
 
 if TYPE_CHECKING:
     from parsers import Reader
@@ -59,7 +65,7 @@ def register(commands: Commands) -> None:
         cmd = sub.add_parser(action, help=text)
         add_config_and_store(cmd)
         if action != "list":
-            cmd.add_argument("id", type=int, metavar="ID",
+            cmd.add_argument("id", type=row_id, metavar="ID",
                              help="the ledger id (mailbot quarantine list)")
         cmd.set_defaults(func=run_quarantine)
 
@@ -259,7 +265,7 @@ def run_quarantine(args: argparse.Namespace) -> int:
             return 0
         entry = ledger.get(args.id)
         if entry is None or entry.state != "quarantined":
-            print(f"ledger entry {args.id} is not quarantined", file=sys.stderr)
+            print(f"mailbot quarantine: ledger entry {args.id} is not quarantined", file=sys.stderr)
             return 1
         if args.quarantine_command == "show":
             print(f"id {entry.id}  mailbox {entry.mailbox}  attempts {entry.attempts}")

@@ -66,3 +66,17 @@ def existing_file(name: str) -> Path:
     if not path.is_file():
         raise UsageError(f"no such file: {name}")
     return path
+
+
+MAX_ROW_ID = 2**63 - 1  # the largest id a SQLite or PostgreSQL BIGINT holds
+
+
+def row_id(text: str) -> int:
+    """A row id argument (outbox, submissions, quarantine): a whole number from 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a row id (a whole number)") from None
+    if not 1 <= value <= MAX_ROW_ID:
+        raise argparse.ArgumentTypeError(f"{text} is not a row id (from 1 to {MAX_ROW_ID})")
+    return value

@@ -12,7 +12,7 @@ from ..config import Config, load_config
 from ..outbox import STATES, Outbox, OutboxRow
 from ..outgoing import outbox_for
 from ..store import Store, resolve_store_url
-from .options import Commands, add_action, add_list
+from .options import Commands, add_action, add_list, row_id
 
 
 def register(commands: Commands) -> None:
@@ -24,7 +24,7 @@ def register(commands: Commands) -> None:
     for action, text in (("retry", "put a failed row back in line with a new deadline"),
                          ("cancel", "never send a queued or failed row")):
         cmd = add_action(sub, action, text, run_outbox)
-        cmd.add_argument("id", type=int, metavar="ID", help="the row id (mailbot outbox list)")
+        cmd.add_argument("id", type=row_id, metavar="ID", help="the row id (mailbot outbox list)")
         cmd.add_argument("--request", action="store_true",
                          help="ID is a reply request that could not be rendered (listed as "
                               "'request ID'): render it again, or never send it")
@@ -92,7 +92,7 @@ def run_outbox(args: argparse.Namespace) -> int:
             done = (outbox.retry_reply(args.id) if args.outbox_command == "retry"
                     else outbox.cancel_reply(args.id))
             if not done:
-                print(f"reply request {args.id} is not one that failed to render",
+                print(f"mailbot outbox: reply request {args.id} is not one that failed to render",
                       file=sys.stderr)
                 return 1
             print(f"reply request {args.id} is "
@@ -101,16 +101,16 @@ def run_outbox(args: argparse.Namespace) -> int:
             return 0
         row = outbox.get(args.id)
         if row is None:
-            print(f"no outbox row {args.id} (see mailbot outbox list)", file=sys.stderr)
+            print(f"mailbot outbox: no outbox row {args.id} (see mailbot outbox list)", file=sys.stderr)
             return 1
         if args.outbox_command == "retry":
             if not outbox.retry(args.id, datetime.now(UTC)):
-                print(f"outbox row {args.id} is {row.state}, not failed", file=sys.stderr)
+                print(f"mailbot outbox: outbox row {args.id} is {row.state}, not failed", file=sys.stderr)
                 return 1
             print(f"outbox row {args.id} is queued again; the running daemon will send it")
             return 0
         if not outbox.cancel(args.id):
-            print(f"outbox row {args.id} is {row.state}, not queued or failed", file=sys.stderr)
+            print(f"mailbot outbox: outbox row {args.id} is {row.state}, not queued or failed", file=sys.stderr)
             return 1
         print(f"outbox row {args.id} is cancelled")
         return 0

@@ -215,8 +215,8 @@ def _history(args: argparse.Namespace) -> tuple[str, list[Version]]:
 def run_cancel(args: argparse.Namespace) -> int:
     number, history = _history(args)
     if history and history[-1].event == "cancellation":
-        print(f"{number} is already cancelled (v{history[-1].version}); nothing recorded",
-              file=sys.stderr)
+        print(f"mailbot store: {number} is already cancelled (v{history[-1].version}); "
+              "nothing recorded", file=sys.stderr)
         return 1
     _record(args, GuaranteeEvent(number, "cancellation", source="cli"))
     print(f"recorded 取消 of {number}")
@@ -226,7 +226,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     number, history = _history(args)
     if not history:
-        print(f"{number}: not in the store", file=sys.stderr)
+        print(f"mailbot store: {number}: not in the store", file=sys.stderr)
         return 1
     for v in history:
         recorded = (f" recorded {utc(v.recorded_at).astimezone(TOKYO):%Y-%m-%d %H:%M} JST"

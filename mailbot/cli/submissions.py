@@ -14,7 +14,7 @@ from ..ledger import entry_by_id
 from ..store import Store, resolve_store_url
 from ..submit import table
 from ..submit.staff import STATE_JA
-from .options import Commands, add_action, add_list
+from .options import Commands, add_action, add_list, row_id
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 STATES = tuple(STATE_JA)
@@ -26,7 +26,7 @@ def register(commands: Commands) -> None:
     sub = parser.add_subparsers(dest="submissions_command", metavar="ACTION", required=True)
     add_list(sub, "submissions", STATES, run_submissions)
     show = add_action(sub, "show", "one submission: route, mail, answer", run_submissions)
-    show.add_argument("id", type=int, metavar="ID", help="the id (mailbot submissions list)")
+    show.add_argument("id", type=row_id, metavar="ID", help="the id (mailbot submissions list)")
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def run_submissions(args: argparse.Namespace) -> int:
                 return 0
             row = table.get(conn, args.id)
             if row is None:
-                print(f"no submission {args.id}", file=sys.stderr)
+                print(f"mailbot submissions: no submission {args.id}", file=sys.stderr)
                 return 1
             notice_mail = entry_by_id(conn, row.ledger_id)
         data = _as_dict(row)

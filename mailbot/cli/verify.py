@@ -48,6 +48,13 @@ def run(args: argparse.Namespace) -> int:
     if args.issuer and args.config is None and _ISSUER_ID.fullmatch(args.issuer):
         raise UsageError(f"--issuer {args.issuer}: an issuer ID ([issuers.{args.issuer}]) needs "
                          "--config FILE; without one, give the issuer's name (e.g. 〇〇市)")
+    if (args.issuer and args.config is not None and _ISSUER_ID.fullmatch(args.issuer)
+            and not any(args.issuer == k or args.issuer in p.names
+                        for k, p in config.issuers.items())):
+        # A mistyped ID would be checked as an issuer *named* so: issuer_mismatch.
+        known = ", ".join(sorted(config.issuers)) or "none"
+        raise UsageError(f"--issuer {args.issuer}: no [issuers.{args.issuer}] in {args.config} "
+                         f"(its issuers: {known})")
     policy = config.issuer(args.issuer) if args.issuer else IssuerPolicy()
     claim = Claim(
         guarantee_number=number,

@@ -101,7 +101,8 @@ def _projects(item: Item) -> tuple[ProjectRule, ...]:
 @dataclass(frozen=True)
 class Config:
     path: Path | None = None  # the file read; relative paths in it are relative to its folder
-    store_url: str | None = key(text, "store.url", default=None)
+    # repr=False: the URL may carry the database password
+    store_url: str | None = key(text, "store.url", default=None, repr=False)
     spool_dir: Path = key(file_path, "spool.dir", default=Path("spool"))
     issuers: dict[str, IssuerPolicy] = key(_issuers, default_factory=dict)
     mailboxes: tuple[MailboxConfig, ...] = key(_mailboxes, default=())

@@ -29,15 +29,20 @@ class Secret:
             value = os.environ.get(self.env)
             if value is None:
                 raise self._fail("password_env", f"environment variable {self.env} is not set")
+            if not value:
+                raise self._fail("password_env", f"environment variable {self.env} is empty")
             return value
         assert self.file is not None
         try:
-            return self.file.read_text(encoding="utf-8").strip()
+            value = self.file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise self._fail("password_file", f"cannot read {self.file}: {exc.strerror}"
                              ) from None
         except UnicodeDecodeError:
             raise self._fail("password_file", f"{self.file} is not UTF-8 text") from None
+        if not value:
+            raise self._fail("password_file", f"{self.file} is empty")
+        return value
 
     def problem(self) -> str | None:
         """Why `reveal` would fail, or None when the password can be read now."""

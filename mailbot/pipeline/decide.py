@@ -16,6 +16,7 @@ only oddities are such files is confirmed. A reply goes only to an address that 
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -188,6 +189,9 @@ def _reply_context(
         "references": " ".join(r for r in (facts.references, facts.message_id) if r) or None,
         "subject": clip(facts.subject),
         "issuer": policy.name,
+        # The issuer's ID: its reply is rendered with its own sender and signature even
+        # when two issuers share a name (two desks of one city).
+        "issuer_id": routing.issuer,
         "department": routing.department,
         "template_set": routing.template_set or policy.template_set,
         "notices": [
@@ -200,21 +204,46 @@ def _reply_context(
             for n, r in zip(parsed.notices, results, strict=True)
         ],
         "problems": [{"code": p.code, "origin": p.origin} for p in parsed.problems],
-        "addressee": addressee(parsed),
+        "addressee": addressee(parsed, results),
     }
 
 
 MAX_ADDRESSEE = 60
+# Honorifics a sender may have written after the company (the reply adds 「ご担当者様」).
+_HONORIFICS = ("ご担当者様", "御担当者様", "ご担当者", "担当者様", "御中", "殿", "様")
+# What no company name holds but a link, an address or a header line does.
+_NOT_A_NAME = ("@", "://", "www.", "<", ">")
 
 
-def addressee(parsed: ParseResult) -> str | None:
+def addressee(parsed: ParseResult, results: list[VerifyResult] | None = None) -> str | None:
     """The company the reply is addressed to: the 受注者 the notices name, when they all
     name the same one (the sender's own document); else None, and the reply says
-    「ご担当者様」 only. A sender's display name is never used (docs/security.md)."""
-    names = {" ".join(n.contractor.split()) for n in parsed.notices if n.contractor}
+    「ご担当者様」 only. A sender's display name is never used (docs/security.md), nor a
+    name the verification found is not the guarantee's contractor, nor text that is no
+    name: control or format characters (bidi overrides, zero-width), links, addresses."""
+    if any("contractor_mismatch" in r.outcomes for r in results or ()):
+        return None
+    names = {_bare_name(n.contractor) for n in parsed.notices if n.contractor}
     if len(names) != 1:
         return None
     name = names.pop()
-    if len(name) > MAX_ADDRESSEE or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+    if not name or len(name) > MAX_ADDRESSEE or any(
+            unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
+            for c in name):
         return None
+    if any(bad in name.lower() for bad in _NOT_A_NAME) or ":" in name:
+        return None
+    return name
+
+
+def _bare_name(contractor: str) -> str:
+    """One space between words, without the honorific a sender put after the company."""
+    name = " ".join(contractor.split())
+    stripped = True
+    while stripped:
+        stripped = False
+        for honorific in _HONORIFICS:
+            if name.endswith(honorific):
+                name = name[: -len(honorific)].rstrip()
+                stripped = True
     return name

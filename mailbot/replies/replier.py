@@ -70,7 +70,7 @@ class Replier:
         )
 
     def _row_settings(self, row: ReplyRow) -> ReplySettings:
-        return self.settings_for(self._policy(row.context.get("issuer")),
+        return self.settings_for(self._policy(_issuer_id(row.context)),
                                  row.context.get("template_set"))
 
     def _render(self, row: ReplyRow, message_id: str, now: datetime) -> bytes:
@@ -123,7 +123,7 @@ class Replier:
                           now, immediate=True, ledger_id=row.ledger_id)
 
     def _issuer_of(self, ledger_id: int | None) -> str | None:
-        """The issuer (its name) of the mailbox the mail behind an outbox row came in by;
+        """The issuer (its ID) of the mailbox the mail behind an outbox row came in by;
         None for mail of no received message (digests) or a mailbox no longer configured."""
         if ledger_id is None:
             return None
@@ -133,13 +133,13 @@ class Replier:
                         if entry is not None and m.name == entry.mailbox), None)
         if mailbox is None or mailbox.issuer is None:
             return None
-        return self.config.issuer(mailbox.issuer).name or mailbox.issuer
+        return mailbox.issuer  # its ID: two issuers may share a name
 
     def _unrenderable(self, row: ReplyRow, error: str, now: datetime) -> StaffMail | None:
         """The alert for a reply request that could not be rendered (queued by the outbox
         in the transaction that marks the request failed)."""
         mail = self._staff_alert(
-            row.context.get("issuer"), "返信メールを作成できませんでした",
+            _issuer_id(row.context), "返信メールを作成できませんでした",
             [f"宛先: {row.to_addr}", f"件名: {row.context.get('subject') or '（件名なし）'}",
              f"理由: {error}",
              f"受注者へ返信していません。原因（テンプレートや設定）を直したあと、"
@@ -175,3 +175,9 @@ class Replier:
                 continue
             return StaffMail(staff, raw, message_id, "mailbot alert")
         return None
+
+
+def _issuer_id(context: dict[str, Any]) -> str | None:
+    """The issuer of a reply request: its ID (requests stored before the ID was kept in the
+    context have only the issuer's name)."""
+    return context.get("issuer_id") or context.get("issuer")

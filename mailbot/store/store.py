@@ -32,7 +32,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from mailbot.errors import UsageError
 from parsers.normalize import name_key
 
 from .migrate import upgrade
@@ -169,7 +171,13 @@ class Store:
         if engine.dialect.name == "sqlite":
             _private_file(engine.url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except (OperationalError, InterfaceError) as exc:
+            engine.dispose()
+            shown = engine.url.render_as_string(hide_password=True)
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise UsageError(f"cannot open the store {shown}: {reason}") from None
         return cls(engine, secret)
 
     def close(self) -> None:
