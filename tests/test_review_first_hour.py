@@ -290,8 +290,6 @@ def test_odd_row_ids_are_usage_errors_and_missing_rows_name_the_command(tmp_path
 
 
 # -- the demo's config and a secret in the shell -----------------------------------------------
-@pytest.mark.xfail(strict=True, reason="the store does not know which secret hashed its keys: "
-                   "an exported MAILBOT_SECRET silently wins over the demo's mailbot.secret")
 def test_a_secret_in_the_environment_does_not_turn_the_demos_valid_key_wrong(tmp_path):
     """README: run the demo, then (next section) `export MAILBOT_SECRET_FILE=…` and verify with
     --config demo-out/mailbot.toml. The valid key must verify, or the command must say that

@@ -121,3 +121,16 @@ def test_reopening_migrates_nothing_and_keeps_data(store_url):
     again = Store.open(store_url, secret=b"s" * 32)
     assert again.count() == 1
     again.close()
+
+
+def test_a_store_refuses_a_secret_it_was_not_created_with(store_url):
+    """Opened with another key-hashing secret (a MAILBOT_SECRET exported for a different
+    store), every valid key would be a key_mismatch: the store says so instead."""
+    first = Store.open(store_url, secret=b"the-first-secret-0123456789abcdef")
+    first.close()
+    again = Store.open(store_url, secret=b"the-first-secret-0123456789abcdef")
+    again.close()
+    with pytest.raises(UsageError) as refused:
+        Store.open(store_url, secret=b"another-secret-0123456789abcdefgh")
+    assert "not the one the store" in str(refused.value)
+    assert "another-secret" not in str(refused.value) and "first-secret" not in str(refused.value)

@@ -238,3 +238,12 @@ submissions = Table(
 )
 Index("ix_submissions_state", submissions.c.state)
 Index("ix_submissions_number", submissions.c.guarantee_number)
+
+# -- the store itself (migration 0008) ---------------------------------------------------
+# Named facts about the store: `secret_check`, which secret hashed its keys (store.py).
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -16,9 +16,13 @@ import os
 import secrets
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
 
 from mailbot.errors import UsageError
+
+from .schema import store_meta
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +79,33 @@ def key_hash(secret: bytes, auth_key: str) -> str:
 
 def same_hash(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("ascii"), b.encode("ascii"))
+
+
+SECRET_CHECK = "secret_check"
+_CHECK_LABEL = "mailbot store secret check v1"
+
+
+def check_secret(engine: Engine, secret: bytes) -> None:
+    """The store was created with this secret: its keys are hashed under it. The first
+    open records an HMAC of a fixed label under the secret (`store_meta`); a later open
+    with another secret — a MAILBOT_SECRET exported for a different store, the wrong
+    credential — is refused, since every valid key would be answered `key_mismatch`."""
+    mark = hmac.new(secret, _CHECK_LABEL.encode("ascii"), hashlib.sha256).hexdigest()
+    with engine.begin() as conn:
+        known = conn.execute(select(store_meta.c.value)
+                             .where(store_meta.c.name == SECRET_CHECK)).scalar()
+        if known is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(store_meta).values(name=SECRET_CHECK, value=mark))
+                return
+            except IntegrityError:  # another process recorded it first: compare with theirs
+                known = conn.execute(select(store_meta.c.value)
+                                     .where(store_meta.c.name == SECRET_CHECK)).scalar()
+    if known is not None and not hmac.compare_digest(known, mark):
+        shown = engine.url.render_as_string(hide_password=True)
+        raise UsageError(
+            f"the key-hashing secret is not the one the store {shown} was created with "
+            "(every key would be a key_mismatch): MAILBOT_SECRET, then MAILBOT_SECRET_FILE, "
+            f"then the {SECRET_FILE_NAME} credential are used before the {SECRET_FILE_NAME} "
+            "beside a SQLite database; unset the one that belongs to another store")

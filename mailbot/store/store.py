@@ -40,7 +40,7 @@ from parsers.normalize import name_key
 from .migrate import upgrade
 from .model import VERSION_FIELDS, GuaranteeEvent
 from .schema import guarantees, key_failures, versions
-from .secret import key_hash, load_secret
+from .secret import check_secret, key_hash, load_secret
 
 CHUNK = 500
 
@@ -178,6 +178,11 @@ class Store:
             shown = engine.url.render_as_string(hide_password=True)
             reason = str(exc.orig or exc).strip().splitlines()[0]
             raise UsageError(f"cannot open the store {shown}: {reason}") from None
+        try:
+            check_secret(engine, secret)
+        except UsageError:
+            engine.dispose()
+            raise
         return cls(engine, secret)
 
     def close(self) -> None:
