@@ -49,3 +49,23 @@ def submitting_issuer(key: str, name: str, *, issuer: str = "", submission: str 
     return (f'[issuers.{key}]\nname = "{name}"\n{issuer}'
             f'[issuers.{key}.submission]\nto = "keiyaku@city.example.jp"\n'
             'subject = "【電子保証】{{{{ project_name }}}}"\n' + submission)
+
+
+def store_and_relay(url: str, port: object, sender: str = "keiyaku@city.example.jp") -> str:
+    """[store] at `url` and [smtp] to the test relay on 127.0.0.1:`port`, from `sender`."""
+    return (f'[store]\nurl = "{url}"\n[smtp]\nhost = "127.0.0.1"\nport = {port}\n'
+            f'from = "{sender}"\n')
+
+
+def imap_issuer(password_env: str, issuer_keys: str = "") -> str:
+    """〇〇市 (`issuer_keys`: more of its keys) with an IMAP mailbox on 127.0.0.1 whose
+    password is in the variable `password_env`."""
+    return (f'[issuers.maru]\nname = "〇〇市"\n{issuer_keys}[[mailboxes]]\nname = "keiyaku"\n'
+            'role = "issuer"\nissuer = "maru"\nkind = "imap"\nhost = "127.0.0.1"\n'
+            f'user = "keiyaku@issuer.example.jp"\npassword_env = "{password_env}"\n')
+
+
+def lmtp_mailbox(issuer: str) -> str:
+    """An LMTP mailbox of the issuer role named like its [issuers.`issuer`]."""
+    return (f'[[mailboxes]]\nname = "{issuer}"\nrole = "issuer"\nissuer = "{issuer}"\n'
+            'kind = "lmtp"\nlisten = "127.0.0.1:0"\n')

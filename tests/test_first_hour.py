@@ -25,6 +25,7 @@ from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import outbox
 from parsers import Reader
 
+from .configs import imap_issuer, lmtp_mailbox
 from .conftest import TEST_SECRET
 from .test_daemon import notice_mail
 
@@ -48,8 +49,7 @@ def mailbot(*args: str, cwd: Path | None = None, secret: bool = True
 def answering(key: str, name: str, keys: str = "") -> str:
     """An [issuers.`key`] table (`keys`: more of its keys) and an LMTP mailbox of its own
     named like it: an issuer that answers mail."""
-    return (f'[issuers.{key}]\nname = "{name}"\n{keys}[[mailboxes]]\nname = "{key}"\n'
-            f'role = "issuer"\nissuer = "{key}"\nkind = "lmtp"\nlisten = "127.0.0.1:0"\n')
+    return f'[issuers.{key}]\nname = "{name}"\n{keys}' + lmtp_mailbox(key)
 
 
 # -- 1. no mail password needed ---------------------------------------------------------------
@@ -70,19 +70,8 @@ def test_commands_that_talk_to_no_mail_server_run_without_the_password(tmp_path)
     """An IMAP mailbox whose password variable is unset: status, outbox list, submissions,
     verify and replay work; `mailbot run` refuses at start, naming file and key."""
     path = tmp_path / "mailbot.toml"
-    path.write_text(f'''[store]
-url = "sqlite:///{tmp_path / "s.db"}"
-[issuers.maru]
-name = "〇〇市"
-[[mailboxes]]
-name = "keiyaku"
-role = "issuer"
-issuer = "maru"
-kind = "imap"
-host = "127.0.0.1"
-user = "keiyaku@issuer.example.jp"
-password_env = "MAILBOT_TEST_UNSET_PASSWORD"
-''', encoding="utf-8")
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "s.db"}"\n'
+                    + imap_issuer("MAILBOT_TEST_UNSET_PASSWORD"), encoding="utf-8")
     eml = tmp_path / "n.eml"
     eml.write_bytes(notice_mail(1))
     for args in (["status"], ["outbox", "list"], ["submissions", "list"],

@@ -25,6 +25,7 @@ from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import outbox, reply_requests
 from parsers import Reader
 
+from .configs import imap_issuer, lmtp_mailbox, store_and_relay
 from .conftest import TEST_SECRET
 from .servers import free_port
 from .test_first_hour import mailbot
@@ -68,22 +69,9 @@ def city(tmp_path, sink):
     """〇〇市 with one LMTP mailbox; 35075-00001M registered for 〇〇建設株式会社."""
     url = f"sqlite:///{tmp_path / 's.db'}"
     path = tmp_path / "mailbot.toml"
-    path.write_text(f'''[store]
-url = "{url}"
-[smtp]
-host = "127.0.0.1"
-port = {sink.settings.port}
-from = "keiyaku@city.example.jp"
-[issuers.city]
-name = "〇〇市"
-staff = ["kensa@city.example.jp"]
-[[mailboxes]]
-name = "city"
-role = "issuer"
-issuer = "city"
-kind = "lmtp"
-listen = "127.0.0.1:0"
-''', encoding="utf-8")
+    path.write_text(store_and_relay(url, sink.settings.port)
+                    + '[issuers.city]\nname = "〇〇市"\nstaff = ["kensa@city.example.jp"]\n'
+                    + lmtp_mailbox("city"), encoding="utf-8")
     store = Store.open(url, secret=TEST_SECRET)
     store.apply([GuaranteeEvent("35075-00001M", "new", "Z28YUEAJ38ux", issuer="〇〇市",
                                 contractor="〇〇建設株式会社", source="t")])
@@ -121,13 +109,7 @@ def test_a_reply_is_not_addressed_to_a_company_that_is_not_the_guarantees(city):
 def test_two_issuers_sharing_a_name_answer_and_alert_each_as_itself(tmp_path, sink):
     url = f"sqlite:///{tmp_path / 's.db'}"
     path = tmp_path / "mailbot.toml"
-    path.write_text(f'''[store]
-url = "{url}"
-[smtp]
-host = "127.0.0.1"
-port = {sink.settings.port}
-from = "keiyaku@city.example.jp"
-[issuers.kensa]
+    path.write_text(store_and_relay(url, sink.settings.port) + '''[issuers.kensa]
 name = "〇〇市"
 reply_from = "keiyaku@city.example.jp"
 signature = "〇〇市 契約検査課 電話 000-000-0000"
@@ -355,24 +337,12 @@ def test_an_empty_mail_password_is_refused_like_an_unset_one(tmp_path):
     empty = tmp_path / "keiyaku.pass"
     empty.write_text("\n", encoding="utf-8")
     path = tmp_path / "mailbot.toml"
-    path.write_text(f'''[store]
-url = "sqlite:///{tmp_path / "s.db"}"
-[smtp]
-from = "keiyaku@city.example.jp"
-user = "mailbot"
-password_file = "keiyaku.pass"
-[issuers.maru]
-name = "〇〇市"
-signature = "〇〇市 契約検査課 電話 000-000-0000"
-[[mailboxes]]
-name = "keiyaku"
-role = "issuer"
-issuer = "maru"
-kind = "imap"
-host = "127.0.0.1"
-user = "keiyaku@issuer.example.jp"
-password_env = "MAILBOT_TEST_EMPTY_PASSWORD"
-''', encoding="utf-8")
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "s.db"}"\n[smtp]\n'
+                    'from = "keiyaku@city.example.jp"\nuser = "mailbot"\n'
+                    'password_file = "keiyaku.pass"\n'
+                    + imap_issuer("MAILBOT_TEST_EMPTY_PASSWORD",
+                                  'signature = "〇〇市 契約検査課 電話 000-000-0000"\n'),
+                    encoding="utf-8")
     env = dict(os.environ, MAILBOT_TEST_EMPTY_PASSWORD="", MAILBOT_SECRET=TEST_SECRET.decode())
     run = subprocess.run([sys.executable, "-m", "mailbot.cli", "run", "--config", str(path)],
                          capture_output=True, text=True, timeout=180, env=env)

@@ -12,8 +12,6 @@ from alembic import op
 
 revision = "0007_retention"
 down_revision = "0006_reply_errors"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
