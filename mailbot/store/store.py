@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from parsers.normalize import name_key
 
+from .existing import create_private
 from .migrate import upgrade
 from .model import VERSION_FIELDS, GuaranteeEvent
 from .schema import guarantees, key_failures, versions
@@ -148,6 +149,7 @@ class Store:
     @classmethod
     def open(cls, url: str, secret: bytes | None = None) -> Store:
         secret = secret if secret is not None else load_secret(url)  # before touching the DB
+        create_private(url)
         engine = create_engine(url, future=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)

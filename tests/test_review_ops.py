@@ -1,0 +1,206 @@
+"""A hostile review of issue 13 (install and operate): what an admin, an attacker or a
+careless operator could break, each finding pinned by a test that failed before its fix.
+
+- The SQLite store was created with the umask's mode (0644 outside systemd), yet its outbox
+  holds rendered mail with clear 認証キー: now 0600, by `Store.open` and `mailbot migrate`.
+- `mailbot status --check` on a store that is not there (a typo, a lost file, an unmounted
+  disk) created an empty database and a new secret beside it and answered OK; on an
+  unmigrated store it migrated it. Now CRITICAL, and it creates and changes nothing.
+- `[retention] raw_days` of a million passed `config check`, then every purge (the daily
+  job and `mailbot purge`) died with OverflowError: now a configuration error.
+- The text log wrote a sender's control characters as they came (an ESC sequence in an SMTP
+  recipient reached an operator's terminal): now escaped.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import smtplib
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+
+from mailbot import logs
+from mailbot.checks import CRITICAL, OK, status_check
+from mailbot.cli import main
+from mailbot.cli.migrate import current_revision, head_revision
+from mailbot.config import ConfigError, load_config
+from mailbot.ledger import Ledger, Spool
+from mailbot.sources.smtp import IntakeListener, ListenerSettings
+from mailbot.store import Store
+from mailbot.store.migrate import MIGRATIONS
+
+from .configs import issuer_config
+from .conftest import TEST_SECRET
+
+NOW = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def loose_umask():
+    """The umask of a shell outside systemd (0022), restored afterwards."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# -- the SQLite file ---------------------------------------------------------------------
+def test_mailbot_migrate_creates_the_sqlite_store_private(tmp_path, loose_umask, capsys):
+    db = tmp_path / "mailbot.db"
+    assert main(["migrate", "--store", f"sqlite:///{db}"]) == 0
+    assert _mode(db) == 0o600
+
+
+def test_the_store_and_its_wal_files_are_private_with_rendered_mail_in_them(
+        tmp_path, loose_umask):
+    """The daemon's own first start (Store.open) on a fresh file, then rows written: the
+    database, its -wal and -shm are the owner's alone."""
+    db = tmp_path / "mailbot.db"
+    store = Store.open(f"sqlite:///{db}", secret=TEST_SECRET)
+    try:
+        Ledger(store.engine, Spool(tmp_path / "spool")).receive(
+            "keiyaku", b"Subject: t\r\n\r\n\xe8\xaa\x8d\xe8\xa8\xbc Z28YUEAJ38ux\r\n")
+        with store.engine.connect() as conn:  # keep the WAL open while looking
+            conn.execute(text("SELECT 1"))
+            files = [p for p in tmp_path.iterdir() if p.name.startswith("mailbot.db")]
+            assert {p.name for p in files} >= {"mailbot.db", "mailbot.db-wal"}
+            assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
+    finally:
+        store.close()
+
+
+# -- status --check never creates nor migrates ---------------------------------------------
+def _config(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "mailbot.toml"
+    path.write_text(issuer_config(url), encoding="utf-8")
+    return path
+
+
+def test_status_check_on_a_missing_database_is_critical_and_creates_nothing(
+        tmp_path, monkeypatch):
+    monkeypatch.delenv("MAILBOT_SECRET", raising=False)
+    monkeypatch.delenv("MAILBOT_SECRET_FILE", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    state = tmp_path / "state"
+    state.mkdir()
+    path = _config(tmp_path, f"sqlite:///{state / 'typo.db'}")
+    report = status_check(str(path), None, NOW)
+    assert report.code == CRITICAL, report.line
+    assert "no database at" in report.line and "typo.db" in report.line
+    assert list(state.iterdir()) == []  # neither a database nor a secret
+
+
+def _at_revision(url: str, revision: str) -> None:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def test_status_check_reports_an_unmigrated_store_and_leaves_it_as_it_is(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    previous = scripts.get_revision(head_revision()).down_revision
+    assert isinstance(previous, str)
+    _at_revision(url, previous)
+    report = status_check(str(_config(tmp_path, url)), None, NOW)
+    assert report.code == CRITICAL, report.line
+    assert previous in report.line and "mailbot migrate" in report.line
+    engine = create_engine(url)
+    try:
+        assert current_revision(engine) == previous  # a monitoring check migrates nothing
+    finally:
+        engine.dispose()
+
+
+def test_status_check_names_a_newer_release_s_revision(tmp_path):
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    Store.open(url, secret=TEST_SECRET).close()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    report = status_check(str(_config(tmp_path, url)), None, NOW)
+    assert report.code == CRITICAL and "9999_future" in report.line, report.line
+
+
+def test_status_check_on_a_migrated_store_is_still_ok(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ok.db'}"
+    Store.open(url, secret=TEST_SECRET).close()
+    report = status_check(str(_config(tmp_path, url)), None, NOW)
+    assert report.code == OK, report.line
+
+
+# -- [retention] raw_days ------------------------------------------------------------------
+@pytest.mark.parametrize("days", [36501, 1_000_000, 999_999_999])
+def test_a_raw_days_beyond_the_calendar_is_a_configuration_error(tmp_path, days):
+    path = tmp_path / "mailbot.toml"
+    path.write_text(issuer_config(f"sqlite:///{tmp_path / 's.db'}",
+                                  extra=f"[retention]\nraw_days = {days}\n"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[retention.raw_days\] must be at most 36500"):
+        load_config(path)
+
+
+def test_the_longest_raw_days_still_purges(tmp_path, capsys, monkeypatch):
+    """A hundred years (the most allowed) gives a cut-off the calendar has: purge runs."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    path = tmp_path / "mailbot.toml"
+    path.write_text(issuer_config(url, extra="[retention]\nraw_days = 36500\n"),
+                    encoding="utf-8")
+    Store.open(url, secret=TEST_SECRET).close()
+    monkeypatch.setenv("MAILBOT_SECRET", TEST_SECRET.decode())
+    assert main(["purge", "--dry-run", "--config", str(path)]) == 0
+    assert "would remove 0 spool file(s)" in capsys.readouterr().out
+
+
+# -- hostile bytes in the text log ---------------------------------------------------------
+@pytest.fixture
+def text_log():
+    root, ours = logging.getLogger(), logging.getLogger("mailbot")
+    levels = root.level, ours.level
+    stream = io.StringIO()
+    logs.configure("text", "INFO", stream)
+    yield stream
+    for handler in [h for h in root.handlers if getattr(h, "_mailbot_handler", False)]:
+        root.removeHandler(handler)
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
+    logging.captureWarnings(False)
+
+
+def test_an_escape_sequence_in_a_recipient_never_reaches_the_text_log_raw(
+        tmp_path, text_log):
+    """A sender's RCPT TO carries ESC c (a terminal reset) and a bidi override; the listener
+    refuses it and logs it: escaped, on one line."""
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
+    listener = IntakeListener(ListenerSettings(port=0, mailboxes={
+        "keiyaku@issuer.example.jp": "keiyaku"}), Ledger(store.engine, Spool(tmp_path / "sp")))
+    listener.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", listener.port, timeout=30) as client:
+            client.ehlo()
+            assert client.mail("keiri@maru.example.jp")[0] == 250
+            client.send("RCPT TO:<evil\x1bc\u202e@issuer.example.jp>\r\n".encode())
+            assert client.getreply()[0] == 550
+    finally:
+        listener.stop()
+        store.close()
+    refused = [line for line in text_log.getvalue().splitlines() if "refused recipient" in line]
+    assert refused, text_log.getvalue()
+    assert not any(c in text_log.getvalue() for c in "\x1b\u202e")
+    assert "evil\\x1b" in refused[0]
