@@ -204,3 +204,34 @@ def test_an_escape_sequence_in_a_recipient_never_reaches_the_text_log_raw(
     assert refused, text_log.getvalue()
     assert not any(c in text_log.getvalue() for c in "\x1b\u202e")
     assert "evil\\x1b" in refused[0]
+
+
+# -- [metrics] listen vs the mailboxes' listeners ----------------------------------------
+def _lmtp_config(tmp_path: Path, metrics_listen: str) -> Path:
+    """The starter's LMTP mailbox on 127.0.0.1:8024, and `[metrics] listen`."""
+    path = tmp_path / "mailbot.toml"
+    text_ = issuer_config(f"sqlite:///{tmp_path / 's.db'}",
+                          extra=f'[metrics]\nlisten = "{metrics_listen}"\n')
+    assert 'listen = "127.0.0.1:0"' in text_
+    path.write_text(text_.replace('listen = "127.0.0.1:0"', f'listen = "{LMTP}"', 1),
+                    encoding="utf-8")
+    return path
+
+
+LMTP = "127.0.0.1:8024"
+
+
+@pytest.mark.parametrize("host", ["same", "0.0.0.0"])
+def test_metrics_on_a_mailbox_listener_s_port_is_a_configuration_error(tmp_path, host):
+    """`config check` used to say ok; `mailbot run` then died on the second bind, exit 1,
+    which the unit restarts every 5 s for ever."""
+    clash = LMTP if host == "same" else f"{host}:8024"
+    with pytest.raises(ConfigError, match=r"\[metrics.listen\] .* is also the listener of "
+                                          r"mailbox 'keiyaku'"):
+        load_config(_lmtp_config(tmp_path, clash))
+
+
+def test_metrics_on_another_port_or_address_is_fine(tmp_path):
+    assert load_config(_lmtp_config(tmp_path, "127.0.0.1:8025")).metrics.enabled
+    assert load_config(_lmtp_config(tmp_path, "127.0.0.2:8024")).metrics.enabled
+    assert load_config(_lmtp_config(tmp_path, "127.0.0.1:0")).metrics.enabled
