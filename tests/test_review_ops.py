@@ -19,29 +19,34 @@ import logging
 import os
 import smtplib
 import stat
-from datetime import UTC, datetime
+from email import message_from_bytes
+from email.policy import SMTP
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from mailbot import logs
 from mailbot.checks import CRITICAL, OK, status_check
 from mailbot.cli import main
 from mailbot.cli.migrate import current_revision, head_revision
 from mailbot.config import ConfigError, load_config
+from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
+from mailbot.outgoing import Outgoing
+from mailbot.retention import purge
 from mailbot.sources.smtp import IntakeListener, ListenerSettings
-from mailbot.store import Store
+from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.migrate import MIGRATIONS
+from mailbot.store.schema import metadata
+from parsers import Reader
 
 from .configs import issuer_config
 from .conftest import TEST_SECRET
-
-NOW = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)
+from .test_retention import NOTICE, NOW, OLD, SAMPLE
 
 
 @pytest.fixture
@@ -260,3 +265,54 @@ def test_after_init_with_a_state_dir_import_by_hand_uses_init_s_secret(tmp_path,
     csv.write_bytes((HEADER + ROWS).encode("cp932"))
     assert main(["store", "import", "--config", str(etc / "mailbot.toml"), str(csv)]) == 0
     assert not (state / "mailbot.secret").exists()
+
+
+# -- a key written into the Subject --------------------------------------------------------
+@pytest.fixture
+def retention_setup(store, store_url, tmp_path, sink):
+    """tests/test_retention.py's setup: replies sent at once through `sink`, raw_days 90,
+    the sample notice's guarantee in the store."""
+    path = tmp_path / "mailbot.toml"
+    path.write_text(issuer_config(store_url, extra=(
+        f'[smtp]\nhost = "127.0.0.1"\nport = {sink.settings.port}\ntls = "none"\n'
+        'from = "keiyaku@issuer.example.jp"\n'
+        '[send_window]\nimmediate = ["confirmation", "discrepancy"]\n'
+        '[digest]\nenabled = false\n[retention]\nraw_days = 90\n')), encoding="utf-8")
+    config = load_config(path)
+    store.apply([GuaranteeEvent(
+        NOTICE["guarantee_number"], "new", NOTICE["auth_key"], kind=NOTICE["kind"],
+        issuer="〇〇市", contractor=NOTICE["contractor"], project_name=NOTICE["project_name"],
+        source="t")])
+    return config, store, Ledger(store.engine, Spool(config.spool_dir))
+
+
+@pytest.mark.xfail(strict=True, reason="the Subject is kept as sent in ledger.subject, "
+                   "ledger.decision, reply_requests.context and outbox.subject (the reply's "
+                   "Re:), so a key typed there stays in clear after the purge (fix: mask the "
+                   "notices' keys in the subject when the decision is recorded, and have the "
+                   "purge mask ledger.subject)")
+def test_a_key_in_the_subject_does_not_outlive_the_purge(retention_setup):
+    """Contractors do write 「認証キー …」 into the Subject. After the real pipeline decided
+    the mail, its reply went out and raw_days passed, no table may hold the key in clear
+    (docs/security.md: "the store database, elsewhere: nothing")."""
+    config, store, ledger = retention_setup
+    message = message_from_bytes(SAMPLE.data, policy=SMTP)
+    del message["Subject"]
+    message["Subject"] = f"保証証書送付 保証契約番号 {NOTICE['guarantee_number']} 認証キー " \
+                         f"{NOTICE['auth_key']}"
+    ledger.receive("keiyaku", message.as_bytes(), now=OLD)
+    assert Pipeline(config, store, ledger, Reader(), clock=lambda: OLD).process_one()
+    outgoing = Outgoing(config, store)
+    assert outgoing.queue(OLD) == 1
+    assert outgoing.outbox.flush(OLD).sent
+    purge(config, store, NOW)
+    found = []
+    with store.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                for column, value in row._mapping.items():
+                    shown = value.decode("utf-8", "replace") if isinstance(value, bytes) \
+                        else str(value)
+                    if NOTICE["auth_key"] in shown:
+                        found.append(f"{table.name}.{column}")
+    assert found == [], found
