@@ -19,6 +19,8 @@ import logging
 import os
 import smtplib
 import stat
+import subprocess
+import sys
 from email import message_from_bytes
 from email.policy import SMTP
 from pathlib import Path
@@ -316,3 +318,23 @@ def test_a_key_in_the_subject_does_not_outlive_the_purge(retention_setup):
                     if NOTICE["auth_key"] in shown:
                         found.append(f"{table.name}.{column}")
     assert found == [], found
+
+
+# -- a database from a newer release, after going back ------------------------------------
+def test_run_on_a_newer_release_s_database_is_a_usage_error_not_a_restart_loop(tmp_path):
+    """After a rollback to the older wheel without restoring the database: `mailbot run` used
+    to die with alembic's traceback and exit 1, which Restart=on-failure repeats every 5 s;
+    exit 2 is the unit's RestartPreventExitStatus."""
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    Store.open(url, secret=TEST_SECRET).close()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    path = _config(tmp_path, url)
+    env = {**os.environ, "MAILBOT_SECRET": TEST_SECRET.decode()}
+    result = subprocess.run([sys.executable, "-m", "mailbot.cli", "run", "--config", str(path)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "9999_future" in result.stderr and "newer release" in result.stderr
+    assert "Traceback" not in result.stderr
