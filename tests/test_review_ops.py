@@ -338,3 +338,22 @@ def test_run_on_a_newer_release_s_database_is_a_usage_error_not_a_restart_loop(t
     assert result.returncode == 2, result.stderr
     assert "9999_future" in result.stderr and "newer release" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- a database error's text -----------------------------------------------------------------
+def test_a_store_error_never_carries_the_statement_s_parameters(tmp_path):
+    """SQLAlchemy puts a failed statement's parameters into the exception's text, which
+    every `log.exception` outside the SMTP listener writes out whole (the pipeline loop, the
+    outbox run): a Subject with a key, a rendered reply. The store's engine hides them."""
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}", secret=TEST_SECRET)
+    try:
+        with store.engine.begin() as conn:  # a real failure of the database: a trigger
+            conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON ledger "
+                              "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END"))
+        raw = "Subject: 認証キー Z28YUEAJ38ux\r\n\r\nx\r\n".encode()
+        with pytest.raises(Exception) as caught:
+            Ledger(store.engine, Spool(tmp_path / "spool")).receive("keiyaku", raw)
+        assert "disk quota exceeded" in str(caught.value)
+        assert "Z28YUEAJ38ux" not in str(caught.value)
+    finally:
+        store.close()

@@ -150,7 +150,9 @@ class Store:
     def open(cls, url: str, secret: bytes | None = None) -> Store:
         secret = secret if secret is not None else load_secret(url)  # before touching the DB
         create_private(url)
-        engine = create_engine(url, future=True)
+        # hide_parameters: an error's text (logged whole by log.exception) never shows a
+        # statement's values: a Subject or a rendered reply may hold a clear key.
+        engine = create_engine(url, future=True, hide_parameters=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         upgrade(engine)
