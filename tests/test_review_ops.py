@@ -357,3 +357,18 @@ def test_a_store_error_never_carries_the_statement_s_parameters(tmp_path):
         assert "Z28YUEAJ38ux" not in str(caught.value)
     finally:
         store.close()
+
+
+# -- init over an existing store ------------------------------------------------------------
+def test_init_refuses_a_state_dir_that_already_holds_a_store(tmp_path, capsys):
+    """A second `init` for an installation whose database exists (a new /etc folder, or the
+    secret moved away) wrote a new secret the unit would hand the service: every stored key
+    hash would then be wrong, each contractor's right key answered as a mismatch."""
+    state = tmp_path / "state"
+    assert main(["init", str(tmp_path / "first"), "--state-dir", str(state)]) == 0
+    state.mkdir()
+    assert main(["migrate", "--config", str(tmp_path / "first" / "mailbot.toml")]) == 0
+    capsys.readouterr()
+    assert main(["init", str(tmp_path / "second"), "--state-dir", str(state)]) == 2
+    assert f"{state / 'mailbot.db'} already exists" in capsys.readouterr().err
+    assert not (tmp_path / "second").exists()
