@@ -103,7 +103,7 @@ def check(conn: Connection, thresholds: CheckConfig, now: datetime,
     return CheckReport(max(f.level for f in figures), tuple(figures))
 
 
-def unreachable(error: BaseException, what: str = "store unreachable") -> CheckReport:
+def unreachable(error: BaseException | str, what: str = "store unreachable") -> CheckReport:
     """The report when the store cannot be opened or read (or the configuration is wrong):
     CRITICAL, with the error's first line."""
     text = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
@@ -112,24 +112,37 @@ def unreachable(error: BaseException, what: str = "store unreachable") -> CheckR
 
 def status_check(config_path: str | None, store_arg: str | None, now: datetime) -> CheckReport:
     """`mailbot status --check`: load the configuration, open the store, check. A mistake in
-    the configuration, or a store that cannot be opened or read, is CRITICAL."""
+    the configuration, or a store that cannot be opened or read, is CRITICAL; so is one that
+    is not there or not at this release's schema. The check only reads: it never creates a
+    database or a secret, nor migrates."""
+    from sqlalchemy import create_engine
+
     from mailbot.config import load_config
     from mailbot.errors import UsageError
-    from mailbot.store import Store, resolve_store_url
+    from mailbot.store import resolve_store_url
+    from mailbot.store.existing import absent, schema_problem
 
     try:
         config = load_config(config_path)
     except UsageError as exc:
         return unreachable(exc, "configuration")
+    url = resolve_store_url(store_arg, config.store_url)
+    missing = absent(url)
+    if missing is not None:  # opening it would create an empty store and call it healthy
+        return unreachable(f"no database at {missing}")
+    # Read only: no secret (none is created), no migration; an unmigrated store is reported.
     try:
-        store = Store.open(resolve_store_url(store_arg, config.store_url))
-    except Exception as exc:  # the database is down, refuses us, or no secret for it
+        engine = create_engine(url)
+    except Exception as exc:  # no driver for it
         return unreachable(exc)
     sources = {m.name for m in config.mailboxes if m.kind == "imap"} if config.mailboxes else None
     try:
-        with store.engine.connect() as conn:
+        problem = schema_problem(engine)
+        if problem is not None:
+            return unreachable(problem)
+        with engine.connect() as conn:
             return check(conn, config.check, now, sources)
-    except Exception as exc:
+    except Exception as exc:  # the database is down or refuses us
         return unreachable(exc)
     finally:
-        store.close()
+        engine.dispose()

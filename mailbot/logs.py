@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from datetime import datetime
 from typing import Any, TextIO
@@ -36,6 +37,9 @@ DECISION_ATTR = "decision"  # the record attribute that holds a decision's field
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "taskName"}
 _HANDLER_MARK = "_mailbot_handler"
+# Control characters (C0, DEL, C1) and bidirectional overrides: a sender's ESC sequence or
+# line break in a logged address or header must not drive the terminal or forge a line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -157,11 +161,17 @@ class TextFormatter(logging.Formatter):
         extra = fields_of(record)
         if extra:
             line += " " + " ".join(f"{key}={_text_value(value)}" for key, value in extra.items())
+        line = _CONTROL.sub(_escaped, line)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
             line += "\n" + self.formatStack(record.stack_info)
         return line
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _text_value(value: Any) -> str:

@@ -20,6 +20,7 @@ from ..store.secret import SECRET_FILE_NAME, write_secret_file
 from .options import Commands
 
 CONFIG_NAME = "mailbot.toml"
+DATABASE_NAME = "mailbot.db"  # the starter's [store] url, in the state folder
 
 
 def register(commands: Commands) -> None:
@@ -56,6 +57,12 @@ def run_init(args: argparse.Namespace) -> int:
                              "or init another folder)")
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} exists and is not a folder")
+    database = state / DATABASE_NAME
+    if database.exists():  # its key hashes were made with another secret than ours
+        raise UsageError(f"{database} already exists: its keys are hashed with the secret it "
+                         f"was created with, and the new {secret} would make every one look "
+                         "wrong (keep the old configuration and secret, or init another "
+                         "--state-dir)")
     text = starter_config(config, secret, state)
     folder.mkdir(parents=True, exist_ok=True)
     write_secret_file(secret)

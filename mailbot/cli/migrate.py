@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import load_config
 from ..errors import UsageError
 from ..store import resolve_store_url
+from ..store.existing import create_private
 from ..store.migrate import MIGRATIONS, upgrade
 from .options import Commands, add_config_and_store
 
@@ -48,6 +49,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     url = resolve_store_url(args.store, config.store_url if config else None)
     shown = make_url(url).render_as_string(hide_password=True)
     head = head_revision()
+    create_private(url)
     engine = create_engine(url)
     try:
         try:

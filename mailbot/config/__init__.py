@@ -25,7 +25,7 @@ from .contractor import (
 )
 from .intake import MailboxConfig, Route, read_mailbox, read_route
 from .issuers import read_issuer
-from .metrics import MetricsConfig
+from .metrics import MetricsConfig, read_metrics
 from .outbound import DigestConfig, SmtpConfig, WindowConfig
 from .reader import ConfigError, Item, TomlReader, build, key
 from .retention import RetentionConfig
@@ -110,7 +110,7 @@ class Config:
     smtp: SmtpConfig = key(section(SmtpConfig), default_factory=SmtpConfig)
     send_window: WindowConfig = key(section(WindowConfig), default_factory=WindowConfig)
     digest: DigestConfig = key(section(DigestConfig), default_factory=DigestConfig)
-    metrics: MetricsConfig = key(section(MetricsConfig), default_factory=MetricsConfig)
+    metrics: MetricsConfig = key(read_metrics, default_factory=MetricsConfig)
     # searched before the bundled templates/
     template_dir: Path | None = key(file_path, "templates.dir", default=None)
     contractor: ContractorConfig | None = key(_contractor, default=None)

@@ -16,12 +16,32 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+
+from mailbot.errors import UsageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def refuse_unknown_revision(engine: Engine) -> None:
+    """A database a newer release migrated is a usage error (exit 2, which the systemd unit
+    does not restart), not a traceback restarted every few seconds: after going back to an
+    older release, restore the backup taken before the upgrade."""
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
+        shown = engine.url.render_as_string(hide_password=True)
+        raise UsageError(f"the store {shown} is at revision {current}, which this mailbot "
+                         f"does not know (newest here: {scripts.get_current_head()}); was it "
+                         "migrated by a newer release? Run that release, or restore the "
+                         "backup taken before the upgrade")
+
+
 def upgrade(engine: Engine) -> None:
+    refuse_unknown_revision(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.connect() as connection:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +35,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from mailbot.errors import UsageError
 from parsers.normalize import name_key
 
+from .existing import create_private
 from .migrate import upgrade
 from .model import VERSION_FIELDS, GuaranteeEvent
 from .schema import guarantees, key_failures, versions
@@ -144,21 +143,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _private_file(database: str | None) -> None:
-    """A new SQLite database file is created 0600: its outbox holds rendered mail, whose
-    notices carry 認証キー in clear (SQLite gives its -wal and -shm files the database
-    file's mode). An existing file keeps the mode its admin gave it."""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return
-    path = Path(database)
-    if path.exists() or not path.parent.is_dir():  # no folder: SQLite says so itself
-        return
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:  # created meanwhile by another process: theirs stands
-        pass
-
-
 class Store:
     def __init__(self, engine: Engine, secret: bytes) -> None:
         self.engine = engine
@@ -167,9 +151,11 @@ class Store:
     @classmethod
     def open(cls, url: str, secret: bytes | None = None) -> Store:
         secret = secret if secret is not None else load_secret(url)  # before touching the DB
-        engine = create_engine(url, future=True)
+        create_private(url)
+        # hide_parameters: an error's text (logged whole by log.exception) never shows a
+        # statement's values: a Subject or a rendered reply may hold a clear key.
+        engine = create_engine(url, future=True, hide_parameters=True)
         if engine.dialect.name == "sqlite":
-            _private_file(engine.url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
         try:
             upgrade(engine)
