@@ -132,7 +132,8 @@ class Pipeline:
         if earlier is not None:
             reply = redecided(record, reply, earlier)
         self.ledger.decide(entry.id, record, reply, decision.action, now=self.clock(),
-                           attempt=entry.attempts, body_sha256=first_body, copy_of=copy_of)
+                           attempt=entry.attempts, body_sha256=first_body, copy_of=copy_of,
+                           subject=decision.subject)
         self._log(entry, facts, mailbox, record, decision.action)
 
     def _second_copy(self, entry: Entry, mailbox: MailboxConfig, facts: MailFacts,

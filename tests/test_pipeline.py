@@ -192,3 +192,21 @@ def test_a_routes_notify_addresses_get_a_digest_of_what_it_matched(setup, tmp_pa
     assert "kensa@issuer.example.jp へのお知らせ" in text
     assert "合計：1件" in text and "確認完了" in text
     assert "隔離したメール" not in text  # failures are for the issuer's staff
+
+
+def test_keys_typed_into_the_subject_are_masked():
+    from mailbot.pipeline.decide import mask_keys_in
+
+    keys = ["Z28YUEAJ38ux"]
+    assert mask_keys_in("認証キー Z28YUEAJ38ux 送付", keys) == "認証キー Z28Y******** 送付"
+    assert mask_keys_in("認証キー Ｚ２８ＹＵＥＡＪ３８ｕｘ", keys) == "認証キー Z28Y********"
+    assert mask_keys_in("【電子保証】〇〇工事", keys) == "【電子保証】〇〇工事"  # untouched
+
+
+def test_a_key_in_the_subject_is_masked_in_the_decision_and_the_reply(setup):
+    message = message_from_bytes(SAMPLES["ejcs_cid"].data, policy=policy.SMTP)
+    del message["Subject"]
+    message["Subject"] = "認証キー Z28YUEAJ38ux"
+    decision = run_decide(setup, message.as_bytes())
+    assert decision.subject == "認証キー Z28Y********"
+    assert decision.record["subject"] == decision.reply.context["subject"] == decision.subject

@@ -288,11 +288,6 @@ def retention_setup(store, store_url, tmp_path, sink):
     return config, store, Ledger(store.engine, Spool(config.spool_dir))
 
 
-@pytest.mark.xfail(strict=True, reason="the Subject is kept as sent in ledger.subject, "
-                   "ledger.decision, reply_requests.context and outbox.subject (the reply's "
-                   "Re:), so a key typed there stays in clear after the purge (fix: mask the "
-                   "notices' keys in the subject when the decision is recorded, and have the "
-                   "purge mask ledger.subject)")
 def test_a_key_in_the_subject_does_not_outlive_the_purge(retention_setup):
     """Contractors do write 「認証キー …」 into the Subject. After the real pipeline decided
     the mail, its reply went out and raw_days passed, no table may hold the key in clear

@@ -250,6 +250,7 @@ class Ledger(Copies, MailboxSync):
         body_sha256: str | None = None,
         extra: Callable[[Connection, R, datetime], str | None] | None = None,
         copy_of: int | None = None,
+        subject: str | None = None,
     ) -> str | None:
         """Record the decision, its reply request and the pending mailbox action at once;
         returns the mailbox action recorded.
@@ -259,7 +260,8 @@ class Ledger(Copies, MailboxSync):
         what else the decision causes (the contractor side's submissions) in the same
         transaction, may complete `decision`, and returns the mailbox action to use.
         `body_sha256` marks the message as the first of its Message-ID and body; `copy_of`
-        names the first row of the message on a later copy (`Earlier.head`)."""
+        names the first row of the message on a later copy (`Earlier.head`); `subject`, when
+        given, replaces the listing's subject (the decision masked a key typed there)."""
         now = now or datetime.now(UTC)
         claimed = [ledger.c.id == entry_id, ledger.c.state == LedgerState.PROCESSING]
         if attempt is not None:
@@ -279,6 +281,7 @@ class Ledger(Copies, MailboxSync):
                     last_error=None,
                     body_sha256=body_sha256,
                     copy_of=copy_of,
+                    **({"subject": subject} if subject is not None else {}),
                 )
             ).rowcount
             if not done:

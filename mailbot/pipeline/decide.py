@@ -17,7 +17,7 @@ only oddities are such files is confirmed. A reply goes only to an address that 
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -56,6 +56,20 @@ def mask_key(key: str) -> str:
     return key[:4] + "*" * max(len(key) - 4, 0)
 
 
+def mask_keys_in(text: str, keys: list[str]) -> str:
+    """`text` (a Subject) with each of `keys` masked: contractors do type 「認証キー …」 into
+    the Subject, and the decision, the reply and the listings keep it. A key found only in
+    the NFKC form of the text (full-width letters) masks that form."""
+    for key in keys:
+        if key in text:
+            text = text.replace(key, mask_key(key))
+            continue
+        folded = unicodedata.normalize("NFKC", text)
+        if key in folded:
+            text = folded.replace(key, mask_key(key))
+    return text
+
+
 @dataclass
 class Decision:
     status: str  # "verified" | "discrepancy" | "recorded"
@@ -63,6 +77,7 @@ class Decision:
     record: DecisionRecord
     reply: ReplyRequest | None
     action: str | None  # "move:FOLDER" | "keyword:KW" | None
+    subject: str | None = None  # the mail's Subject with the notices' keys masked
 
 
 def reply_blocked(facts: MailFacts, own_addresses: tuple[str, ...] = ()) -> str | None:
@@ -122,6 +137,7 @@ def decide(
     dry_run: bool = False,
 ) -> Decision:
     parsed = reader.read_bytes(raw, facts.message_id or "message", None)
+    facts = replace(facts, subject=mask_keys_in(facts.subject, [n.auth_key for n in parsed.notices]))
     routing = route(facts, mailbox, config.routes)
     policy = config.issuer(routing.issuer) if routing.issuer else IssuerPolicy()
     results = (
@@ -169,7 +185,8 @@ def decide(
         "reply": {"template": reply.template, "to": reply.to_addr} if reply else None,
         "reply_skipped": None if reply else blocked,
     }
-    return Decision(status, outcomes, record, reply, mailbox_action(mailbox, folder))
+    return Decision(status, outcomes, record, reply, mailbox_action(mailbox, folder),
+                    facts.subject)
 
 
 def _masked(notice: dict[str, Any]) -> dict[str, Any]:
