@@ -158,7 +158,7 @@ def test_the_options_work_before_and_after_the_command(tmp_path, where):
     record = json.loads(lines[0])
     assert record["logger"] == "mailbot.store.secret" and record["level"] == "WARNING"
     assert "created a new key-hashing secret" in record["message"]
-    assert lines[1:] == ["35075-00001M: not in the store"]  # the command's own error, as ever
+    assert lines[1:] == ["mailbot store: 35075-00001M: not in the store"]  # the command's own error
 
 
 def test_text_format_and_level_on_the_command_line(tmp_path):
@@ -170,7 +170,7 @@ def test_text_format_and_level_on_the_command_line(tmp_path):
                      cwd=tmp_path / "quiet")
     assert quiet.returncode == 1
     assert "created a new key-hashing secret" not in quiet.stderr  # a WARNING, below ERROR
-    assert quiet.stderr == "35075-00001M: not in the store\n"
+    assert quiet.stderr == "mailbot store: 35075-00001M: not in the store\n"
 
 
 @pytest.mark.parametrize("args, message", [
