@@ -245,16 +245,12 @@ def test_metrics_on_another_port_or_address_is_fine(tmp_path):
 
 
 # -- the secret `init` wrote, for commands run by hand -----------------------------------
-@pytest.mark.xfail(strict=True, reason="the configuration cannot name its secret: with "
-                   "--state-dir, a command run with only --config invents a second secret "
-                   "beside the database (fix: [store] secret_file, written by init, read after "
-                   "$CREDENTIALS_DIRECTORY)")
 def test_after_init_with_a_state_dir_import_by_hand_uses_init_s_secret(tmp_path, monkeypatch):
     """`init /etc/mailbot --state-dir /var/lib/mailbot`, then the admin imports the
     guarantees as the init's own "Next" step 4 says, with --config and nothing else: the key
     hashes must be made with the secret init wrote, which the service gets by LoadCredential.
-    Today a new secret appears beside the database and every imported hash is wrong for the
-    service (each contractor's right key would be answered as wrong)."""
+    (Before [store] secret_file a new secret appeared beside the database and every imported
+    hash was wrong for the service: each contractor's right key answered as wrong.)"""
     from .test_store_cli import HEADER, ROWS
 
     for name in ("MAILBOT_SECRET", "MAILBOT_SECRET_FILE", "CREDENTIALS_DIRECTORY",

@@ -86,7 +86,7 @@ def run_init(args: argparse.Namespace) -> int:
         print(f"\nThe database and the spool go in {state}: systemd's StateDirectory= creates "
               "it; otherwise create it, owned by the user mailbot runs as.")
         print(f"The service reads the secret as the credential {SECRET_FILE_NAME} "
-              f"(LoadCredential={SECRET_FILE_NAME}:{secret}). Other commands need "
-              f"MAILBOT_SECRET_FILE={secret}: without it, an SQLite store would get a new, "
-              "different secret beside the database.")
+              f"(LoadCredential={SECRET_FILE_NAME}:{secret}); commands run with --config "
+              f"read the same file ([store] secret_file), or MAILBOT_SECRET_FILE={secret}. "
+              "The store refuses any other secret.")
     return 0

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config, load_config
 from ..errors import UsageError
 from ..ledger import Ledger, Spool
-from ..store import Store, resolve_store_url
+from ..store import Store
 from ..submit import table
 from ..systemd import notify
 from .options import (
     Commands,
     add_config_and_store,
     existing_file,
+    open_store,
     parse_date_arg,
     row_id,
 )
@@ -72,7 +73,7 @@ def register(commands: Commands) -> None:
 
 def _open(args: argparse.Namespace) -> tuple[Config, Store, Ledger]:
     config = load_config(args.config)
-    store = Store.open(resolve_store_url(args.store, config.store_url))
+    store = open_store(args, config)
     return config, store, Ledger(store.engine, Spool(config.spool_dir))
 
 
@@ -179,7 +180,7 @@ def run_replay(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: no issuer mailbox to replay against (use --mailbox)")
     for path in args.paths:
         existing_file(path)
-    store = Store.open(resolve_store_url(args.store, config.store_url))
+    store = open_store(args, config)
     worst = 0
     try:
         with PdfPool(2) as pool:

@@ -8,7 +8,9 @@ from datetime import date
 from pathlib import Path
 from typing import TypeAlias
 
+from ..config import Config
 from ..errors import UsageError
+from ..store import Store, resolve_store_url
 
 # What `add_subparsers()` returns; each command module's `register` adds its parsers to it.
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -80,3 +82,10 @@ def row_id(text: str) -> int:
     if not 1 <= value <= MAX_ROW_ID:
         raise argparse.ArgumentTypeError(f"{text} is not a row id (from 1 to {MAX_ROW_ID})")
     return value
+
+
+def open_store(args: argparse.Namespace, config: Config) -> Store:
+    """The store of `--store` or the config's `[store] url`, its secret found with the
+    config's `[store] secret_file` (mailbot/store/secret.py gives the order)."""
+    return Store.open(resolve_store_url(args.store, config.store_url),
+                      secret_file=config.secret_file)

@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 from ..config import Config, load_config
 from ..outbox import STATES, Outbox, OutboxRow
 from ..outgoing import outbox_for
-from ..store import Store, resolve_store_url
-from .options import Commands, add_action, add_list, row_id
+from .options import Commands, add_action, add_list, open_store, row_id
 
 
 def register(commands: Commands) -> None:
@@ -78,7 +77,7 @@ def _list(outbox: Outbox, config: Config, state: str | None) -> int:
 
 def run_outbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store = Store.open(resolve_store_url(args.store, config.store_url))
+    store = open_store(args, config)
     # Listing, retrying and cancelling never send; the windows give a retried row its deadline.
     outbox = outbox_for(config, store)
     try:

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 from ..config import load_config
 from ..retention import purge
-from ..store import Store, resolve_store_url
-from .options import Commands, add_config_and_store
+from .options import Commands, add_config_and_store, open_store
 
 
 def register(commands: Commands) -> None:
@@ -23,7 +22,7 @@ def register(commands: Commands) -> None:
 
 def run_purge(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store = Store.open(resolve_store_url(args.store, config.store_url))
+    store = open_store(args, config)
     try:
         report = purge(config, store, datetime.now(UTC), dry_run=args.dry_run)
     finally:

@@ -19,9 +19,9 @@ from parsers.normalize import canonical_number, clean_value
 
 from ..config import load_config
 from ..errors import UsageError
-from ..store import GuaranteeEvent, Store, StoreError, Version, resolve_store_url
+from ..store import GuaranteeEvent, Store, StoreError, Version
 from ..store.schema import utc
-from .options import Commands, add_action, existing_file, parse_date_arg
+from .options import Commands, add_action, existing_file, open_store, parse_date_arg
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 NUMBER_HELP = "保証契約番号, e.g. 35075-00001M"
@@ -104,7 +104,7 @@ def _field_options(parser: argparse.ArgumentParser, required: bool) -> None:
 
 def _open(args: argparse.Namespace) -> Store:
     config = load_config(args.config)
-    return Store.open(resolve_store_url(args.store, config.store_url))
+    return open_store(args, config)
 
 
 def _number(text: str) -> str:

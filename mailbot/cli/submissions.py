@@ -11,10 +11,9 @@ from zoneinfo import ZoneInfo
 
 from ..config import load_config
 from ..ledger import entry_by_id
-from ..store import Store, resolve_store_url
 from ..submit import table
 from ..submit.staff import STATE_JA
-from .options import Commands, add_action, add_list, row_id
+from .options import Commands, add_action, add_list, open_store, row_id
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 STATES = tuple(STATE_JA)
@@ -49,7 +48,7 @@ def _local(value: datetime | None) -> str:
 
 def run_submissions(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store = Store.open(resolve_store_url(args.store, config.store_url))
+    store = open_store(args, config)
     try:
         with store.engine.connect() as conn:
             if args.submissions_command == "list":

@@ -12,9 +12,8 @@ from parsers.normalize import canonical_key, canonical_number, clean_value
 
 from ..config import load_config
 from ..errors import UsageError
-from ..store import Store, resolve_store_url
 from ..verify import Claim, IssuerPolicy, verify
-from .options import Commands, add_config_and_store, parse_date_arg
+from .options import Commands, add_config_and_store, open_store, parse_date_arg
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 # What an [issuers.ID] key looks like (an issuer's name is the Japanese one, 〇〇市).
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         contractor=args.contractor,
         sender=args.sender,
     )
-    store = Store.open(resolve_store_url(args.store, config.store_url))
+    store = open_store(args, config)
     try:
         result = verify(store, claim, policy)
     finally:

@@ -103,6 +103,8 @@ class Config:
     path: Path | None = None  # the file read; relative paths in it are relative to its folder
     # repr=False: the URL may carry the database password
     store_url: str | None = key(text, "store.url", default=None, repr=False)
+    # where the key-hashing secret is (mailbot/store/secret.py: after the environment)
+    secret_file: Path | None = key(file_path, "store.secret_file", default=None)
     spool_dir: Path = key(file_path, "spool.dir", default=Path("spool"))
     issuers: dict[str, IssuerPolicy] = key(_issuers, default_factory=dict)
     mailboxes: tuple[MailboxConfig, ...] = key(_mailboxes, default=())

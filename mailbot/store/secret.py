@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 SECRET_FILE_NAME = "mailbot.secret"
 
 
-def load_secret(store_url: str) -> bytes:
+def load_secret(store_url: str, configured: Path | None = None) -> bytes:
+    """The key-hashing secret; `configured` is the config's `[store] secret_file`."""
     env = os.environ.get("MAILBOT_SECRET")
     if env:
         return env.encode("utf-8")
@@ -39,6 +40,8 @@ def load_secret(store_url: str) -> bytes:
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if credentials and (Path(credentials) / SECRET_FILE_NAME).exists():
         return _read_secret_file(Path(credentials) / SECRET_FILE_NAME)
+    if configured is not None:
+        return _read_secret_file(configured)
     url = make_url(store_url)
     if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
         raise UsageError(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -149,8 +150,12 @@ class Store:
         self._secret = secret
 
     @classmethod
-    def open(cls, url: str, secret: bytes | None = None) -> Store:
-        secret = secret if secret is not None else load_secret(url)  # before touching the DB
+    def open(cls, url: str, secret: bytes | None = None, secret_file: Path | None = None
+             ) -> Store:
+        """The store at `url`, migrated; `secret` given, or found (`load_secret`, with the
+        config's `secret_file`) before the database is touched."""
+        if secret is None:
+            secret = load_secret(url, secret_file)
         create_private(url)
         # hide_parameters: an error's text (logged whole by log.exception) never shows a
         # statement's values: a Subject or a rendered reply may hold a clear key.
