@@ -37,6 +37,13 @@ def configured():
         return stream
 
     yield configure
+    restore_logging(levels)
+
+
+def restore_logging(levels: tuple[int, int]) -> None:
+    """Undo `logs.configure`: its handlers off the root logger, the root's and mailbot's
+    levels back to `levels`, warnings no longer captured."""
+    root, ours = logging.getLogger(), logging.getLogger("mailbot")
     for handler in [h for h in root.handlers if getattr(h, "_mailbot_handler", False)]:
         root.removeHandler(handler)
     root.setLevel(levels[0])

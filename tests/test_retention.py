@@ -62,6 +62,12 @@ def staff_mail(subject: str) -> tuple[bytes, str]:
 
 @pytest.fixture
 def setup(store, store_url, tmp_path, sink):
+    return retention_world(store, store_url, tmp_path, sink)
+
+
+def retention_world(store, store_url, tmp_path, sink):  # noqa: ANN001
+    """Replies sent at once through `sink`, raw_days 90, the sample notice's guarantee in
+    the store: (config, store, ledger)."""
     path = tmp_path / "mailbot.toml"
     path.write_text(issuer_config(store_url, extra=(
         f'[smtp]\nhost = "127.0.0.1"\nport = {sink.settings.port}\ntls = "none"\n'

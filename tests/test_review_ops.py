@@ -41,14 +41,15 @@ from mailbot.ledger import Ledger, Spool
 from mailbot.outgoing import Outgoing
 from mailbot.retention import purge
 from mailbot.sources.smtp import IntakeListener, ListenerSettings
-from mailbot.store import GuaranteeEvent, Store
+from mailbot.store import Store
 from mailbot.store.migrate import MIGRATIONS
 from mailbot.store.schema import metadata
 from parsers import Reader
 
 from .configs import issuer_config
 from .conftest import TEST_SECRET
-from .test_retention import NOTICE, NOW, OLD, SAMPLE
+from .test_logs import restore_logging
+from .test_retention import NOTICE, NOW, OLD, SAMPLE, retention_world
 
 
 @pytest.fixture
@@ -135,13 +136,19 @@ def test_status_check_reports_an_unmigrated_store_and_leaves_it_as_it_is(tmp_pat
         engine.dispose()
 
 
-def test_status_check_names_a_newer_release_s_revision(tmp_path):
+def newer_database(tmp_path: Path) -> str:
+    """The URL of a SQLite store a newer release migrated (revision 9999_future)."""
     url = f"sqlite:///{tmp_path / 'newer.db'}"
     Store.open(url, secret=TEST_SECRET).close()
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
     engine.dispose()
+    return url
+
+
+def test_status_check_names_a_newer_release_s_revision(tmp_path):
+    url = newer_database(tmp_path)
     report = status_check(str(_config(tmp_path, url)), None, NOW)
     assert report.code == CRITICAL and "9999_future" in report.line, report.line
 
@@ -183,11 +190,7 @@ def text_log():
     stream = io.StringIO()
     logs.configure("text", "INFO", stream)
     yield stream
-    for handler in [h for h in root.handlers if getattr(h, "_mailbot_handler", False)]:
-        root.removeHandler(handler)
-    root.setLevel(levels[0])
-    ours.setLevel(levels[1])
-    logging.captureWarnings(False)
+    restore_logging(levels)
 
 
 def test_an_escape_sequence_in_a_recipient_never_reaches_the_text_log_raw(
@@ -268,20 +271,8 @@ def test_after_init_with_a_state_dir_import_by_hand_uses_init_s_secret(tmp_path,
 # -- a key written into the Subject --------------------------------------------------------
 @pytest.fixture
 def retention_setup(store, store_url, tmp_path, sink):
-    """tests/test_retention.py's setup: replies sent at once through `sink`, raw_days 90,
-    the sample notice's guarantee in the store."""
-    path = tmp_path / "mailbot.toml"
-    path.write_text(issuer_config(store_url, extra=(
-        f'[smtp]\nhost = "127.0.0.1"\nport = {sink.settings.port}\ntls = "none"\n'
-        'from = "keiyaku@issuer.example.jp"\n'
-        '[send_window]\nimmediate = ["confirmation", "discrepancy"]\n'
-        '[digest]\nenabled = false\n[retention]\nraw_days = 90\n')), encoding="utf-8")
-    config = load_config(path)
-    store.apply([GuaranteeEvent(
-        NOTICE["guarantee_number"], "new", NOTICE["auth_key"], kind=NOTICE["kind"],
-        issuer="〇〇市", contractor=NOTICE["contractor"], project_name=NOTICE["project_name"],
-        source="t")])
-    return config, store, Ledger(store.engine, Spool(config.spool_dir))
+    """tests/test_retention.py's setup."""
+    return retention_world(store, store_url, tmp_path, sink)
 
 
 def test_a_key_in_the_subject_does_not_outlive_the_purge(retention_setup):
@@ -316,12 +307,7 @@ def test_run_on_a_newer_release_s_database_is_a_usage_error_not_a_restart_loop(t
     """After a rollback to the older wheel without restoring the database: `mailbot run` used
     to die with alembic's traceback and exit 1, which Restart=on-failure repeats every 5 s;
     exit 2 is the unit's RestartPreventExitStatus."""
-    url = f"sqlite:///{tmp_path / 'newer.db'}"
-    Store.open(url, secret=TEST_SECRET).close()
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
-    engine.dispose()
+    url = newer_database(tmp_path)
     path = _config(tmp_path, url)
     env = {**os.environ, "MAILBOT_SECRET": TEST_SECRET.decode()}
     result = subprocess.run([sys.executable, "-m", "mailbot.cli", "run", "--config", str(path)],
