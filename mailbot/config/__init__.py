@@ -12,8 +12,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailbot.auth import AuthSettings, Requirement
 from mailbot.verify.policy import IssuerPolicy
 
+from .auth import read_auth
 from .check import CheckConfig
 from .contractor import (
     ContractorConfig,
@@ -121,6 +123,13 @@ class Config:
     projects: tuple[ProjectRule, ...] = key(_projects, default=())
     check: CheckConfig = key(section(CheckConfig), default_factory=CheckConfig)
     retention: RetentionConfig = key(section(RetentionConfig), default_factory=RetentionConfig)
+    auth: AuthSettings = key(read_auth, default_factory=AuthSettings)
+
+    def auth_requirement(self, issuer: str | None, side: str) -> Requirement:
+        """What counts as authenticated for mail about `issuer`: on the issuer side
+        (`side="issuer"`) the contractors' mail to it, on the contractor side
+        (`side="contractor"`) that issuer's answers. Stub: `[auth] require`."""
+        return self.auth.require
 
     def issuer(self, name: str) -> IssuerPolicy:
         """The policy of issuer `name` (its ID or any of its names); defaults otherwise."""

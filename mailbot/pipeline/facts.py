@@ -13,6 +13,7 @@ from email.policy import compat32
 from email.policy import default as _modern
 
 from mailbot.addresses import domain_of
+from mailbot.auth import AuthVerdict
 from parsers.headers import decode_header_text, raw_header
 from parsers.mime import part_filename
 
@@ -38,6 +39,9 @@ class MailFacts:
     # Why the header `sender` was taken from does not name one mailbox unambiguously, or None.
     sender_ambiguous: str | None = None
     received: tuple[Hop, ...] = ()  # the Received hops, earliest first (for authentication)
+    # What the mail proves about its author (mailbot/auth/): set by the daemon after
+    # `mail_facts`, None where nothing was checked (replays, `mailbot parse`).
+    auth: AuthVerdict | None = None
 
 
 _HEADERS_ONLY = BytesParser(policy=compat32)
