@@ -68,6 +68,15 @@ def test_auto_submitted_no_is_a_persons_mail():
     assert limited.check(replace(FACTS, auto_submitted="auto-generated"), PLAIN) is None
 
 
+@pytest.mark.parametrize("value", ["auto-replied; owner-email=\"a@maru.example.jp\"",
+                                   "Auto-Replied (vacation)", " auto-replied ;x=1"])
+def test_auto_submitted_is_judged_by_its_keyword_not_its_parameters(value):
+    limited = rules.AutoSubmitted(("auto-replied",), "an auto-reply")
+    assert limited.check(replace(FACTS, auto_submitted=value), PLAIN) == "an auto-reply"
+    assert rules.AutoSubmitted().check(replace(FACTS, auto_submitted="no (a person)"),
+                                       PLAIN) is None
+
+
 def test_reply_chain_reasons_come_in_its_order():
     facts = replace(FACTS, auto_submitted="auto-replied", precedence="list", return_path="<>")
     assert first_reason(REPLY_CHAIN, facts, PLAIN) == "Auto-Submitted: auto-replied"
