@@ -40,7 +40,9 @@ MAX_HEADER_FIELDS = 1000  # fields read from the top; a mail with more is judged
 
 
 def _headers(raw: bytes) -> list[tuple[str, str]]:
-    message: Message = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0),
+              default=len(raw))
+    message: Message = BytesHeaderParser(policy=compat32).parsebytes(raw[:end + 2])
     return [(str(name), str(value)) for name, value in message.items()[:MAX_HEADER_FIELDS]]
 
 
