@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import smtplib
+import socket
 import threading
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from mailbot.auth import trace_header
 from mailbot.config import Config
 from mailbot.daemon import Daemon
 from mailbot.samples.catalog import all_samples
@@ -262,9 +264,11 @@ def summary(store: Store) -> Summary:
 
 def stored_sha256(raw: bytes, sender: str = ENVELOPE_SENDER) -> str:
     """The ledger's content hash of `raw` delivered by `lmtp_deliver` (the listener adds the
-    Return-Path, smtplib a final CRLF), to name the mail behind a row."""
+    Return-Path and its trace header, smtplib a final CRLF), to name the mail behind a row."""
     body = raw if raw.endswith(b"\r\n") else raw + b"\r\n"
-    return hashlib.sha256(b"Return-Path: <" + sender.encode() + b">\r\n" + body).hexdigest()
+    trace = trace_header("127.0.0.1", socket.getfqdn(), "LMTP")  # smtplib's LHLO name
+    return hashlib.sha256(b"Return-Path: <" + sender.encode() + b">\r\n" + trace + body
+                          ).hexdigest()
 
 
 def render_outbox(daemon: Daemon, now: datetime) -> int:

@@ -19,6 +19,7 @@ from mailbot.config import (
     SubmissionRule,
     WindowConfig,
 )
+from mailbot.config.auth import AUTH_KEYS
 from mailbot.config.issuers import AMOUNT_KEYS, ISSUER_KEYS, THROTTLE_KEYS
 from mailbot.config.reader import Key
 
@@ -39,7 +40,7 @@ def test_every_config_key_is_in_the_reference():
             key = field.metadata.get("key")
             if key is not None:
                 declared.update(_names(key, field.name))
-    for table in (ISSUER_KEYS, AMOUNT_KEYS, THROTTLE_KEYS):
+    for table in (ISSUER_KEYS, AMOUNT_KEYS, THROTTLE_KEYS, AUTH_KEYS):
         for field, key in table.items():
             declared.update(_names(key, field))
     declared -= {"issuers", "mailboxes", "routes", "projects", "contractor", "password"}

@@ -123,8 +123,10 @@ def test_smtp_8bit_mail_is_spooled_byte_for_byte_then_acknowledged(listen, ledge
     [entry] = ledger.entries()
     assert reply.decode().endswith(f"ledger {entry.id}")
     assert (entry.mailbox, entry.state) == ("guarantees", "received")
-    # Dot-unstuffed; only the envelope sender is recorded in front, as a final delivery does.
-    assert ledger.raw(entry) == "Return-Path: <経理@example.jp>\r\n".encode() + msg
+    # Dot-unstuffed; only the envelope sender is recorded in front, as a final delivery does,
+    # and the listener's trace header (the client's address and HELO), with no date.
+    trace = f"X-Mailbot-Client: ip=127.0.0.1; helo={client.local_hostname}; protocol=SMTP\r\n"
+    assert ledger.raw(entry) == ("Return-Path: <経理@example.jp>\r\n" + trace).encode() + msg
     assert entry.message_id == "<1.notice@example.jp>"
     assert new_rows == [1]
 
@@ -211,7 +213,7 @@ def test_spool_failure_answers_451_and_records_nothing(listen, ledger, tmp_path,
     spool.mkdir()  # repaired: the sender's retry is accepted, once
     assert smtp_send(listener.port, msg)[0] == 250
     [entry] = ledger.entries()
-    assert ledger.raw(entry).split(b"\r\n", 1)[1] == msg
+    assert ledger.raw(entry).split(b"\r\n", 2)[2] == msg  # after Return-Path and the trace
 
 
 # -- (d) the database fails for real ---------------------------------------------------------
@@ -239,7 +241,7 @@ def test_database_locked_answers_451_and_records_nothing(listen, ledger, store, 
 
     assert smtp_send(listener.port, msg)[0] == 250  # lock gone: the retry is recorded once
     [entry] = ledger.entries()
-    assert ledger.raw(entry).split(b"\r\n", 1)[1] == msg
+    assert ledger.raw(entry).split(b"\r\n", 2)[2] == msg  # after Return-Path and the trace
 
 
 # -- (e) LMTP -----------------------------------------------------------------------------
@@ -254,7 +256,7 @@ def test_lmtp_one_reply_per_recipient_and_one_row_per_mailbox(listen, ledger, ne
     assert [code for code, _ in replies] == [250, 250, 250]
     rows = {e.mailbox: e for e in ledger.entries()}
     assert sorted(rows) == ["contracts", "guarantees"]
-    assert all(ledger.raw(e).split(b"\r\n", 1)[1] == msg for e in rows.values())
+    assert all(ledger.raw(e).split(b"\r\n", 2)[2] == msg for e in rows.values())
     # The same mailbox gets the same answer: recipients 1 and 3 both name the guarantees row.
     assert replies[0] == replies[2] == (250, f"2.0.0 OK: ledger {rows['guarantees'].id}".encode())
     assert replies[1] == (250, f"2.0.0 OK: ledger {rows['contracts'].id}".encode())

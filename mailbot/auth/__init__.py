@@ -2,18 +2,29 @@
 
 `Authenticator(settings).verdict(raw, intake=...)` returns an `AuthVerdict`
 (`mailbot/auth/verdict.py`): from the admin's own MTA's `Authentication-Results` when it
-carries a trusted authserv-id, else by verifying the mail itself. `intake` is the mailbox's
-kind (`imap`, `smtp`, `lmtp`): only mailbot's own listener's trace header is trusted for the
-connecting address (SPF). This package imports no other part of mailbot.
+carries a trusted authserv-id above the trust boundary (`results.py`), else by verifying
+the mail itself — DKIM (`dkim.py`), ARC (`arc.py`), SPF when mailbot's own listener saw the
+client (`spf.py`, `trace.py`), DMARC (`dmarc.py`), DNS through one resolver (`dns.py`).
+`intake` is the mailbox's kind (`imap`, `smtp`, `lmtp`). Nothing a sender writes makes it
+raise. See docs/authentication.md. This package imports no other part of mailbot.
 """
 
 from __future__ import annotations
 
+import logging
+from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import parseaddr
+from email.utils import getaddresses
 
+from .arc import check_arc
+from .dkim import check_dkim
+from .dmarc import evaluate
+from .dns import Lookup
+from .results import from_results, trusted_headers
 from .settings import AuthSettings
+from .spf import check_spf
+from .trace import read_trace, trace_header
 from .verdict import (
     UNCHECKED,
     AuthVerdict,
@@ -24,6 +35,35 @@ from .verdict import (
     SpfCheck,
 )
 
+log = logging.getLogger(__name__)
+MAX_HEADER_FIELDS = 1000  # fields read from the top; a mail with more is judged on these
+
+
+def _headers(raw: bytes) -> list[tuple[str, str]]:
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0),
+              default=len(raw))
+    message: Message = BytesHeaderParser(policy=compat32).parsebytes(raw[:end + 2])
+    return [(str(name), str(value)) for name, value in message.items()[:MAX_HEADER_FIELDS]]
+
+
+def from_domain(headers: list[tuple[str, str]]) -> str | None:
+    """The domain of the one From address, lower-case (IDNA); None for no From, several
+    From fields or addresses, or one that cannot be read."""
+    fields = [value for name, value in headers if name.lower() == "from"]
+    if len(fields) != 1:
+        return None
+    addresses = [a for _name, a in getaddresses(fields) if a]
+    if len(addresses) != 1 or addresses[0].count("@") != 1:
+        return None
+    domain = addresses[0].rpartition("@")[2].strip().rstrip(".").lower()
+    if not domain or any(c in domain for c in " \t<>()[],;:\\\"") or "." not in domain:
+        return None
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError):
+        return None
+    return domain if len(domain) <= 253 else None
+
 
 class Authenticator:
     """Computes verdicts with one resolver configuration (see the module docstring)."""
@@ -33,15 +73,36 @@ class Authenticator:
 
     def verdict(self, raw: bytes, *, intake: str = "imap") -> AuthVerdict:
         """The verdict for `raw`. Never raises for anything a sender wrote."""
-        # Interface stub: the checks themselves are filled in by the auth work.
+        domain: str | None = None
         try:
-            message = BytesHeaderParser(policy=compat32).parsebytes(raw)
-            address = parseaddr(str(message.get("From", "")))[1].lower()
-        except Exception:  # noqa: BLE001 — no From is an answer too
-            address = ""
-        domain = address.rpartition("@")[2] or None
-        return AuthVerdict(source="unchecked", from_domain=domain)
+            headers = _headers(raw)
+            domain = from_domain(headers)
+            lookup = Lookup(self.settings)
+            found = trusted_headers(headers, self.settings.authserv_ids)
+            if found:
+                return from_results(found, domain, lookup)
+            return self._self_verify(raw, headers, domain, intake, lookup)
+        except Exception as exc:  # noqa: BLE001 — a fault here must not stop the mail
+            log.exception("authentication failed on a mail (judged unauthenticated)")
+            return AuthVerdict(source="self", from_domain=domain,
+                               dmarc=DmarcCheck(domain, Result.PERMERROR),
+                               error=f"internal: {type(exc).__name__}")
+
+    def _self_verify(self, raw: bytes, headers: list[tuple[str, str]], domain: str | None,
+                     intake: str, lookup: Lookup) -> AuthVerdict:
+        names = [name.lower() for name, _value in headers]
+        dkim = check_dkim(raw, lookup, domain) if "dkim-signature" in names else ()
+        arc = check_arc(raw, names, lookup)
+        trace = read_trace(headers, intake)
+        spf = None
+        if trace is not None and trace.protocol == "SMTP" and intake == "smtp":
+            spf = check_spf(lookup, trace.ip, trace.mail_from, trace.helo, domain,
+                            self.settings.timeout_seconds)
+        dmarc = evaluate(lookup, domain, dkim, spf)
+        return AuthVerdict(source="self", from_domain=domain, dkim=dkim, spf=spf, dmarc=dmarc,
+                           arc=arc, envelope_from=trace.mail_from if trace else None,
+                           error="; ".join(lookup.temp_errors[:3]) or None)
 
 
 __all__ = ["UNCHECKED", "AuthSettings", "AuthVerdict", "Authenticator", "DkimCheck",
-           "DmarcCheck", "Requirement", "Result", "SpfCheck"]
+           "DmarcCheck", "Requirement", "Result", "SpfCheck", "trace_header"]

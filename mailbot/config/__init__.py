@@ -15,7 +15,7 @@ from pathlib import Path
 from mailbot.auth import AuthSettings, Requirement
 from mailbot.verify.policy import IssuerPolicy
 
-from .auth import read_auth
+from .auth import read_auth, read_overrides
 from .check import CheckConfig
 from .contractor import (
     ContractorConfig,
@@ -124,12 +124,21 @@ class Config:
     check: CheckConfig = key(section(CheckConfig), default_factory=CheckConfig)
     retention: RetentionConfig = key(section(RetentionConfig), default_factory=RetentionConfig)
     auth: AuthSettings = key(read_auth, default_factory=AuthSettings)
+    # (issuer ID, "issuer" | "contractor") → requirement: [issuers.ID] auth and
+    # [issuers.ID.submission] auth
+    auth_overrides: dict[tuple[str, str], Requirement] = key(
+        read_overrides, "issuers", default_factory=dict)
 
     def auth_requirement(self, issuer: str | None, side: str) -> Requirement:
-        """What counts as authenticated for mail about `issuer`: on the issuer side
-        (`side="issuer"`) the contractors' mail to it, on the contractor side
-        (`side="contractor"`) that issuer's answers. Stub: `[auth] require`."""
-        return self.auth.require
+        """What counts as authenticated for mail about `issuer` (its ID or any of its
+        names): on the issuer side (`side="issuer"`) the contractors' mail to it
+        (`[issuers.ID] auth`), on the contractor side (`side="contractor"`) that issuer's
+        answers (`[issuers.ID.submission] auth`); else `[auth] require`."""
+        if side not in ("issuer", "contractor"):
+            raise ValueError(f"side must be 'issuer' or 'contractor', not {side!r}")
+        if issuer is not None and issuer not in self.issuers:
+            issuer = next((k for k, p in self.issuers.items() if issuer in p.names), issuer)
+        return self.auth_overrides.get((issuer or "", side), self.auth.require)
 
     def issuer(self, name: str) -> IssuerPolicy:
         """The policy of issuer `name` (its ID or any of its names); defaults otherwise."""

@@ -73,6 +73,7 @@ def warnings(config: Config) -> list[str]:
     if not config.mailboxes and (config.issuers or config.contractor):
         found.append("[mailboxes] no mailboxes: enough for verify and store at a terminal, "
                      "but mailbot run would watch nothing")
+    found.extend(_unauthenticated(config))
     staffed = sorted(k for k, p in config.issuers.items() if p.staff)
     for key, policy in _answering(config):
         if not policy.staff and staffed:
@@ -86,4 +87,19 @@ def warnings(config: Config) -> list[str]:
         elif not policy.signature:
             found.append(f"[issuers.{key}.signature] not set: replies end with the issuer's "
                          "name only, and no contact for the contractor's questions")
+    return found
+
+
+def _unauthenticated(config: Config) -> list[str]:
+    """`auth = "none"`: the From of such mail is believed as written (docs/authentication.md)."""
+    found = []
+    if config.auth.require == "none":
+        found.append('[auth.require] is "none": every From is believed as written, so anyone '
+                     "can answer as an issuer or a contractor; set it per counterpart instead")
+    for (issuer, side), requirement in sorted(config.auth_overrides.items()):
+        if requirement == "none":
+            where = f"issuers.{issuer}" + (".submission" if side == "contractor" else "")
+            whose = ("mail to this issuer" if side == "issuer" else "this issuer's answers")
+            found.append(f'[{where}.auth] is "none": the From of {whose} is believed as '
+                         "written (anyone can write it)")
     return found

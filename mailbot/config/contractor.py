@@ -178,8 +178,9 @@ def read_contractor(r: TomlReader, data: dict[str, Any]) -> ContractorConfig:
 
 
 def read_submission(r: TomlReader, data: dict[str, Any], issuer: str) -> SubmissionRule:
+    # `auth` is read by `mailbot.config.auth.read_overrides`
     return build(r, SubmissionRule, data, f"issuers.{issuer}.submission",
-                 given={"issuer": issuer})
+                 given={"issuer": issuer}, extra=("auth",))
 
 
 def read_project(r: TomlReader, data: dict[str, Any], index: int, issuers: set[str]

@@ -88,5 +88,6 @@ ISSUER_KEYS = {
 
 
 def read_issuer(r: TomlReader, data: dict[str, Any], where: str) -> IssuerPolicy:
-    # `submission` is the contractor side's form for this issuer (`read_submission`).
-    return build(r, IssuerPolicy, data, where, keys=ISSUER_KEYS, extra=("submission",))
+    # `submission` is the contractor side's form for this issuer (`read_submission`);
+    # `auth` its authentication requirement (`mailbot.config.auth.read_overrides`).
+    return build(r, IssuerPolicy, data, where, keys=ISSUER_KEYS, extra=("submission", "auth"))

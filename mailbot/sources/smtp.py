@@ -2,9 +2,11 @@
 
 An aiosmtpd server on its own thread and event loop. A recipient is accepted at RCPT time
 only if it maps to a mailbot mailbox (or a default mailbox is configured), otherwise 550.
-After DATA the raw bytes exactly as the client sent them (dot-unstuffed, nothing prepended:
-the ledger's content hash must match on a sender's retry) go to `Ledger.receive()` once per
-distinct mailbox, in a thread executor so the event loop keeps serving other clients. Only
+After DATA the raw bytes exactly as the client sent them (dot-unstuffed), with two lines
+prepended — `Return-Path` (the envelope sender) and `X-Mailbot-Client` (the client's address,
+HELO name and protocol, for sender authentication: mailbot/auth/trace.py), neither with a
+date, so the ledger's content hash still matches on a sender's retry — go to
+`Ledger.receive()` once per distinct mailbox, in a thread executor so the event loop keeps serving other clients. Only
 when that returned is the message acknowledged; if it raised (spool folder gone, disk full,
 database locked or down) the answer is `451 4.3.0`, so the sender keeps the message and
 tries again — the ledger finds the rows that did get written and makes no second one.
@@ -41,6 +43,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from mailbot.auth import trace_header
 from mailbot.ledger import Ledger, Receipt
 
 log = logging.getLogger(__name__)
@@ -156,8 +159,13 @@ class _Handler:
         listener = self._listener
         # We are the final delivery: record the envelope sender as Return-Path, as an MTA
         # would (RFC 5321 §4.4), so a bounce's null sender is seen and never answered.
+        # Then our trace header (mailbot/auth/trace.py): the client's address and HELO for
+        # SPF, believed only as these first lines; no date, so a retry keeps its bytes.
         sender = (envelope.mail_from or "").strip("<>")  # aiosmtpd gives "<>" for null
-        raw = b"Return-Path: <" + sender.encode("utf-8", "replace") + b">\r\n" + (
+        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else ""
+        trace = trace_header(str(peer), session.host_name,
+                             "LMTP" if listener.settings.lmtp else "SMTP")
+        raw = b"Return-Path: <" + sender.encode("utf-8", "replace") + b">\r\n" + trace + (
             envelope.original_content or b"")
         targets = [listener.mailbox_for(rcpt) or "" for rcpt in envelope.rcpt_tos]
         mailboxes = list(dict.fromkeys(targets))
