@@ -7,10 +7,10 @@ them and records the decision, reply request and mailbox action in one transacti
 in the pipeline counts an attempt, and the third one quarantines the message with its
 traceback. A mail whose authentication met a DNS `temperror` is put back to wait
 (`Ledger.defer`, no attempt counted) and claimed again once the daemon's clock passes its
-`not_before`: the loop's timed wait looks again every second, new mail or not. The scheduler (APScheduler 3) triggers a
-periodic full re-sync of the IMAP mailboxes, the outbox (render stored replies, send
-what the business-hours window allows, retry with backoff), the contractor's reminders and
-the daily staff digests (`mailbot.outgoing`). SIGTERM/SIGINT let the message in hand
+`not_before`: the loop's timed wait looks again every second, new mail or not. The
+scheduler (APScheduler 3) triggers a periodic full re-sync of the IMAP mailboxes, the
+outbox (render stored replies, send what the business-hours window allows, retry with
+backoff), the contractor's reminders and the daily staff digests (`mailbot.outgoing`). SIGTERM/SIGINT let the message in hand
 finish, then stop everything; a `kill -9` loses nothing, since the ledger is the state.
 """
 
