@@ -2,12 +2,15 @@
 
 Sources (an IMAP watcher thread per IMAP mailbox, an SMTP/LMTP listener per listener
 mailbox) only spool and record messages in the ledger. The pipeline loop claims recorded
-messages one at a time, decides them and records the decision, reply request and mailbox
-action in one transaction; a crash in the pipeline counts an attempt, and the third one
-quarantines the message with its traceback. The scheduler (APScheduler 3) triggers a
-periodic full re-sync of the IMAP mailboxes, the outbox (render stored replies, send
-what the business-hours window allows, retry with backoff), the contractor's reminders and
-the daily staff digests (`mailbot.outgoing`). SIGTERM/SIGINT let the message in hand
+messages one at a time, authenticates their author (`mailbot.pipeline.authenticate`), decides
+them and records the decision, reply request and mailbox action in one transaction; a crash
+in the pipeline counts an attempt, and the third one quarantines the message with its
+traceback. A mail whose authentication met a DNS `temperror` is put back to wait
+(`Ledger.defer`, no attempt counted) and claimed again once the daemon's clock passes its
+`not_before`: the loop's timed wait looks again every second, new mail or not. The
+scheduler (APScheduler 3) triggers a periodic full re-sync of the IMAP mailboxes, the
+outbox (render stored replies, send what the business-hours window allows, retry with
+backoff), the contractor's reminders and the daily staff digests (`mailbot.outgoing`). SIGTERM/SIGINT let the message in hand
 finish, then stop everything; a `kill -9` loses nothing, since the ledger is the state.
 """
 
@@ -25,11 +28,13 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from mailbot.auth import Authenticator
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import UsageError
 from mailbot.ledger import Earlier, Entry, Ledger, LedgerState, Spool
 from mailbot.monitor import Monitor
 from mailbot.outgoing import Outgoing, outbox_for
+from mailbot.pipeline.authenticate import AuthStep, deferral_reason, note, verdict_result
 from mailbot.pipeline.contractor import decide_contractor
 from mailbot.pipeline.decide import decide, mailbox_action
 from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
@@ -55,8 +60,8 @@ class Pipeline:
     """Claims ledger rows and decides them; usable without any source (tests, replay)."""
 
     def __init__(self, config: Config, store: Store, ledger: Ledger, reader: Reader,
-                 clock: Callable[[], datetime] | None = None, monitor: Monitor | None = None
-                 ) -> None:
+                 clock: Callable[[], datetime] | None = None, monitor: Monitor | None = None,
+                 authenticator: Authenticator | None = None) -> None:
         self.config = config
         self.clock = clock or wall_clock  # decisions and the mail they cause are stamped by it
         self.monitor = monitor or Monitor()  # told of each decision and quarantine
@@ -65,13 +70,14 @@ class Pipeline:
         self.reader = reader
         self.mailboxes = {m.name: m for m in config.mailboxes}
         self.outbox = outbox_for(config, store)  # submissions are queued with their decision
+        self.auth = AuthStep(config.auth, authenticator)  # `[auth]`: the verdict on each author
         self._lock = threading.Lock()
         self._orphans: list[tuple[int, int, str]] = []  # claimed rows to release
 
     def process_one(self) -> bool:
         """Decide the oldest waiting message; False when there is none."""
         self._release_orphans()
-        entry = self.ledger.claim()
+        entry = self.ledger.claim(now=self.clock())
         if entry is None:
             return False
         try:
@@ -120,6 +126,13 @@ class Pipeline:
         if earlier is not None and earlier.kind == "duplicate":
             self._second_copy(entry, mailbox, facts, earlier)
             return
+        checked = self.auth.check(raw, facts, mailbox.kind)
+        facts = checked.facts
+        self.monitor.authenticated(verdict_result(checked.verdict), checked.seconds)
+        until = self.auth.wait(checked.verdict, entry.deferrals, self.clock())
+        if until is not None:
+            self._defer(entry, checked.verdict.summary(), deferral_reason(checked.verdict), until)
+            return
         # The first row of a message marks it by its body; a re-decision is a copy.
         first_body = body if earlier is None else None
         copy_of = earlier.head if earlier is not None else None
@@ -131,10 +144,22 @@ class Pipeline:
         record, reply = decision.record, decision.reply
         if earlier is not None:
             reply = redecided(record, reply, earlier)
+        note(record, facts.auth, entry.deferrals)
         self.ledger.decide(entry.id, record, reply, decision.action, now=self.clock(),
                            attempt=entry.attempts, body_sha256=first_body, copy_of=copy_of,
                            subject=decision.subject)
         self._log(entry, facts, mailbox, record, decision.action)
+
+    def _defer(self, entry: Entry, summary: str, reason: str, until: datetime) -> None:
+        """Authentication could not be checked for now (DNS): the row waits until `until`."""
+        if not self.ledger.defer(entry.id, until=until, reason=reason, attempt=entry.attempts):
+            raise RuntimeError(f"ledger row {entry.id} is not being processed")
+        self.monitor.deferred(entry.mailbox)
+        log.warning("message %s (ledger %d): authentication met a DNS error, deferred (%d) "
+                    "until %s", entry.message_id, entry.id, entry.deferrals + 1,
+                    until.isoformat(), extra={"ledger_id": entry.id, "mailbox": entry.mailbox,
+                                              "message_id": entry.message_id, "auth": summary,
+                                              "deferrals": entry.deferrals + 1})
 
     def _second_copy(self, entry: Entry, mailbox: MailboxConfig, facts: MailFacts,
                      earlier: Earlier) -> None:
@@ -157,6 +182,7 @@ class Pipeline:
                                            backfill=not entry.reply_wanted)
         if earlier is not None:  # moved back into the queue: planned again, like a forward
             record["redecision_of"] = earlier.of
+        note(record, facts.auth, entry.deferrals)
 
         def apply(conn: Connection, record: DecisionRecord, at: datetime) -> str | None:
             """The writes, then the mailbox action the finished record calls for."""
@@ -181,7 +207,9 @@ class Pipeline:
             "status": record.get("status"), "outcomes": record.get("outcomes", []),
             "problems": [p["code"] for p in record.get("problems", [])],
             "action": action,
-            **{key: record[key] for key in ("duplicate_of", "redecision_of") if key in record},
+            **({"auth": facts.auth.summary()} if facts.auth is not None else {}),
+            **{key: record[key] for key in ("duplicate_of", "redecision_of", "auth_deferred")
+               if key in record},
         }
         # The message is the decision's JSON (text logs, readers of the record); in JSON logs
         # the `decision` fields are the line's own (mailbot/logs.py).

@@ -44,7 +44,7 @@ def checked(store, now=NOW, thresholds=DEFAULTS, sources=None):
 def quarantine(ledger: Ledger, n: int) -> None:
     row = ledger.receive("keiyaku", mail(n), now=NOW).id
     for _ in range(MAX_ATTEMPTS):
-        entry = ledger.claim()
+        entry = ledger.claim(now=NOW)
         assert entry.id == row
         ledger.fail(row, "Traceback: boom", attempt=entry.attempts)
 
@@ -66,7 +66,7 @@ def test_the_oldest_waiting_message(store, ledger):
                                   "quarantined 0;")
     assert checked(store, NOW + timedelta(hours=2)).line.startswith(
         "MAILBOT CRITICAL - oldest waiting 162 min (crit 120)")
-    assert ledger.claim().id == row  # in hand (processing) still waits
+    assert ledger.claim(now=NOW).id == row  # in hand (processing) still waits
     assert checked(store).code == WARNING
     ledger.decide(row, {"status": "recorded"}, None, None, now=NOW)
     assert checked(store, NOW + timedelta(days=1)).code == OK

@@ -62,7 +62,7 @@ def test_the_ledger_records_a_mail_with_nul_and_surrogates_in_its_headers(store,
 def test_a_decision_and_its_reply_request_may_hold_nul_and_surrogates(store, tmp_path):
     ledger = Ledger(store.engine, Spool(tmp_path / "spool"))
     row = ledger.receive("keiyaku", NUL_MAIL).id
-    entry = ledger.claim()
+    entry = ledger.claim(now=datetime.now(UTC))
     assert entry is not None and entry.id == row
     hostile = "件名\x00\udce5\ud800"
     ledger.decide(row, {"status": "discrepancy", "subject": hostile, "sender": hostile},

@@ -186,7 +186,7 @@ def ledger(store, tmp_path):
 
 
 def _decided(ledger: Ledger, row: int, status: str, action: str | None, moved: bool) -> None:
-    entry = ledger.claim()
+    entry = ledger.claim(now=datetime.now(UTC))
     assert entry is not None and entry.id == row
     ledger.decide(row, {"status": status, "outcomes": []}, None, action, body_sha256=None)
     if moved:
@@ -232,7 +232,7 @@ def test_a_copy_is_a_duplicate_unless_it_came_back_after_we_filed_it(ledger, ear
     imap = earlier != "none"
     first = ledger.receive(mailbox, raw, **({"uidvalidity": 5, "uid": 1} if imap else {})).id
     if earlier != "undecided":
-        entry = ledger.claim()
+        entry = ledger.claim(now=datetime.now(UTC))
         action = {"keyword": "keyword:$Checked", "none": None}.get(earlier,
                                                                    "move:電子保証/要確認")
         ledger.decide(first, {"status": "discrepancy", "outcomes": ["unknown_number"]}, None,

@@ -77,7 +77,7 @@ def message_ids(server, folder: str = "INBOX") -> set[str]:
 def decide(ledger: Ledger, actions: dict[str, str | None]) -> dict[str, int]:
     """Claim every received row and decide it with the action for its Message-ID."""
     ids = {}
-    while (entry := ledger.claim()) is not None:
+    while (entry := ledger.claim(now=datetime.now(UTC))) is not None:
         ids[entry.message_id] = entry.id
         ledger.decide(entry.id, {"outcomes": ["verified"]}, None,
                       actions.get(entry.message_id))
@@ -267,7 +267,7 @@ def test_byte_identical_copies_are_two_rows_and_both_are_moved(dovecot, ledger, 
     assert watcher.sync_once() == 0
     copies = [e for e in rows(ledger) if e.message_id == "<test-1@maru.example.jp>"]
     assert sorted(e.uid for e in copies) == [1, 2] and copies[0].sha256 == copies[1].sha256
-    while (entry := ledger.claim()) is not None:
+    while (entry := ledger.claim(now=datetime.now(UTC))) is not None:
         ledger.decide(entry.id, {"outcomes": []}, None, f"move:{DONE_FOLDER}")
     assert watcher.apply_actions() == 3
     assert message_ids(dovecot) == set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from mailbot.ledger import MAX_ATTEMPTS, Ledger, ReplyRequest, Spool
@@ -38,9 +40,9 @@ def test_claim_decide_and_the_stored_reply(ledger, store):
     from mailbot.store.schema import reply_requests
 
     row = ledger.receive("keiyaku", RAW).id
-    entry = ledger.claim()
+    entry = ledger.claim(now=datetime.now(UTC))
     assert (entry.id, entry.state, entry.attempts) == (row, "processing", 1)
-    assert ledger.claim() is None  # nothing else waiting
+    assert ledger.claim(now=datetime.now(UTC)) is None  # nothing else waiting
     ledger.decide(row, {"status": "verified"}, ReplyRequest("a@maru.example.jp", "confirmation",
                                                             {"n": 1}), "move:電子保証/処理済")
     assert ledger.get(row).state == "decided"
@@ -57,29 +59,29 @@ def test_three_crashes_quarantine_then_retry(ledger):
     row = ledger.receive("keiyaku", RAW).id
     states = []
     for _ in range(MAX_ATTEMPTS):
-        entry = ledger.claim()
+        entry = ledger.claim(now=datetime.now(UTC))
         states.append(ledger.fail(entry.id, "Traceback …\nValueError: boom"))
     assert states == ["received", "received", "quarantined"]
-    assert ledger.claim() is None
+    assert ledger.claim(now=datetime.now(UTC)) is None
     quarantined = ledger.entries(state="quarantined")
     assert [e.id for e in quarantined] == [row] and "boom" in quarantined[0].last_error
     assert ledger.retry(row)
-    assert ledger.claim().attempts == 1
+    assert ledger.claim(now=datetime.now(UTC)).attempts == 1
 
 
 def test_recover_after_a_crash_mid_processing(ledger):
     row = ledger.receive("keiyaku", RAW).id
-    ledger.claim()  # … and the process dies here
-    assert ledger.claim() is None
+    ledger.claim(now=datetime.now(UTC))  # … and the process dies here
+    assert ledger.claim(now=datetime.now(UTC)) is None
     assert ledger.recover() == 1
-    entry = ledger.claim()
+    entry = ledger.claim(now=datetime.now(UTC))
     assert entry.id == row and entry.attempts == 2  # the crash counted as an attempt
 
 
 def test_a_message_that_kills_the_process_is_quarantined_at_start(ledger):
     row = ledger.receive("keiyaku", RAW).id
     for _ in range(MAX_ATTEMPTS):
-        assert ledger.claim().id == row  # … and the whole process dies each time
+        assert ledger.claim(now=datetime.now(UTC)).id == row  # … and the whole process dies each time
         ledger.recover()
     assert ledger.get(row).state == "quarantined"
     assert "process died" in ledger.get(row).last_error
@@ -87,9 +89,9 @@ def test_a_message_that_kills_the_process_is_quarantined_at_start(ledger):
 
 def test_a_stale_claim_cannot_decide_or_fail_the_row(ledger):
     row = ledger.receive("keiyaku", RAW).id
-    stale = ledger.claim()
+    stale = ledger.claim(now=datetime.now(UTC))
     ledger.recover()  # another process took over …
-    fresh = ledger.claim()  # … and claimed the row again
+    fresh = ledger.claim(now=datetime.now(UTC))  # … and claimed the row again
     with pytest.raises(RuntimeError):
         ledger.decide(row, {"status": "x"}, None, None, attempt=stale.attempts)
     assert ledger.fail(row, "late crash", attempt=stale.attempts) == "processing"

@@ -64,7 +64,7 @@ def stored_reply(ledger: Ledger, to_addr: str = CONTRACTOR) -> tuple[int, int]:
     raw = (f"From: {to_addr}\r\nMessage-ID: <in-{n}@maru.example.jp>\r\nSubject: 提出\r\n\r\n"
            f"保証契約番号 {n}\r\n").encode()
     row = ledger.receive("keiyaku", raw, now=T0).id
-    assert ledger.claim().id == row
+    assert ledger.claim(now=T0).id == row
     ledger.decide(row, {"status": "verified"},
                   ReplyRequest(to_addr, "confirmation", {"contractor": "〇〇建設", "n": n}),
                   None, now=T0)

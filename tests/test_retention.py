@@ -84,7 +84,7 @@ def retention_world(store, store_url, tmp_path, sink):  # noqa: ANN001
 
 def decided(ledger: Ledger, mailbox: str, raw: bytes, at: datetime) -> int:
     row = ledger.receive(mailbox, raw, now=at).id
-    assert ledger.claim().id == row
+    assert ledger.claim(now=at).id == row
     ledger.decide(row, {"status": "recorded", "notices": []}, None, None, now=at)
     return row
 
@@ -106,13 +106,13 @@ def build(setup):
     # Quarantined, and its copy decided in another mailbox: the shared file stays.
     ids["quarantined"] = ledger.receive("keiyaku", mail(3), now=OLD).id
     for _ in range(MAX_ATTEMPTS):
-        entry = ledger.claim()
+        entry = ledger.claim(now=OLD)
         assert entry.id == ids["quarantined"]
         ledger.fail(entry.id, "Traceback: boom", attempt=entry.attempts)
     ids["copy-of-quarantined"] = decided(ledger, "other", mail(3), OLD)
     ids["recent"] = decided(ledger, "keiyaku", mail(4), RECENT)
     ids["processing"] = ledger.receive("keiyaku", mail(5), now=OLD).id
-    assert ledger.claim().id == ids["processing"]
+    assert ledger.claim(now=OLD).id == ids["processing"]
     ids["received"] = ledger.receive("keiyaku", mail(6), now=OLD).id
     # Outgoing mail: sent long ago, sent lately, still queued.
     outbox = outbox_for(config, store)

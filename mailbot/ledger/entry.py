@@ -14,7 +14,8 @@ from mailbot.store.schema import ledger, utc
 
 class LedgerState(StrEnum):
     """A message's row: received → processing → decided → replied, or quarantined after
-    `MAX_ATTEMPTS` crashes (with the traceback)."""
+    `MAX_ATTEMPTS` crashes (with the traceback). A row whose authentication must wait for
+    DNS goes from processing back to received, with a `not_before` (`Ledger.defer`)."""
 
     RECEIVED = "received"
     PROCESSING = "processing"
@@ -50,6 +51,10 @@ class Entry:
     reply_wanted: bool
     copy_of: int | None  # on a copy: the first row of its message
     purged_at: datetime | None = None  # when its raw mail left the spool ([retention])
+    # Authentication deferrals (a DNS `temperror`): how often the row was put back to wait,
+    # and until when it waits (None once claimed again).
+    deferrals: int = 0
+    not_before: datetime | None = None
 
     @property
     def filed_away(self) -> bool:
@@ -113,6 +118,7 @@ def entry_of(mapping: Any) -> Entry:
     """The `Entry` of a row selected with `ENTRY_COLUMNS`."""
     values = dict(mapping)
     values["received_at"] = utc(values["received_at"])
-    if values.get("purged_at") is not None:
-        values["purged_at"] = utc(values["purged_at"])
+    for name in ("purged_at", "not_before"):
+        if values.get(name) is not None:
+            values[name] = utc(values[name])
     return Entry(**values)

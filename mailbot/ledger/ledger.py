@@ -7,8 +7,9 @@ UID): every message in a watched folder is its own row and ends filed, also a by
 second copy and a mail a clerk moved back; only after a UIDVALIDITY change is a message found
 again by its content hash, so that a re-sync decides nothing twice. A message without a UID
 (SMTP/LMTP) is keyed by its content hash, so a relay's retry after a crash finds the row it
-already made. `claim()` marks a row `processing` (and counts the attempt) before work;
-`earlier_copy()` tells the pipeline whether the row is a copy of a message it has seen (a
+already made. `claim()` marks a row that is due `processing` (and counts the attempt)
+before work; `defer()` puts it back to wait for a later try when its authentication met a
+DNS error (not a crash: no attempt is counted); `earlier_copy()` tells the pipeline whether the row is a copy of a message it has seen (a
 duplicate to file, or a mail moved back to decide again); `decide()` stores the decision,
 the reply request and the pending mailbox action in one transaction; `fail()` returns the
 row for another try or, on the third failure, quarantines it with its traceback.
@@ -141,7 +142,7 @@ class Ledger(Copies, MailboxSync):
             # not meet another row's blank one in the unique (Message-ID, body) index either.
             spool_name=name, size=len(raw), message_id=message_id or None, sender=sender,
             subject=subject, received_at=now or datetime.now(UTC), state=LedgerState.RECEIVED,
-            attempts=0, action_state="none", reply_wanted=reply_wanted,
+            attempts=0, action_state="none", reply_wanted=reply_wanted, deferrals=0,
         )
         if uid is None:
             return self._receive_unsourced(values)
@@ -217,13 +218,18 @@ class Ledger(Copies, MailboxSync):
                 update(ledger).where(ledger.c.state == LedgerState.PROCESSING).values(state=LedgerState.RECEIVED)
             ).rowcount
 
-    def claim(self) -> Entry | None:
-        """The oldest received row, now `processing` with its attempt counted."""
+    def claim(self, *, now: datetime) -> Entry | None:
+        """The oldest received row that is due, now `processing` with its attempt counted.
+
+        `now` is the caller's clock (the daemon's, a test's): a row deferred until after it
+        (`defer()`) is left waiting. The claimed row's `not_before` is cleared; the entry
+        returned still carries it and its `deferrals`."""
+        due = or_(ledger.c.not_before.is_(None), ledger.c.not_before <= now)
         with self.engine.begin() as conn:
             while True:
                 row = conn.execute(
                     select(*ENTRY_COLUMNS)
-                    .where(ledger.c.state == LedgerState.RECEIVED)
+                    .where(ledger.c.state == LedgerState.RECEIVED, due)
                     .order_by(ledger.c.id)
                     .limit(1)
                 ).first()
@@ -231,13 +237,32 @@ class Ledger(Copies, MailboxSync):
                     return None
                 taken = conn.execute(
                     update(ledger)
-                    .where(ledger.c.id == row.id, ledger.c.state == LedgerState.RECEIVED)
-                    .values(state=LedgerState.PROCESSING, attempts=ledger.c.attempts + 1)
+                    .where(ledger.c.id == row.id, ledger.c.state == LedgerState.RECEIVED, due)
+                    .values(state=LedgerState.PROCESSING, attempts=ledger.c.attempts + 1,
+                            not_before=None)
                 ).rowcount
                 if taken:
                     entry = entry_of(row._mapping)
                     return Entry(**{**entry.__dict__, "state": LedgerState.PROCESSING,
                                     "attempts": entry.attempts + 1})
+
+    def defer(self, entry_id: int, *, until: datetime, reason: str,
+              attempt: int | None = None) -> bool:
+        """Put a claimed row back to wait until `until` (its authentication met a DNS
+        `temperror`, which is not the message's fault): `received` again, its `deferrals`
+        counted and the claim's attempt given back, so waiting never leads to quarantine.
+        `reason` is kept as the row's last error. False when the claim is no longer ours."""
+        claimed = [ledger.c.id == entry_id, ledger.c.state == LedgerState.PROCESSING]
+        if attempt is not None:
+            claimed.append(ledger.c.attempts == attempt)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(
+                update(ledger)
+                .where(*claimed)
+                .values(state=LedgerState.RECEIVED, not_before=until,
+                        deferrals=ledger.c.deferrals + 1, attempts=ledger.c.attempts - 1,
+                        last_error=reason[-20000:])
+            ).rowcount)
 
     def decide(
         self,

@@ -1,7 +1,7 @@
 """Metrics and health of `mailbot run` (`[metrics]`): what the daemon tells its monitoring.
 
 The daemon owns one `Monitor`. Its parts report to it as things happen: the sources what
-came in and whether they are up, the pipeline each decision and quarantine, the pipeline
+came in and whether they are up, the pipeline each decision, quarantine, authentication verdict and deferral, the pipeline
 loop whether the database answered; PDF reading is timed by wrapping the reader's runner
 (`timed`). With `[metrics] listen` set, `start()` serves `/metrics` and `/healthz` over
 HTTP (`mailbot.monitor.server`); without it the monitor keeps nothing and every report is
@@ -99,6 +99,17 @@ class Monitor:
         self.metrics.messages.labels(mailbox=mailbox, status=kind).inc()
         for outcome in outcomes:
             self.metrics.outcomes.labels(outcome=str(outcome)).inc()
+
+    def authenticated(self, result: str, seconds: float) -> None:
+        """A mail's author checked: the verdict in one word and how long the checks took."""
+        if self.metrics is not None:
+            self.metrics.auth_verdicts.labels(result=result).inc()
+            self.metrics.auth_seconds.observe(seconds)
+
+    def deferred(self, mailbox: str) -> None:
+        """A mail waits for DNS (its authentication met a `temperror`)."""
+        if self.metrics is not None:
+            self.metrics.auth_deferrals.labels(mailbox=mailbox).inc()
 
     def quarantined(self, mailbox: str) -> None:
         if self.metrics is not None:

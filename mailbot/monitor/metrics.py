@@ -10,6 +10,9 @@ has its own `CollectorRegistry`, so two daemons in one process (tests) never sha
 | `mailbot_messages_total` | counter | mailbox, status: received, decided, duplicate, quarantined |
 | `mailbot_outcomes_total` | counter | outcome (the codes of `mailbot.verify.outcomes`) |
 | `mailbot_read_seconds` | histogram | — (one observation per notice PDF read) |
+| `mailbot_auth_verdicts_total` | counter | result: pass, dkim, none, fail, forged, temperror, unchecked |
+| `mailbot_auth_seconds` | histogram | — (one observation per mail authenticated) |
+| `mailbot_auth_deferrals_total` | counter | mailbox (a mail put back to wait for DNS) |
 | `mailbot_source_up` | gauge | mailbox (1: IMAP connected / listener bound) |
 | `mailbot_build_info` | gauge (1) | version |
 | `mailbot_outbox_messages` | gauge, per scrape | state |
@@ -38,6 +41,9 @@ log = logging.getLogger("mailbot.monitor")
 # Seconds per notice PDF: most read in a tenth of a second, a scanned one in several, the
 # sandbox's timeout ends the worst.
 READ_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Seconds per mail: an Authentication-Results header is read in microseconds, a DKIM key
+# lookup takes a DNS round trip, a silent resolver the whole timeout.
+AUTH_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
 MESSAGE_STATUSES = ("received", "decided", "duplicate", "quarantined")
 
 
@@ -54,6 +60,15 @@ class Metrics:
         self.read_seconds = Histogram("mailbot_read_seconds", "Time to read one notice PDF "
                                       "(queued in the worker pool and read).",
                                       buckets=READ_BUCKETS, registry=self.registry)
+        self.auth_verdicts = Counter("mailbot_auth_verdicts", "Authentication verdicts on "
+                                     "mail authors, by result.", ["result"],
+                                     registry=self.registry)
+        self.auth_seconds = Histogram("mailbot_auth_seconds", "Time to authenticate one mail "
+                                      "(DKIM, SPF, DMARC, ARC).", buckets=AUTH_BUCKETS,
+                                      registry=self.registry)
+        self.auth_deferrals = Counter("mailbot_auth_deferrals", "Mail put back to wait for "
+                                      "DNS (its authentication met a temperror).",
+                                      ["mailbox"], registry=self.registry)
         self.source_up = Gauge("mailbot_source_up", "1 while the mailbox's source is up (IMAP "
                                "connected, listener bound).", ["mailbox"], registry=self.registry)
         build = Gauge("mailbot_build_info", "The mailbot version running.", ["version"],
@@ -64,6 +79,7 @@ class Metrics:
         """Show every status of `name` from the start, at 0 (a rate needs a first sample)."""
         for status in MESSAGE_STATUSES:
             self.messages.labels(mailbox=name, status=status)
+        self.auth_deferrals.labels(mailbox=name)
 
 
 class StoreCollector(Collector):

@@ -74,3 +74,5 @@ class DecisionRecord(TypedDict, total=False):
     redecision_of: int | None
     earlier: Earlier
     outcome_changed: bool
+    # authentication waited for DNS: {deferrals, temporary, summary} (pipeline/authenticate.py)
+    auth_deferred: dict[str, Any]

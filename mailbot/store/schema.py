@@ -205,6 +205,13 @@ ledger.append_column(Column("purged_at", DateTime(timezone=True)))
 Index("ix_ledger_sha256", ledger.c.sha256)  # every row using one spool file, across mailboxes
 outbox.append_column(Column("purged_at", DateTime(timezone=True)))
 
+# Authentication deferrals (migration 0009_ledger_defer). A mail whose authentication met a
+# DNS `temperror` goes back to `received` until `not_before` (a claim skips it until then);
+# `deferrals` counts how often, apart from the crash `attempts` that lead to quarantine.
+ledger.append_column(Column("not_before", DateTime(timezone=True)))
+ledger.append_column(Column("deferrals", Integer, nullable=False, default=0))
+Index("ix_ledger_claim", ledger.c.state, ledger.c.not_before)  # received rows that are due
+
 # -- contractor side (migration 0004) ----------------------------------------------------
 submissions = Table(
     "submissions",
