@@ -11,6 +11,7 @@ reminders, and sends an alert to the right staff when a mail fails for good.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from mailbot.config import Config, WindowConfig
@@ -18,6 +19,7 @@ from mailbot.outbox import Outbox, OutboxRow, SendWindow, SmtpSettings
 from mailbot.replies.replier import Replier
 from mailbot.store import Store
 from mailbot.submit import issuer_window, table
+from mailbot.submit.bounce import KEY_PURPOSE, bounce_sender
 from mailbot.submit.remind import Submitter
 
 log = logging.getLogger("mailbot.outgoing")
@@ -45,7 +47,22 @@ def outbox_for(config: Config, store: Store) -> Outbox:
                  for key, rule in config.submissions.items() if rule.window is not None},
         listeners=[table.follow_outbox],
         resend_checks=[table.may_resend],
+        envelope_sender=_bounce_senders(config, store),
     )
+
+
+def _bounce_senders(config: Config, store: Store) -> Callable[[OutboxRow], str | None] | None:
+    """With `[contractor] bounce_address`: each submission's envelope sender is its own
+    tokened bounce address (`mailbot.submit.bounce`), computed from its Message-ID."""
+    bounce = config.contractor.bounce_address if config.contractor is not None else None
+    if not bounce:
+        return None
+    key = store.derived_key(KEY_PURPOSE)
+
+    def sender(row: OutboxRow) -> str | None:
+        return bounce_sender(bounce, key, row.message_id) if row.kind == "submission" else None
+
+    return sender
 
 
 class Outgoing:

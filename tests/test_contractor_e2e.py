@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -25,6 +26,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from mailbot.auth import Requirement
 from mailbot.config import load_config
 from mailbot.samples.notice_pdf import NoticeFields, render_notice_pdf
 from mailbot.store import GuaranteeEvent, Store
@@ -119,6 +121,9 @@ def _configs(tmp_path, dovecot, relay) -> tuple:
         '[[projects]]\nname = "浄水場"\nproject = "浄水場"\nproject_no = "R8-015"\n'
         f'[[mailboxes]]\nname = "queue"\nrole = "contractor"\n{imap}'
         f'user = "{CONTRACTOR_ADDRESS}"\n'
+        # The issuer's answers come straight from its daemon, signed by nobody: these tests
+        # are about the submission's path (the signed one is test_contractor_auth_e2e.py).
+        '[auth]\nrequire = "none"\n'
     )
     (tmp_path / "issuer.toml").write_text(issuer, encoding="utf-8")
     (tmp_path / "contractor.toml").write_text(contractor, encoding="utf-8")
@@ -135,6 +140,13 @@ def _configs(tmp_path, dovecot, relay) -> tuple:
         for i in (1, 2)
     ])
     return issuer_store, contractor_store
+
+
+def contractor_config(tmp_path):  # noqa: ANN001, ANN201
+    """contractor.toml, with its `[auth] require = "none"` in force for the in-process daemon
+    whatever the config reader of this build makes of it."""
+    config = load_config(tmp_path / "contractor.toml")
+    return replace(config, auth=replace(config.auth, require=Requirement.NONE))
 
 
 def rows(store: Store, table) -> list:  # noqa: ANN001
@@ -157,7 +169,7 @@ def test_submission_is_verified_answered_and_recorded(sides, dovecot, relay, tmp
     dovecot.deliver(CONTRACTOR_ADDRESS, surety_mail("35075-00002M", KEY, "〇〇浄水場□□更新工事",
                                                     kind="契約保証"))
     with (Running(load_config(tmp_path / "issuer.toml"), issuer_store),
-          Running(load_config(tmp_path / "contractor.toml"), contractor_store)):
+          Running(contractor_config(tmp_path), contractor_store)):
         wait_for(lambda: {r.state for r in rows(contractor_store, submissions)}
                  == {"confirmed", "discrepancy"}, 120, "both answers recorded")
         wait_for(lambda: relay.to(STAFF), 30, "the staff alert about the discrepancy")
@@ -208,7 +220,7 @@ def test_same_notice_twice_is_submitted_once(sides, dovecot, relay, tmp_path):
     dovecot.deliver(CONTRACTOR_ADDRESS, mail)
     dovecot.deliver(CONTRACTOR_ADDRESS, forwarded)
     with (Running(load_config(tmp_path / "issuer.toml"), issuer_store),
-          Running(load_config(tmp_path / "contractor.toml"), contractor_store)):
+          Running(contractor_config(tmp_path), contractor_store)):
         wait_for(lambda: [r.state for r in rows(contractor_store, submissions)] == ["confirmed"],
                  120, "the one submission confirmed")
         wait_for(lambda: len(rows(contractor_store, ledger)) == 3, 30, "the answer recorded")

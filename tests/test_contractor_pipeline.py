@@ -9,6 +9,7 @@ aiosmtpd sink answering 550) fails it and tells the staff.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -17,7 +18,8 @@ from email.utils import make_msgid
 import pytest
 from sqlalchemy import select, update
 
-from mailbot.config import load_config
+from mailbot.auth import Requirement
+from mailbot.config import Config, load_config
 from mailbot.daemon import Pipeline
 from mailbot.ledger import Ledger, Spool
 from mailbot.outgoing import Outgoing
@@ -50,6 +52,13 @@ addresses = ["denshi@maru.example.jp"]
 """
 
 
+def trusting(config: Config) -> Config:
+    """`config` with `[auth] require = "none"`: these tests are about matching and reading
+    answers, whose senders sign nothing here (the pipeline has no verdict to give them);
+    authentication itself is tests/test_contractor_auth.py's."""
+    return replace(config, auth=replace(config.auth, require=Requirement.NONE))
+
+
 def make_side(store, store_url, tmp_path, sink, extra: str = "",  # noqa: ANN001
               now: datetime = TUESDAY):
     """Config, store and a `feed(raw)` that decides one mail with the clock stopped at `now`
@@ -57,7 +66,7 @@ def make_side(store, store_url, tmp_path, sink, extra: str = "",  # noqa: ANN001
     path = tmp_path / "mailbot.toml"
     text = CONFIG.format(url=store_url, spool=tmp_path / "spool", port=sink.settings.port)
     path.write_text(text.replace("[[mailboxes]]", extra + "[[mailboxes]]", 1), encoding="utf-8")
-    config = load_config(path)
+    config = trusting(load_config(path))
     ledger = Ledger(store.engine, Spool(config.spool_dir))
     pipeline = Pipeline(config, store, ledger, Reader(), clock=lambda: now)
 

@@ -56,17 +56,21 @@ def test_only_the_issuer_settles_a_submission(side):
     thanks = answer("確認いたしました。", sender="jimu@maru.example.jp")
     assert feed(in_thread(thanks, sub.message_id))["status"] != "answer"
     assert select_all(store, submissions)[0].state == "sent"
-    # Someone outside the issuer's domain writing in the thread: a person reads it.
+    # Someone outside the issuer's domain writing in the thread: not the issuer, so no
+    # state changes (a person reads it and checks with the issuer).
     other = answer("確認しました。", sender="someone@elsewhere.example.jp")
-    assert feed(in_thread(other, sub.message_id))["answers"][0]["verdict"] == "answered"
+    assert feed(in_thread(other, sub.message_id))["answers"][0]["verdict"] == "unauthenticated"
+    assert "発注者からの返信か確認できないメール" in staff_mail(store)[-1]
     # Reply-To does not make a mail the issuer's.
     spoof = answer("35075-00001M 確認しました。", sender="x@elsewhere.example.jp")
     spoof = spoof.replace(b"Subject:", b"Reply-To: kensa@city.example.jp\nSubject:", 1)
     assert feed(spoof)["status"] != "answer"
-    assert select_all(store, submissions)[0].state == "answered"
+    assert select_all(store, submissions)[0].state == "sent"
 
 
-def test_a_bounce_in_the_thread_fails_the_submission(side):
+def test_a_bounce_in_the_thread_alone_fails_nothing(side):
+    """Anyone can write a bounce: only one to the submission's tokened bounce address that
+    names its Message-ID fails it (tests/test_contractor_auth.py); this one alerts."""
     config, store, feed = side
     feed(mail("35075-00001M", "〇〇浄水場"))
     submitted(store)
@@ -76,10 +80,10 @@ def test_a_bounce_in_the_thread_fails_the_submission(side):
                     subject="Delivery Status Notification (Failure)")
     bounce = bounce.replace(b"Subject:", b"Auto-Submitted: auto-replied\nSubject:", 1)
     record = feed(in_thread(bounce, sub.message_id))
-    assert record["answers"][0]["verdict"] == "bounced"
-    row = select_all(store, submissions)[0]
-    assert row.state == "failed" and "配送エラー" in row.reason
-    assert "配送エラー（提出メールが届いていません）" in staff_mail(store)[-1]
+    assert record["status"] == "ignored" and "proves nothing" in record["reason"]
+    assert select_all(store, submissions)[0].state == "sent"
+    text = staff_mail(store)[-1]
+    assert "配送エラーらしきメールが届きました" in text and "35075-00001M" in text
 
 
 def test_answers_from_a_subdomain_count_and_settle_the_newest_notice(side):

@@ -59,6 +59,14 @@ def _staff(item: Item) -> tuple[str, ...]:
     return staff
 
 
+def _bounce_address(item: Item) -> str | None:
+    address = cast("str | None", own_address(item))
+    if address is not None and "+" in address.rpartition("@")[0]:
+        raise item.fail(f"{address!r}: the local part must not hold '+' (mailbot adds "
+                        "+TOKEN to it for each submission)")
+    return address.lower() if address is not None else None
+
+
 def _to(item: Item) -> str | None:
     to = cast("str | None", recipient(item))
     if to is None and not item.value("to_by_kind"):
@@ -132,6 +140,9 @@ class ContractorConfig:
     remind_after_days: int = key(count, default=3)  # business days without an answer
     signature: str = key(any_text, default="")
     template_set: str = key(text, default="default")
+    # submissions go out with the envelope sender local+TOKEN@domain of this address (a
+    # bounce fails a submission only through it); None: bounces only alert the staff
+    bounce_address: str | None = key(_bounce_address, default=None)
 
 
 @dataclass(frozen=True)

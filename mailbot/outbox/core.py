@@ -29,11 +29,14 @@ class OutboxCore:
         windows: dict[str, SendWindow] | None = None,
         listeners: Sequence[Listener] = (),
         resend_checks: Sequence[ResendCheck] = (),
+        envelope_sender: Callable[[OutboxRow], str | None] | None = None,
     ) -> None:
         """`on_permanent_failure` hears of a row that failed for good, after the commit
         (`failed_at` is the time of that flush): that is where alerts come from.
         `listeners` hear of every change of a row's state inside its transaction (the reply
-        requests' own listener is always one of them); `resend_checks` may refuse a retry."""
+        requests' own listener is always one of them); `resend_checks` may refuse a retry.
+        `envelope_sender` gives a row's envelope sender at send time (a submission's
+        tokened bounce address), None for the `From:` address."""
         if not backoff:
             raise ValueError("outbox backoff needs at least one delay")
         self.engine = engine
@@ -45,6 +48,7 @@ class OutboxCore:
         self.on_permanent_failure = on_permanent_failure
         self.listeners: list[Listener] = [_follow_requests, *listeners]
         self.resend_checks = list(resend_checks)
+        self.envelope_sender = envelope_sender
         # A row being sent is not due again before this (a second flush must not send it too;
         # after a crash in mid-send it comes due again).
         self.lease = timedelta(seconds=max(600.0, 4 * smtp.timeout))

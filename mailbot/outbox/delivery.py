@@ -74,7 +74,8 @@ class Delivery(OutboxCore):
                 row = self.get(row_id, with_raw=True)
                 assert row is not None and row.raw is not None
                 try:
-                    refused = send(smtp, row)
+                    envelope = self.envelope_sender(row) if self.envelope_sender else None
+                    refused = send(smtp, row, envelope)
                 except (smtplib.SMTPException, OSError, ValueError) as exc:
                     permanent, error = (True, str(exc)) if isinstance(exc, ValueError) \
                         else smtp_error(exc)

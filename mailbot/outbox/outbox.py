@@ -10,9 +10,11 @@ UTC; a failed row's `next_attempt_at` is the moment it failed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
 
 from mailbot.ledger import requests
 from mailbot.ledger.requests import ReplyRow
@@ -38,6 +40,15 @@ class Outbox(Queueing, Delivery):
             outbox.c.kind, outbox.c.state)
         with self.engine.connect() as conn:
             return {(kind, state): count for kind, state, count in conn.execute(query)}
+
+    @staticmethod
+    def kinds_of(conn: Connection, message_ids: Sequence[str]) -> dict[str, str]:
+        """Message-ID → kind of those of `message_ids` that are our own mail."""
+        if not message_ids:
+            return {}
+        return {mid: kind for mid, kind in conn.execute(
+            select(outbox.c.message_id, outbox.c.kind)
+            .where(outbox.c.message_id.in_(list(message_ids))))}
 
     def retry(self, row_id: int, now: datetime) -> bool:
         """A failed row goes back in line with fresh attempts and a new deadline (unless a

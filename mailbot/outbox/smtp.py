@@ -1,5 +1,6 @@
 """The relay: one SMTP connection (SSL, STARTTLS or plain, with optional login), sending a
-rendered message with the envelope sender of its `From:`, and what a failure means."""
+rendered message with the envelope sender of its `From:` (or the one the outbox computed for
+the row: a submission's tokened bounce address), and what a failure means."""
 
 from __future__ import annotations
 
@@ -51,10 +52,13 @@ def connect(s: SmtpSettings) -> smtplib.SMTP:
     return smtp
 
 
-def send(smtp: smtplib.SMTP, row: OutboxRow) -> dict[str, tuple[int, bytes]]:
-    """Send `row` (with its `raw`); returns the recipients refused while others took it."""
+def send(smtp: smtplib.SMTP, row: OutboxRow, envelope_sender: str | None = None
+         ) -> dict[str, tuple[int, bytes]]:
+    """Send `row` (with its `raw`) from `envelope_sender`, else its From address; returns
+    the recipients refused while others took it."""
     assert row.raw is not None
     sender, _message_id, _subject = message_headers(row.raw)
+    sender = envelope_sender or sender
     if sender is None:
         raise ValueError("the message has no From address (the envelope sender)")
     options = []

@@ -56,6 +56,8 @@ class DecisionRecord(TypedDict, total=False):
     problems: list[dict[str, Any]]  # {code, origin, detail}
     ignored: list[dict[str, Any]]
     warnings: list[str]
+    # what the mail proves about its author (`AuthVerdict.to_json_obj()`), None: unchecked
+    authentication: dict[str, Any] | None
     # issuer side
     routing: dict[str, Any]
     verification: list[dict[str, Any]]
@@ -66,7 +68,8 @@ class DecisionRecord(TypedDict, total=False):
     role: str
     reason: str
     answer: dict[str, Any]
-    answers: list[dict[str, Any]]
+    answers: list[dict[str, Any]]  # verdict per submission; `unauthenticated` changes none
+    bounce: dict[str, Any]  # a mail that looks like a bounce: to whom, what it names, proven
     submissions: list[dict[str, Any]]
     plans: list[dict[str, Any]]  # `mailbot replay`: what would be submitted
     # copies and re-decisions

@@ -80,6 +80,12 @@ def key_hash(secret: bytes, auth_key: str) -> str:
     return hmac.new(secret, auth_key.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A key for one other use of the secret (e.g. the submissions' bounce tokens): an HMAC
+    of the purpose under the secret, so no use learns another's key or the secret."""
+    return hmac.new(secret, f"mailbot derived key v1: {purpose}".encode(), hashlib.sha256).digest()
+
+
 def same_hash(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("ascii"), b.encode("ascii"))
 

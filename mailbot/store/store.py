@@ -40,7 +40,7 @@ from .existing import create_private
 from .migrate import upgrade
 from .model import VERSION_FIELDS, GuaranteeEvent
 from .schema import guarantees, key_failures, versions
-from .secret import check_secret, key_hash, load_secret
+from .secret import check_secret, derive_key, key_hash, load_secret
 
 CHUNK = 500
 
@@ -187,6 +187,10 @@ class Store:
 
     def hash_key(self, auth_key: str) -> str:
         return key_hash(self._secret, auth_key)
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key of the store's secret for one other use (`secret.derive_key`)."""
+        return derive_key(self._secret, purpose)
 
     # -- reading -------------------------------------------------------------------
     def versions(self, number: str, conn: Connection | None = None) -> list[Version]:

@@ -9,6 +9,7 @@ Connection of the caller's transaction.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -28,6 +29,8 @@ ANSWERABLE = ("queued", "sent", "answered", "confirmed", "discrepancy", "failed"
 # answered, or the notice was submitted again, the row's fate no longer decides it).
 _FOLLOWS = {"sent": ("queued",), "failed": ("queued",), "queued": ("failed",),
             "cancelled": ("queued", "failed")}
+# Unauthenticated answers kept in a submission's answer JSON (the ledger keeps them all).
+MAX_UNAUTHENTICATED = 10
 # Still waiting for something, listed in the contractor's digest.
 _OPEN = ("queued", "sent", "answered", "unroutable", "failed", "discrepancy")
 
@@ -60,6 +63,26 @@ def record_answer(conn: Connection, submission_id: int, values: dict[str, Any]) 
     conn.execute(update(submissions).where(submissions.c.id == submission_id,
                                            submissions.c.state.in_(ANSWERABLE))
                  .values(**values))
+
+
+def note_unauthenticated(conn: Connection, submission_id: int, entry: dict[str, Any]) -> None:
+    """An answer that could not be proven to come from the issuer: kept in the submission's
+    answer JSON (under "unauthenticated", the newest few) for a person; the state and an
+    authentic answer already recorded stay as they are."""
+    row = get(conn, submission_id)
+    if row is None:
+        return
+    data = json.loads(row.answer) if row.answer else {"verdict": "unauthenticated"}
+    data["unauthenticated"] = [*data.get("unauthenticated", []), entry][-MAX_UNAUTHENTICATED:]
+    conn.execute(update(submissions).where(submissions.c.id == submission_id)
+                 .values(answer=json.dumps(data, ensure_ascii=False)))
+
+
+def by_message_id(conn: Connection, message_id: str) -> Row[Any] | None:
+    """The answerable submission whose mail has this Message-ID (a proven bounce's)."""
+    return conn.execute(select(submissions).where(
+        submissions.c.message_id == message_id,
+        submissions.c.state.in_(ANSWERABLE))).first()
 
 
 def in_threads(conn: Connection, message_ids: Sequence[str]) -> list[Row[Any]]:

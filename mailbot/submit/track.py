@@ -6,6 +6,12 @@ from that issuer's domain and names the guarantee number. The verdict comes from
 `X-Mailbot-Result` header an issuer's mailbot writes (per number), else from the answer's
 own words outside quoted lines: discrepancy words win over confirmation words (a person
 should look), and an answer with neither is recorded as `answered` for staff to read.
+
+Only an answer whose author is authenticated (`mailbot.auth`, under the issuer's
+requirement `Config.auth_requirement(issuer, "contractor")`) and in the issuer's answer
+domains gives a verdict (`trusted_issuer`); any other answer — a forged 確認しました, a
+forged `X-Mailbot-Result`, a reply from outside the issuer — is `unauthenticated`: it
+changes no state and the staff are asked to check with the issuer.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from mailbot.addresses import domain_of, in_domains
+from mailbot.auth import AuthVerdict, Requirement
 from mailbot.config import Config
 from mailbot.replies.render import RESULT_HEADER
 from parsers.normalize import canonical_number, normalize_text
@@ -91,51 +98,68 @@ def referenced_ids(in_reply_to: str | None, references: str | None) -> list[str]
 @dataclass
 class Match:
     row: Any  # the submissions row
-    verdict: str  # confirmed | discrepancy | answered | bounced | note
+    verdict: str  # confirmed | discrepancy | answered | note | unauthenticated
     how: str  # thread | earlier-thread | number
+    claimed: str | None = None  # what an unauthenticated answer said (not believed)
+
+
+def trusted_issuer(config: Config, issuer: str | None, author: str | None,
+                   auth: AuthVerdict | None) -> bool:
+    """May a mail from `author` (with verdict `auth`) speak for `issuer` on its
+    submissions? Its From domain must be one of the issuer's answer domains and, unless the
+    issuer's requirement is `none`, proven by `auth` (None — nothing was checked — proves
+    nothing)."""
+    rule = config.submissions.get(issuer or "")
+    author_domain = domain_of(author)
+    if rule is None or not author_domain or not in_domains(author_domain, rule.answer_domains()):
+        return False
+    require = config.auth_requirement(issuer, "contractor")
+    if require == Requirement.NONE:
+        return True
+    return (auth is not None and (auth.from_domain or "").lower() == author_domain
+            and auth.authenticated(require))
 
 
 def match_submissions(conn: Connection, config: Config, author: str | None,
-                      message_ids: list[str], answer: Answer, *, bounce: bool,
+                      message_ids: list[str], answer: Answer, *, auth: AuthVerdict | None,
                       auto_submitted: bool, result_header: bool) -> list[Match]:
     """Every submission this mail is about, with what it says about each.
 
-    In a submission's thread: a bounce fails it; a mail from the issuer's domains gives its
-    verdict; one from anywhere else only `answered` (a person reads it). A mail naming the
-    number but out of the thread counts only from the issuer's domains, for the newest
-    submission of that number. An auto-reply without mailbot's result header (an
-    out-of-office) is only a `note`; so is an answer in the thread of an earlier submission
-    of a notice that was submitted again (the current submission keeps its state)."""
+    In a submission's thread: a mail from the authenticated issuer gives its verdict; any
+    other is `unauthenticated` (a person checks with the issuer). A mail naming the number
+    but out of the thread is considered only from the issuer's domains, for the newest
+    submission of that number. An auto-reply without mailbot's result header from the
+    authenticated issuer (an out-of-office) is only a `note`; so is an answer in the thread
+    of an earlier submission of a notice that was submitted again (the current submission
+    keeps its state). Bounces are not answers (`mailbot.submit.bounce`)."""
     author_domain = domain_of(author)
     matches: list[Match] = []
     if message_ids:
         for row in table.in_threads(conn, message_ids):
             how = "thread" if row.message_id in message_ids else "earlier-thread"
-            matches.append(Match(row, _verdict(row, config, author_domain, answer, bounce,
-                                               auto_submitted, result_header, how), how))
-    if matches or not answer.numbers or not author_domain or bounce:
+            matches.append(_match(row, config, author, auth, answer, auto_submitted,
+                                  result_header, how))
+    if matches or not answer.numbers or not author_domain:
         return matches
     newest: dict[str, Any] = {}
     for row in table.answerable_by_number(conn, answer.numbers):
         rule = config.submissions.get(row.issuer or "")
         if rule is not None and in_domains(author_domain, rule.answer_domains()):
             newest[row.guarantee_number] = row  # an amended guarantee: its latest submission
-    return [Match(row, _verdict(row, config, author_domain, answer, bounce, auto_submitted,
-                                result_header, "number"), "number")
+    return [_match(row, config, author, auth, answer, auto_submitted, result_header, "number")
             for row in newest.values()]
 
 
-def _verdict(row: Any, config: Config, author_domain: str | None, answer: Answer,
-             bounce: bool, auto_submitted: bool, result_header: bool, how: str) -> str:
-    if bounce:
-        return "bounced"
-    if how == "earlier-thread" or (auto_submitted and not result_header):
-        return "note"
-    rule = config.submissions.get(row.issuer or "")
-    if rule is None or not in_domains(author_domain, rule.answer_domains()):
-        return "answered"  # someone else wrote in the thread: a person must read it
-    return answer.per_number.get(row.guarantee_number, answer.verdict)
+def _match(row: Any, config: Config, author: str | None, auth: AuthVerdict | None,
+           answer: Answer, auto_submitted: bool, result_header: bool, how: str) -> Match:
+    said = answer.per_number.get(row.guarantee_number, answer.verdict)
+    trusted = trusted_issuer(config, row.issuer, author, auth)
+    if how == "earlier-thread" or (auto_submitted and not (result_header and trusted)):
+        return Match(row, "note", how)
+    if not trusted:  # neither its words nor its result header are believed
+        return Match(row, "unauthenticated", how, claimed=said)
+    return Match(row, said, how)
 
 
 __all__ = ["RESULT_HEADER", "Answer", "Match", "in_domains", "match_submissions",
-           "read_answer", "referenced_ids"]
+           "read_answer", "referenced_ids", "trusted_issuer"]
