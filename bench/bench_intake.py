@@ -12,6 +12,11 @@
    without, with, with, without `[metrics]` (so a drift of the machine's load cancels out);
    with metrics, `/metrics` and `/healthz` are fetched every second while the daemon works.
    Printed: each run, and the ratio of the summed times (issue 13: at most 1.03).
+   With `--compare auth` the four runs compare sender authentication instead (issue 14:
+   at most 1.10): every mail carries an `Authentication-Results` header of the issuer's MX
+   (`mx.issuer.example.jp`, dkim, spf and dmarc pass for its From domain, the common
+   deployment); the "with" runs trust that authserv-id (`[auth] authserv_ids`), the
+   "without" runs have an authenticator that checks nothing.
 3. Latency: with the daemon idling in IMAP IDLE, one mail per second is delivered; for each,
    the time from the end of the LMTP delivery to the decision committed in the ledger.
    Printed: p50 and p95.
@@ -38,6 +43,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mailbot.auth import UNCHECKED, Authenticator, AuthVerdict  # noqa: E402
 from mailbot.config import load_config  # noqa: E402
 from mailbot.daemon import Daemon  # noqa: E402
 from mailbot.samples.catalog import corpus  # noqa: E402
@@ -52,6 +58,26 @@ RUNS = (("keiyaku2@issuer.example.jp", False), ("metrics1@issuer.example.jp", Tr
         ("metrics2@issuer.example.jp", True), (DAEMON_USER, False))  # the last one stays on
 WARM_USER, WARM_MAILS = "warmup@issuer.example.jp", 40
 METRICS = '\n[metrics]\nlisten = "127.0.0.1:0"\n'
+AUTHSERV = "mx.issuer.example.jp"
+AUTH = f'\n[auth]\nauthserv_ids = ["{AUTHSERV}"]\n'
+
+
+class NoChecks(Authenticator):
+    """The "without" side of `--compare auth`: no verdict is computed at all."""
+
+    def verdict(self, raw: bytes, *, intake: str = "imap") -> AuthVerdict:
+        return UNCHECKED
+
+
+def with_results(raw: bytes) -> bytes:
+    """`raw` as the issuer's MX delivers it: its Authentication-Results on top."""
+    head = raw.split(b"\n\n", 1)[0]
+    found = [line for line in head.splitlines() if line.lower().startswith(b"from:")]
+    domain = found[0].rsplit(b"@", 1)[-1].strip(b" >\r").decode("ascii", "replace") \
+        if found else "maru.example.jp"
+    return (f"Authentication-Results: {AUTHSERV}; dkim=pass header.d={domain}; "
+            f"spf=pass smtp.mailfrom={domain}; dmarc=pass header.from={domain}\r\n"
+            ).encode() + raw
 
 
 def decided(store: Store) -> int:
@@ -74,8 +100,8 @@ def bare_fetch(dovecot, user: str) -> tuple[float, int]:
     return time.perf_counter() - started, size
 
 
-def make_daemon(folder: Path, dovecot, user: str, workers: int, metrics: bool
-                 ) -> tuple[Daemon, Store, threading.Thread]:
+def make_daemon(folder: Path, dovecot, user: str, workers: int, metrics: bool,
+                compare: str = "metrics") -> tuple[Daemon, Store, threading.Thread]:
     """A daemon watching `user`'s INBOX on a fresh SQLite store in `folder`; its thread not
     started yet."""
     folder.mkdir()
@@ -83,9 +109,12 @@ def make_daemon(folder: Path, dovecot, user: str, workers: int, metrics: bool
     path = folder / "mailbot.toml"
     path.write_text(issuer_config(url, folder / "spool", imap_port=dovecot.imap_port, user=user,
                                   password_env="MAILBOT_BENCH_IMAP_PASSWORD")
-                    + (METRICS if metrics else ""), encoding="utf-8")
+                    + ((METRICS if compare == "metrics" else AUTH) if metrics else ""),
+                    encoding="utf-8")
     store = Store.open(url, secret=SECRET)
     daemon = Daemon(load_config(path), store, workers=workers)
+    if compare == "auth" and not metrics:
+        daemon.pipeline.auth.authenticator = NoChecks()
     thread = threading.Thread(target=lambda: (daemon.start(), daemon.run()), daemon=True)
     return daemon, store, thread
 
@@ -115,11 +144,13 @@ def scrape(daemon: Daemon, stop: threading.Event) -> tuple[int, float]:
     return done, busy
 
 
-def timed_run(folder: Path, dovecot, user: str, workers: int, metrics: bool, count: int
+def timed_run(folder: Path, dovecot, user: str, workers: int, metrics: bool, count: int,
+              compare: str = "metrics"
               ) -> tuple[tuple[float, float], Daemon, Store, threading.Thread, tuple[int, float]]:
     """Seconds (wall clock, and this process's CPU: the PDF workers are other processes) from
     start until `count` messages are decided and moved; the daemon still runs."""
-    daemon, store, thread = make_daemon(folder, dovecot, user, workers, metrics)
+    daemon, store, thread = make_daemon(folder, dovecot, user, workers, metrics, compare)
+    metrics = metrics and compare == "metrics"  # only the metrics runs are scraped
     started, cpu = time.perf_counter(), time.process_time()
     thread.start()
     stop = threading.Event()
@@ -141,7 +172,10 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=1000)
     parser.add_argument("--latency-mails", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--compare", choices=("metrics", "auth"), default="metrics",
+                        help="what the four timed runs compare (see the module docstring)")
     args = parser.parse_args()
+    label = "[metrics]" if args.compare == "metrics" else "[auth] (A-R trusted)"
     os.environ["MAILBOT_BENCH_IMAP_PASSWORD"] = "secret"
     users = {BASE_USER: "secret", **{user: "secret" for user, _ in RUNS}}
     every = {**users, WARM_USER: "secret"}
@@ -149,6 +183,8 @@ def main() -> None:
             dovecot_server(every) as dovecot:
         folder = Path(tmp)
         mails = [s.data for s in corpus(args.mails)]
+        if args.compare == "auth":
+            mails = [with_results(raw) for raw in mails]
         print(f"delivering {len(mails)} mails to {len(users)} Dovecot users …", flush=True)
         for raw in mails:
             for user in users:
@@ -163,10 +199,11 @@ def main() -> None:
         # (metrics, (wall s, CPU s), (scrapes, their seconds))
         runs: list[tuple[bool, tuple[float, float], tuple[int, float]]] = []
         for index, (user, metrics) in enumerate(RUNS):
-            print(f"run {index + 1}/{len(RUNS)}: {'with' if metrics else 'without'} [metrics]",
+            print(f"run {index + 1}/{len(RUNS)}: {'with' if metrics else 'without'} {label}",
                   flush=True)
             seconds, daemon, store, thread, scrapes = timed_run(
-                folder / f"run{index}", dovecot, user, args.workers, metrics, len(mails))
+                folder / f"run{index}", dovecot, user, args.workers, metrics, len(mails),
+                args.compare)
             runs.append((metrics, seconds, scrapes))
             if index < len(RUNS) - 1:
                 stop_daemon(daemon, store, thread)
@@ -197,15 +234,18 @@ def main() -> None:
     print(f"| bare imapclient fetch (baseline) | {base_s:.1f} | {n / base_s:.0f} | 1.00 |")
     print(f"| daemon: fetch, spool, read, verify, decide, move (mean of 2) | {daemon_s:.1f} | "
           f"{n / daemon_s:.0f} | {daemon_s / base_s:.2f} |")
-    print(f"| the same with [metrics], scraped every second | "
+    what = ("with [metrics], scraped every second" if args.compare == "metrics"
+            else "with [auth]: the MX's Authentication-Results trusted")
+    print(f"| the same {what} | "
           f"{metrics_s:.1f} | {n / metrics_s:.0f} | {metrics_s / base_s:.2f} |")
     print("\nruns in order: " + ", ".join(
         f"{'with' if m else 'without'} {s[0]:.1f} s (CPU {s[1]:.1f} s)"
-        + (f" ({k[0]} scrapes, {k[1] * 1000 / max(k[0], 1):.0f} ms each)" if m else "")
+        + (f" ({k[0]} scrapes, {k[1] * 1000 / max(k[0], 1):.0f} ms each)" if m and k[0] else "")
         for m, s, k in runs))
-    print(f"[metrics] on / off: {metrics_s / daemon_s:.3f} × the time "
-          f"({(metrics_s / daemon_s - 1) * 100:+.1f} %; issue 13's bound: +3 %)")
-    print(f"[metrics] on / off, CPU time of this process (daemon and scraper, not the PDF "
+    bound = "issue 13's bound: +3 %" if args.compare == "metrics" else "issue 14's bound: +10 %"
+    print(f"{label} on / off: {metrics_s / daemon_s:.3f} × the time "
+          f"({(metrics_s / daemon_s - 1) * 100:+.1f} %; {bound})")
+    print(f"{label} on / off, CPU time of this process (daemon and scraper, not the PDF "
           f"workers): {metrics_cpu / daemon_cpu:.3f} × ({(metrics_cpu / daemon_cpu - 1) * 100:+.1f} %)")
     q = statistics.quantiles(latencies, n=20)
     print(f"\ndelivery → decision at 1 mail/s under IDLE ({len(latencies)} mails): "

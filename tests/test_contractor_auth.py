@@ -92,11 +92,11 @@ class Side:
 
     def feed(self, raw: bytes, auth: AuthVerdict | None) -> dict:
         entry_id = self.ledger.receive("queue", raw).id
-        entry = self.ledger.claim()
+        now = TUESDAY + timedelta(hours=1)
+        entry = self.ledger.claim(now=now)
         assert entry is not None and entry.id == entry_id
         [mailbox] = self.config.mailboxes
         facts = replace(mail_facts(raw, mailbox.name), auth=auth)
-        now = TUESDAY + timedelta(hours=1)
         record, writes = decide_contractor(raw, facts, mailbox, self.config, self.store,
                                            Reader(), self.outgoing.outbox, entry.id, now)
 
