@@ -72,11 +72,6 @@ from = "{inbox}"
 immediate = ["confirmation", "discrepancy"]
 [digest]
 enabled = false
-[auth]
-# The demo runs both sides on one machine and no MTA signs its mail: the contractor side
-# takes the demo issuer's answers as they are. A real config keeps the default (dmarc).
-require = "none"
-
 [issuers.city]
 name = "{issuer}"
 reply_from = "{inbox}"
@@ -86,6 +81,10 @@ staff = ["kensa@city.example.jp"]
 # The contractor side: how {issuer} wants guarantees submitted.
 [issuers.city.submission]
 to = "{inbox}"
+# The demo runs both sides on one machine and no MTA signs its mail: the contractor side
+# takes this issuer's answers as they are (`config check` warns). A real config keeps the
+# default, an aligned DMARC pass (docs/authentication.md).
+auth = "none"
 subject = "【電子保証】{{{{ project_no }}}} {{{{ project_name }}}}"
 subject_by_kind = {{ "前払金保証" = "【前払金書類】{{{{ project_no }}}}" }}
 fields = ["受注者", "担当者氏名・連絡先", "工事名", "工事番号", "保証名称"]
