@@ -33,6 +33,7 @@ from mailbot.outgoing import Outgoing, outbox_for
 from mailbot.pipeline.contractor import decide_contractor
 from mailbot.pipeline.decide import decide, mailbox_action
 from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
+from mailbot.pipeline.issuer_alert import alert_writes
 from mailbot.pipeline.records import CONTRACTOR_DONE, DecisionRecord, Status
 from mailbot.pipeline.redecision import redecided
 from mailbot.retention import daily_job
@@ -131,9 +132,12 @@ class Pipeline:
         record, reply = decision.record, decision.reply
         if earlier is not None:
             reply = redecided(record, reply, earlier)
+        # A throttled sender's first failing mail over the limit alerts the staff with it.
+        extra = (alert_writes(self.config, self.outbox, decision.alert, entry.id, decision.action)
+                 if decision.alert is not None else None)
         self.ledger.decide(entry.id, record, reply, decision.action, now=self.clock(),
                            attempt=entry.attempts, body_sha256=first_body, copy_of=copy_of,
-                           subject=decision.subject)
+                           subject=decision.subject, extra=extra)
         self._log(entry, facts, mailbox, record, decision.action)
 
     def _second_copy(self, entry: Entry, mailbox: MailboxConfig, facts: MailFacts,

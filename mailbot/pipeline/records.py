@@ -62,6 +62,9 @@ class DecisionRecord(TypedDict, total=False):
     folder: str
     reply: dict[str, Any] | None  # {template, to}
     reply_skipped: str | None
+    # both sides: what was proven about the author (AuthVerdict.to_json_obj()), None when
+    # nothing was checked (replays, records written before authentication)
+    authentication: dict[str, Any] | None
     # contractor side
     role: str
     reason: str
