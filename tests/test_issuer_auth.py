@@ -115,6 +115,14 @@ def test_the_throttle_key_is_the_proven_sender_never_reply_to():
     assert throttle_key(facts_of(raw, verdict(dmarc=None)), Requirement.NONE) == f"addr:{ENVELOPE}"
 
 
+def test_the_clerks_sender_is_counted_as_the_pipeline_counts_it():
+    from mailbot.cli.verify import _throttle_key
+
+    assert _throttle_key(" X@Maru.example.jp") == "addr:x@maru.example.jp"
+    assert _throttle_key("domain:maru.example.jp") == "domain:maru.example.jp"
+    assert _throttle_key(None) is None
+
+
 # -- verification ------------------------------------------------------------------------
 
 def test_a_right_key_verifies_over_any_failures_per_sender_and_per_number(store):
