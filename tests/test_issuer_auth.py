@@ -269,9 +269,16 @@ def test_forged_mail_gets_no_reply_goes_to_review_and_counts_for_no_throttle(wor
                          verdict(dmarc="fail", policy_="quarantine"))
     assert right.outcomes == ["verified"] and right.reply is None
     assert right.record["folder"] == "電子保証/要確認"
+    # A forged mail through an envelope sender already over its limit: throttled like its
+    # guesses, still unanswered for being forged, and no alert of its own.
+    for i in range(5):  # the limit reached: the next failing mail would be the first over
+        world.feed(guess(i))
+    late = world.decide(guess(30), forged)
+    assert late.outcomes == ["throttled"] and late.alert is None and late.reply is None
+    assert late.record["reply_skipped"].startswith("forged:")
     assert world.store.key_failures_since(NUMBER, datetime.now(UTC) - timedelta(days=2),
                                           f"addr:{ENVELOPE}",
-                                          datetime.now(UTC) - timedelta(days=2)) == (0, 0)
+                                          datetime.now(UTC) - timedelta(days=2)) == (5, 5)
 
 
 @pytest.mark.parametrize("auth", [

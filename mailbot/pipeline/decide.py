@@ -212,7 +212,7 @@ def decide(
         "authentication": facts.auth.to_json_obj() if facts.auth is not None else None,
     }
     alert = (throttle_alert(routing.issuer, sender_key, facts, received_at, throttled)
-             if any(r.throttle_first for r in throttled) and not dry_run else None)
+             if any(r.throttle_first for r in throttled) and not (dry_run or forged) else None)
     return Decision(status, outcomes, record, reply, mailbox_action(mailbox, folder),
                     facts.subject, alert)
 
