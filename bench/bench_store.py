@@ -5,9 +5,10 @@
 For SQLite and for a real PostgreSQL (started on loopback like the tests do), the store is
 filled with `--guarantees` guarantees by a bulk insert, then measured:
 
-- verification: the full default rule chain (`mailbot.verify.verify`, with a sender so the
-  throttle is consulted) for random numbers with their right keys, against a bare indexed
-  SELECT of the versions by number, each taking a connection from the pool;
+- verification: the full default rule chain (`mailbot.verify.verify`, with a sender; a
+  right key never consults the throttle) for random numbers with their right keys,
+  against a bare indexed SELECT of the versions by number, each taking a connection from
+  the pool;
 - import: a CSV of `--import-rows` new guarantees through `read_import_file` +
   `Store.apply` (validation, idempotence checks, one transaction), against the bulk insert
   that filled the store.
@@ -94,7 +95,7 @@ def bench_lookups(store: Store, n: int, count: int) -> tuple[float, float]:
     policy = IssuerPolicy(name="〇〇市")
     started = time.perf_counter()
     for i in picks:
-        sub = Claim(number_of(i), key_of(i), date(2026, 9, 1), sender="a@example.jp")
+        sub = Claim(number_of(i), key_of(i), date(2026, 9, 1), sender="addr:a@example.jp")
         result = verify(store, sub, policy)
         assert result.outcomes in (["verified"], ["amount_rule"]), result.outcomes
     verify_s = time.perf_counter() - started

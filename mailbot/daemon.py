@@ -1,17 +1,15 @@
 """`mailbot run`: sources, pipeline and scheduler in one process.
 
-Sources (an IMAP watcher thread per IMAP mailbox, an SMTP/LMTP listener per listener
-mailbox) only spool and record messages in the ledger. The pipeline loop claims recorded
-messages one at a time, authenticates their author (`mailbot.pipeline.authenticate`), decides
-them and records the decision, reply request and mailbox action in one transaction; a crash
-in the pipeline counts an attempt, and the third one quarantines the message with its
-traceback. A mail whose authentication met a DNS `temperror` is put back to wait
-(`Ledger.defer`, no attempt counted) and claimed again once the daemon's clock passes its
-`not_before`: the loop's timed wait looks again every second, new mail or not. The
-scheduler (APScheduler 3) triggers a periodic full re-sync of the IMAP mailboxes, the
-outbox (render stored replies, send what the business-hours window allows, retry with
-backoff), the contractor's reminders and the daily staff digests (`mailbot.outgoing`). SIGTERM/SIGINT let the message in hand
-finish, then stop everything; a `kill -9` loses nothing, since the ledger is the state.
+Sources (an IMAP watcher per IMAP mailbox, an SMTP/LMTP listener per listener mailbox)
+only spool and record messages in the ledger. The pipeline loop claims them one at a time,
+authenticates their author (`mailbot.pipeline.authenticate`), decides them and records the
+decision, reply request and mailbox action in one transaction; a crash counts an attempt,
+the third quarantines the message with its traceback. A DNS `temperror` puts the mail back
+to wait (`Ledger.defer`, no attempt counted) until the clock passes its `not_before` (the
+loop looks again every second). The scheduler (APScheduler 3) runs the IMAP re-sync, the
+outbox (render, send in the window, retry), reminders and digests (`mailbot.outgoing`).
+SIGTERM/SIGINT let the message in hand finish, then stop everything; a `kill -9` loses
+nothing, since the ledger is the state.
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ from mailbot.pipeline.authenticate import AuthStep, deferral_reason, note, verdi
 from mailbot.pipeline.contractor import decide_contractor
 from mailbot.pipeline.decide import decide, mailbox_action
 from mailbot.pipeline.facts import MailFacts, body_sha256, mail_facts
+from mailbot.pipeline.issuer_alert import alert_writes
 from mailbot.pipeline.records import CONTRACTOR_DONE, DecisionRecord, Status
 from mailbot.pipeline.redecision import redecided
 from mailbot.retention import daily_job
@@ -145,9 +144,12 @@ class Pipeline:
         if earlier is not None:
             reply = redecided(record, reply, earlier)
         note(record, facts.auth, entry.deferrals)
+        # A throttled sender's first failing mail over the limit alerts the staff with it.
+        extra = (alert_writes(self.config, self.outbox, decision.alert, entry.id, decision.action)
+                 if decision.alert is not None else None)
         self.ledger.decide(entry.id, record, reply, decision.action, now=self.clock(),
                            attempt=entry.attempts, body_sha256=first_body, copy_of=copy_of,
-                           subject=decision.subject)
+                           subject=decision.subject, extra=extra)
         self._log(entry, facts, mailbox, record, decision.action)
 
     def _defer(self, entry: Entry, summary: str, reason: str, until: datetime) -> None:

@@ -35,17 +35,18 @@ SMTP = smtp_config("{port}")
 @contextmanager
 def issuer_daemon(dovecot: Any, sink: Any, tmp_path: Path, monkeypatch: Any,
                   events: list[GuaranteeEvent], *, issuer: str = "",
-                  clock: Callable[[], datetime] | None = None,
+                  clock: Callable[[], datetime] | None = None, extra: str = "",
                   ) -> Iterator[tuple[Config, Store, Daemon]]:
     """The daemon watching `USER`'s INBOX, with `events` in a fresh SQLite store; `issuer`:
-    more keys of its [issuers.maru] table; `clock`: the daemon's clock."""
+    more keys of its [issuers.maru] table; `clock`: the daemon's clock; `extra`: more
+    tables (e.g. `[auth]`)."""
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")
     url = f"sqlite:///{tmp_path / 'store.db'}"
     path = tmp_path / "mailbot.toml"
     text = issuer_config(url, tmp_path / "spool", imap_port=dovecot.imap_port, user=USER)
     text = text.replace('[issuers.maru]\nname = "〇〇市"\n',
                         f'[issuers.maru]\nname = "〇〇市"\n{issuer}')
-    path.write_text(SMTP.format(port=sink.settings.port) + text, encoding="utf-8")
+    path.write_text(SMTP.format(port=sink.settings.port) + text + extra, encoding="utf-8")
     store = Store.open(url, secret=TEST_SECRET)
     store.apply(events)
     config = load_config(path)

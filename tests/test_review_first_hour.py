@@ -318,7 +318,7 @@ def test_a_closed_pipe_stops_a_listing_without_a_traceback(city):
 
 
 def test_an_issuer_without_staff_is_warned_that_its_alerts_go_to_another_issuers(tmp_path):
-    """Replier._staff_alert sends the alert of an issuer with no staff to everybody's staff:
+    """Replier.staff_alert sends the alert of an issuer with no staff to everybody's staff:
     〇〇市's contractor's address and subject would reach △△町's staff."""
     path = tmp_path / "mailbot.toml"
     path.write_text(CITY_AND_TOWN.replace('[issuers.town]\n', '[issuers.town]\n'

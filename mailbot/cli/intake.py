@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..auth import AuthVerdict
 from ..config import Config, load_config
 from ..errors import UsageError
 from ..ledger import Ledger, Spool
@@ -252,6 +253,8 @@ def _print_decision(path: str, record: DecisionRecord, as_json: bool) -> None:
         hits = [r["rule"] for r in result["rules"] if r["hit"]]
         print(f"  verify  {result['guarantee_number']}: {', '.join(result['outcomes'])}"
               + (f" (rules hit: {', '.join(hits)})" if hits else ""))
+    stored = record.get("authentication")
+    print("  auth    " + (AuthVerdict.from_json_obj(stored).summary() if stored else "not checked"))
     print(f"  folder  {record['folder']}; reply: "
           + (record["reply"]["template"] if record["reply"] else f"none ({record['reply_skipped']})"))
 

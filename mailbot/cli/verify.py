@@ -29,7 +29,9 @@ def register(commands: Commands) -> None:
     cmd.add_argument("--project", metavar="P", help="工事名 as submitted")
     cmd.add_argument("--contractor", metavar="C", help="受注者名 as submitted")
     cmd.add_argument("--on", metavar="DATE", help="the day the claim is checked for (default today)")
-    cmd.add_argument("--sender", metavar="ADDR", help="sender address, for the throttle")
+    cmd.add_argument("--sender", metavar="ADDR",
+                     help="sender address (or a throttle key like domain:maru.example.jp), "
+                          "for the throttle")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
     add_config_and_store(cmd, config_required=False)
     cmd.set_defaults(func=run)
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         kind=clean_value(args.kind) if args.kind else None,
         project_name=args.project,
         contractor=args.contractor,
-        sender=args.sender,
+        sender=_throttle_key(args.sender),
     )
     store = open_store(args, config)
     try:
@@ -80,3 +82,13 @@ def run(args: argparse.Namespace) -> int:
         trail = ", ".join(f"{r['rule']}{'!' if r['hit'] else ''}" for r in result.rules)
         print(f"  rules: {trail}")
     return 0 if result.verified else 1
+
+
+def _throttle_key(sender: str | None) -> str | None:
+    """The throttle key the pipeline would use for `sender` (mailbot/pipeline/sender_key.py):
+    ``addr:`` and the address, or a key given as it is."""
+    if not sender:
+        return None
+    if sender.startswith(("addr:", "domain:")):
+        return sender
+    return "addr:" + sender.strip().lower()

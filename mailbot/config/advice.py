@@ -77,7 +77,7 @@ def warnings(config: Config) -> list[str]:
     staffed = sorted(k for k, p in config.issuers.items() if p.staff)
     for key, policy in _answering(config):
         if not policy.staff and staffed:
-            # Replier._staff_alert: an issuer without staff alerts everybody's staff.
+            # Replier.staff_alert: an issuer without staff alerts everybody's staff.
             found.append(f"[issuers.{key}.staff] not set: alerts about {policy.name or key}'s "
                          "mail (the contractor's address and subject) go to the staff of "
                          + ", ".join(f"[issuers.{k}]" for k in staffed))

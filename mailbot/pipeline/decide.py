@@ -12,6 +12,14 @@ office document or any other file cannot; it is not searched, and whatever is wr
 only goes into the record's `ignored` list. A mail whose notices all verified and whose
 only oddities are such files is confirmed. A reply goes only to an address that passes
 `addresses.reply_address`; otherwise the record's `reply_skipped` says why.
+
+Sender authentication (`facts.auth`, docs/authentication.md): a mail that fails DMARC for a
+domain publishing `p=quarantine` or `p=reject` is forged — no reply, to review, and its key
+checks count towards no throttle (they are not its sender's). The throttle keys on the
+proven sender (`sender_key.throttle_key`), never on Reply-To; a failing claim over the
+limit is `throttled`: no reply, to review, and the staff are alerted once per sender (or
+number) and window (`Decision.alert`). `facts.auth is None` (replays) proves nothing and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ from mailbot.verify import Claim, IssuerPolicy, VerifyResult, verify
 from parsers import ParseResult, Reader
 
 from .facts import MailFacts
+from .issuer_alert import StaffAlert, throttle_alert
 from .route import Routing, route
+from .sender_key import throttle_key
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 # How much of a mail's subject (or sender) a decision, a reply or a staff mail carries: a
@@ -78,6 +88,7 @@ class Decision:
     reply: ReplyRequest | None
     action: str | None  # "move:FOLDER" | "keyword:KW" | None
     subject: str | None = None  # the mail's Subject with the notices' keys masked
+    alert: StaffAlert | None = None  # what the issuer's staff must be told now
 
 
 def reply_blocked(facts: MailFacts, own_addresses: tuple[str, ...] = ()) -> str | None:
@@ -97,6 +108,10 @@ def mailbox_action(mailbox: MailboxConfig, folder: str) -> str | None:
     return f"move:{folder}"
 
 
+FORGED = "forged: DMARC fails for a domain whose policy is p={policy}"
+THROTTLED = "throttled: too many failed key checks from {key}"
+
+
 def _verify_all(
     parsed: ParseResult,
     facts: MailFacts,
@@ -104,6 +119,7 @@ def _verify_all(
     store: Store,
     on: datetime,
     dry_run: bool,
+    sender: str | None,
 ) -> list[VerifyResult]:
     return [
         verify(
@@ -115,7 +131,7 @@ def _verify_all(
                 kind=n.kind,
                 project_name=n.project_name,
                 contractor=n.contractor,
-                sender=facts.sender,
+                sender=sender,
                 at=on,
             ),
             policy,
@@ -140,11 +156,15 @@ def decide(
     facts = replace(facts, subject=mask_keys_in(facts.subject, [n.auth_key for n in parsed.notices]))
     routing = route(facts, mailbox, config.routes)
     policy = config.issuer(routing.issuer) if routing.issuer else IssuerPolicy()
+    forged = facts.auth is not None and facts.auth.forged
+    sender_key = throttle_key(facts, config.auth_requirement(routing.issuer, "issuer"))
     results = (
-        _verify_all(parsed, facts, policy, store, received_at, dry_run)
+        # A forged mail's guesses are not its sender's: they count towards no throttle.
+        _verify_all(parsed, facts, policy, store, received_at, dry_run or forged, sender_key)
         if mailbox.role == "issuer"
         else []
     )
+    throttled = [r for r in results if r.throttled]
     outcomes = sorted({o for r in results for o in r.outcomes})
     if mailbox.role != "issuer":
         status = Status.RECORDED
@@ -155,6 +175,11 @@ def decide(
     folder = routing.folder or (mailbox.done_folder if status == "verified" else mailbox.review_folder)
     own = tuple(mailbox.addresses)
     blocked = reply_blocked(facts, own) if reply_wanted else "backfill: no reply asked"
+    if mailbox.role == "issuer" and (forged or throttled):
+        folder = mailbox.review_folder  # a person reads it; the sender hears nothing
+        dmarc = facts.auth.dmarc if facts.auth is not None else None
+        blocked = (FORGED.format(policy=dmarc.policy if dmarc else None) if forged
+                   else THROTTLED.format(key=sender_key))
     reply = None
     if mailbox.role == "issuer" and blocked is None and facts.sender:
         reply = ReplyRequest(
@@ -184,9 +209,12 @@ def decide(
         "folder": folder,
         "reply": {"template": reply.template, "to": reply.to_addr} if reply else None,
         "reply_skipped": None if reply else blocked,
+        "authentication": facts.auth.to_json_obj() if facts.auth is not None else None,
     }
+    alert = (throttle_alert(routing.issuer, sender_key, facts, received_at, throttled)
+             if any(r.throttle_first for r in throttled) and not (dry_run or forged) else None)
     return Decision(status, outcomes, record, reply, mailbox_action(mailbox, folder),
-                    facts.subject)
+                    facts.subject, alert)
 
 
 def _masked(notice: dict[str, Any]) -> dict[str, Any]:

@@ -56,14 +56,15 @@ class DecisionRecord(TypedDict, total=False):
     problems: list[dict[str, Any]]  # {code, origin, detail}
     ignored: list[dict[str, Any]]
     warnings: list[str]
-    # what the mail proves about its author (`AuthVerdict.to_json_obj()`), None: unchecked
-    authentication: dict[str, Any] | None
     # issuer side
     routing: dict[str, Any]
     verification: list[dict[str, Any]]
     folder: str
     reply: dict[str, Any] | None  # {template, to}
     reply_skipped: str | None
+    # both sides: what was proven about the author (AuthVerdict.to_json_obj()), None when
+    # nothing was checked (replays, records written before authentication)
+    authentication: dict[str, Any] | None
     # contractor side
     role: str
     reason: str

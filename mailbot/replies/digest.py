@@ -2,6 +2,11 @@
 review, quarantined ones, and every reply that did not reach its contractor (failed for
 good, held back by the rate limit, or impossible to render).
 
+Each message listed carries its authentication verdict (`AuthVerdict.label_ja`), and the
+digest counts the day's messages by verdict. A forged mail (DMARC fails under
+p=quarantine/reject) and a throttled one got no reply: both are listed as needing a person,
+whatever their status.
+
 An address a route names in `notify` gets a digest of its own: the messages that route
 matched, by status, and those needing review (what failed is for the issuer's staff)."""
 
@@ -12,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from mailbot.addresses import same_address
+from mailbot.auth import AuthVerdict, Requirement
 from mailbot.ledger import Entry, received_since, requests
 from mailbot.outbox import Outbox
 from mailbot.store.schema import utc
@@ -24,13 +30,15 @@ def notified(entry: Entry, address: str) -> bool:
 
 
 def digest_context(outbox: Outbox, issuer_name: str | None, mailboxes: Iterable[str],
-                   since: datetime, now: datetime) -> dict[str, Any]:
-    """The template context of one issuer's digest (its `mailboxes`, `since` to `now`)."""
+                   since: datetime, now: datetime,
+                   require: Requirement | str = Requirement.DMARC) -> dict[str, Any]:
+    """The template context of one issuer's digest (its `mailboxes`, `since` to `now`;
+    `require`: what counts as authenticated for its senders)."""
     mailboxes = set(mailboxes)
     with outbox.engine.connect() as conn:
         entries = received_since(conn, mailboxes, since)
     return {"issuer": issuer_name, "notify": None, "period_start": since.isoformat(),
-            "period_end": now.isoformat(), **_messages(entries),
+            "period_end": now.isoformat(), **_messages(entries, require),
             "failed_replies": _failed(outbox, mailboxes, since)}
 
 
@@ -48,9 +56,40 @@ def routed_context(outbox: Outbox, address: str, mailboxes: Iterable[str], since
                     "failed_replies": []}
 
 
-def _messages(entries: Iterable[Entry]) -> dict[str, Any]:
-    """Counts by status, the messages needing review and the quarantined ones."""
+# Why a mail that got no reply needs a person (the reply was withheld, not failed).
+WITHHELD_JA = {
+    "forged": "なりすましの疑いがあるため、返信していません。送信元へ別の方法でご確認ください。",
+    "throttled": "認証キーの確認失敗が続いた送信者のため、返信していません。",
+}
+
+
+def verdict_of(record: dict[str, Any]) -> AuthVerdict | None:
+    """The authentication verdict a decision record stored, or None (nothing checked)."""
+    stored = record.get("authentication")
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return AuthVerdict.from_json_obj(stored)
+    except (TypeError, ValueError):  # a record written by another release
+        return None
+
+
+def _withheld(record: dict[str, Any], verdict: AuthVerdict | None) -> str | None:
+    if record.get("reply") is not None:
+        return None
+    if verdict is not None and verdict.forged:
+        return WITHHELD_JA["forged"]
+    if "throttled" in (record.get("outcomes") or ()):
+        return WITHHELD_JA["throttled"]
+    return None
+
+
+def _messages(entries: Iterable[Entry],
+              require: Requirement | str = Requirement.DMARC) -> dict[str, Any]:
+    """Counts by status and by authentication verdict, the messages needing review and
+    the quarantined ones."""
     counts: dict[str, int] = {}
+    auth_counts: dict[str, int] = {}
     needs_review: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []
     for entry in entries:
@@ -62,13 +101,20 @@ def _messages(entries: Iterable[Entry]) -> dict[str, Any]:
         record = entry.record or {}
         status = record.get("status", entry.state)
         counts[status] = counts.get(status, 0) + 1
-        if status == "discrepancy":
+        verdict = verdict_of(record)
+        label = verdict.label_ja(require) if verdict is not None else None
+        if label is not None:
+            auth_counts[label] = auth_counts.get(label, 0) + 1
+        withheld = _withheld(record, verdict)
+        if status == "discrepancy" or withheld:
             needs_review.append({
                 "received_at": entry.received_at.isoformat(), "sender": entry.sender,
                 "subject": entry.subject, "outcomes": record.get("outcomes", []),
                 "problems": [p["code"] for p in record.get("problems", [])],
+                "authentication": label, "withheld": withheld,
             })
-    return {"counts": counts, "needs_review": needs_review, "quarantined": quarantined}
+    return {"counts": counts, "needs_review": needs_review, "quarantined": quarantined,
+            "auth_counts": auth_counts}
 
 
 def _failed(outbox: Outbox, mailboxes: set[str], since: datetime) -> list[dict[str, Any]]:

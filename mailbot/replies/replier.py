@@ -86,7 +86,8 @@ class Replier:
             if not policy.staff:
                 continue
             mailboxes = {m.name for m in self.config.mailboxes if m.issuer == key}
-            context = digest_context(self.outbox, policy.name, mailboxes, since, now)
+            context = digest_context(self.outbox, policy.name, mailboxes, since, now,
+                                     self.config.auth_requirement(key, "issuer"))
             self._queue_digest(policy, list(policy.staff), context, now)
             queued += 1
         mailboxes = {m.name for m in self.config.mailboxes}
@@ -112,7 +113,7 @@ class Replier:
         that gave up on it)."""
         now = row.failed_at
         assert now is not None
-        mail = self._staff_alert(self._issuer_of(row.ledger_id), "返信メールを送信できませんでした",
+        mail = self.staff_alert(self._issuer_of(row.ledger_id), "返信メールを送信できませんでした",
                                  [f"宛先: {row.to_addrs}", f"件名: {row.subject}",
                                   f"理由: {row.last_error}"], now)
         if mail is None:
@@ -138,7 +139,7 @@ class Replier:
     def _unrenderable(self, row: ReplyRow, error: str, now: datetime) -> StaffMail | None:
         """The alert for a reply request that could not be rendered (queued by the outbox
         in the transaction that marks the request failed)."""
-        mail = self._staff_alert(
+        mail = self.staff_alert(
             _issuer_id(row.context), "返信メールを作成できませんでした",
             [f"宛先: {row.to_addr}", f"件名: {row.context.get('subject') or '（件名なし）'}",
              f"理由: {error}",
@@ -149,7 +150,7 @@ class Replier:
                       row.id, extra={"reply_request_id": row.id, "ledger_id": row.ledger_id})
         return mail
 
-    def _staff_alert(self, issuer_name: str | None, what: str, details: list[str],
+    def staff_alert(self, issuer_name: str | None, what: str, details: list[str],
                      now: datetime) -> StaffMail | None:
         """An alert to the issuer's staff (everybody's when it has none), rendered with its
         own template set, else with ours: an alert must get out when a template is broken."""

@@ -112,16 +112,26 @@ _SET_LATEST = (
     .where(guarantees.c.guarantee_number == bindparam("n"))
     .values(latest_version=bindparam("v"))
 )
+# The failures recorded before one of them (its id): each failure has its own place in line,
+# so concurrent pipelines agree on which one crossed a limit.
+_BEFORE_N = and_(_FAIL_N, key_failures.c.id < bindparam("n_before"))
+_BEFORE_S = and_(_FAIL_S, key_failures.c.id < bindparam("s_before"))
 _FAILURES_N = select(func.count()).where(_FAIL_N)
-# Versions and both throttle counts in one round trip: the common path of a verification.
-_VERSIONS_WITH_FAILURES = _VERSIONS.add_columns(
-    select(func.count()).where(_FAIL_N).scalar_subquery().label("failures_n"),
-    select(func.count()).where(_FAIL_S).scalar_subquery().label("failures_s"),
-)
 _FAILURES_NS = select(
     func.coalesce(func.sum(case((_FAIL_N, 1), else_=0)), 0),
     func.coalesce(func.sum(case((_FAIL_S, 1), else_=0)), 0),
 ).where(or_(_FAIL_N, _FAIL_S))
+_BEFORE_NS = select(
+    func.coalesce(func.sum(case((_BEFORE_N, 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_BEFORE_S, 1), else_=0)), 0),
+).where(or_(_BEFORE_N, _BEFORE_S))
+
+
+def _insert_failure(conn: Connection, scope: str, subject: str, at: datetime) -> int:
+    key = conn.execute(insert(key_failures).values(scope=scope, subject=subject, at=at)
+                       ).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 @dataclass
@@ -207,26 +217,6 @@ class Store:
             with self.engine.connect() as own:
                 yield own
 
-    def versions_and_failures(
-        self,
-        number: str,
-        number_since: datetime,
-        sender: str | None,
-        sender_since: datetime,
-        conn: Connection,
-    ) -> tuple[list[Version], tuple[int, int]]:
-        """`versions(number)` and `key_failures_since(...)` in one query when the number exists."""
-        params = {"number": number, "n": number, "n_since": number_since, "s": sender or "",
-                  "s_since": sender_since}
-        rows = conn.execute(_VERSIONS_WITH_FAILURES, params).all()
-        if not rows:
-            return [], self.key_failures_since(number, number_since, sender, sender_since, conn)
-        found = [
-            Version(**{k: v for k, v in row._mapping.items() if not k.startswith("failures_")})
-            for row in rows
-        ]
-        return found, (rows[0].failures_n, rows[0].failures_s if sender else 0)
-
     def latest_of_contract(self, key: str, conn: Connection | None = None) -> list[Version]:
         """The latest version of every guarantee of one contract (same issuer/project/contractor)."""
         with self._connection(conn) as c:
@@ -237,9 +227,19 @@ class Store:
             return conn.execute(select(func.count()).select_from(guarantees)).scalar_one()
 
     # -- throttle ------------------------------------------------------------------
-    def record_key_failure(self, scope: str, subject: str, at: datetime) -> None:
+    def record_key_failure(self, scope: str, subject: str, at: datetime) -> int:
+        """Record one failed key check (`scope` "number" or "sender"); returns its id."""
         with self.engine.begin() as conn:
-            conn.execute(insert(key_failures).values(scope=scope, subject=subject, at=at))
+            return _insert_failure(conn, scope, subject, at)
+
+    def record_key_failures(self, number: str, sender: str | None, at: datetime
+                            ) -> tuple[int, int]:
+        """Record a failed key check for `number` and from `sender` in one transaction;
+        returns the two rows' ids (0 for no sender), for `key_failures_since(before=...)`."""
+        with self.engine.begin() as conn:
+            ids = [_insert_failure(conn, scope, subject, at)
+                   for scope, subject in (("number", number), ("sender", sender)) if subject]
+        return ids[0], (ids[1] if len(ids) > 1 else 0)
 
     def key_failures_since(
         self,
@@ -248,14 +248,20 @@ class Store:
         sender: str | None = None,
         sender_since: datetime | None = None,
         conn: Connection | None = None,
+        before: tuple[int, int] | None = None,
     ) -> tuple[int, int]:
-        """Failed key checks for `number` and from `sender` since each window's start."""
+        """Failed key checks for `number` and from `sender` since each window's start;
+        with `before` (the ids `record_key_failures` gave), only those recorded before."""
         params = {"n": number, "n_since": number_since, "s": sender or "",
                   "s_since": sender_since or number_since}
+        if before is not None:
+            params |= {"n_before": before[0], "s_before": before[1]}
         with self._connection(conn) as c:
             if sender is None:
-                return int(c.execute(_FAILURES_N, params).scalar_one()), 0
-            n_count, s_count = c.execute(_FAILURES_NS, params).one()
+                query = _FAILURES_N if before is None else select(func.count()).where(_BEFORE_N)
+                return int(c.execute(query, params).scalar_one()), 0
+            n_count, s_count = c.execute(_FAILURES_NS if before is None else _BEFORE_NS,
+                                         params).one()
         return int(n_count), int(s_count)
 
     # -- writing -------------------------------------------------------------------

@@ -22,7 +22,7 @@ class Outcome(StrEnum):
     AMOUNT_RULE = "amount_rule"  # the guaranteed amount breaks the issuer's ratios
     # the issuer does not accept this kind, or this contract's award date
     NOT_ELIGIBLE = "not_eligible"
-    # too many failed key checks from this sender or for this number: checking stops
+    # a wrong number or key from a sender (or for a number) with too many failed key checks
     THROTTLED = "throttled"
 
 

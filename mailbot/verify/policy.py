@@ -15,9 +15,9 @@ from fractions import Fraction
 from parsers.model import KINDS
 
 DEFAULT_CHAIN = (
-    "throttle",
     "number_exists",
     "key_matches",
+    "throttle",  # for a failing claim only: the key is always checked first
     "not_cancelled",
     "issuer_matches",
     "kind_matches",

@@ -30,7 +30,9 @@ class Claim:
     kind: str | None = None
     project_name: str | None = None
     contractor: str | None = None
-    sender: str | None = None  # the mail's From address, for the throttle
+    # Who is throttled: the key of the proven sender ("domain:…" when authenticated, else
+    # "addr:" the envelope sender or From), never a Reply-To (mailbot/pipeline/sender_key.py).
+    sender: str | None = None
     at: datetime | None = None  # when the check happens (throttle windows); default now
 
 
@@ -44,6 +46,7 @@ class Context:
     conn: Connection | None = None  # one connection for all the chain's reads
     failures: tuple[int, int] = (0, 0)  # failed key checks: (for the number, from the sender)
     matched_version: Version | None = None  # set by key_matches
+    offered_hash: str | None = None  # the claimed key's HMAC, computed once by `verify`
 
     @property
     def latest(self) -> Version | None:

@@ -1,4 +1,8 @@
-"""throttle: too many failed key checks from this sender or for this number: stop checking."""
+"""throttle: a failing claim from a sender (or for a number) with too many failed key checks
+is answered `throttled`, whether its number or its key was wrong.
+
+`verify` runs it only after the number or the key failed: a right key is never refused,
+whatever failures came before it (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ REASON = (
 
 class Throttle:
     name = "throttle"
-    description = "failed key checks per sender and per guarantee number stay under the limit"
+    description = ("a failing claim is throttled when its sender or its guarantee number has "
+                   "too many failed key checks")
 
     def check(self, ctx: Context) -> Verdict:
         limits = ctx.policy.throttle
