@@ -204,7 +204,7 @@ def world(sqlite_store, tmp_path, sink, monkeypatch):
             """Decide `raw` with `auth` (what the daemon will set) and record it."""
             clock["now"] += timedelta(seconds=1)
             led.receive("keiyaku", raw, now=clock["now"])
-            entry = led.claim()
+            entry = led.claim(now=clock["now"])
             assert entry is not None
             made = self.decide(raw, auth)
             led.decide(entry.id, made.record, made.reply, made.action, now=clock["now"],
