@@ -204,3 +204,16 @@ def test_each_name_is_asked_once_per_verdict(dns, auth):
     assert len(keys) == 1
     auth.verdict(signed)  # nothing is kept between mails
     assert len([q for q in dns.queries if q[0] == f"sel._domainkey.{CITY}."]) == 2
+
+
+def test_a_from_of_nested_comments_is_no_from_and_logs_no_traceback(caplog):
+    """The stdlib's address parser recurses once per nested comment: a sender's
+    ``((((…))))`` must give an unreadable From, not a fault logged with a traceback."""
+    from mailbot.auth import Authenticator
+
+    raw = (b"From: " + b"(" * 5000 + b"a@city.example.jp\r\nTo: b@maru.example.jp\r\n"
+           b"Subject: x\r\n\r\nbody\r\n")
+    with caplog.at_level("ERROR"):
+        verdict = Authenticator().verdict(raw)
+    assert verdict.from_domain is None and not verdict.authenticated("dmarc")
+    assert not [r for r in caplog.records if r.exc_info]

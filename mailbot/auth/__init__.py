@@ -52,7 +52,10 @@ def from_domain(headers: list[tuple[str, str]]) -> str | None:
     fields = [value for name, value in headers if name.lower() == "from"]
     if len(fields) != 1:
         return None
-    addresses = [a for _name, a in getaddresses(fields) if a]
+    try:
+        addresses = [a for _name, a in getaddresses(fields) if a]
+    except Exception:  # noqa: BLE001 — the stdlib recurses once per nested comment
+        return None  # `((((…))))` raises RecursionError: no readable From
     if len(addresses) != 1 or addresses[0].count("@") != 1:
         return None
     domain = addresses[0].rpartition("@")[2].strip().rstrip(".").lower()
