@@ -12,7 +12,7 @@ import sys
 
 from sqlalchemy.engine import make_url
 
-from ..config import load_config
+from ..config import Config, load_config
 from ..config.advice import refusals, warnings
 from .options import Commands
 
@@ -32,7 +32,9 @@ def run_check(args: argparse.Namespace) -> int:
     refused = refusals(config)
     warned = warnings(config)
     for text in warned:
-        print(f"mailbot config: warning: {text}", file=sys.stderr)
+        # Every warning names the file (those of a loaded value already do).
+        named = text if text.startswith(f"{args.file}:") else f"{args.file}: {text}"
+        print(f"mailbot config: warning: {named}", file=sys.stderr)
     for text in refused:
         print(f"mailbot config: {args.file}: {text}", file=sys.stderr)
     if refused or (args.strict and warned):
@@ -72,6 +74,7 @@ def run_check(args: argparse.Namespace) -> int:
     for number, route in enumerate(config.routes, 1):
         print(f"  route {number} {route.name}" + (" (stop)" if route.stop else ""))
     print(f"  spool: {config.spool_dir}")
+    print("  " + auth_line(config))
     smtp, window = config.smtp, config.send_window
     print(f"  relay: {smtp.host}:{smtp.port} ({smtp.tls})" + (f" as {smtp.user}" if smtp.user else ""))
     days = ",".join("月火水木金土日"[d] for d in window.weekdays)
@@ -80,6 +83,21 @@ def run_check(args: argparse.Namespace) -> int:
           + (", not 12/29–1/3" if window.year_end_closed else "")
           + (f"; at any hour: {', '.join(window.immediate)}" if window.immediate else ""))
     return 0
+
+
+def auth_line(config: Config) -> str:
+    """What `[auth]` says, in one line: the requirement, whose results are believed, the
+    DNS it asks, and every per-counterpart override."""
+    auth = config.auth
+    trusted = (f"Authentication-Results of {', '.join(auth.authserv_ids)}, else self-verified"
+               if auth.authserv_ids else "self-verified (no authserv_ids: no MTA results "
+               "believed)")
+    dns = ", ".join(auth.resolvers) or "/etc/resolv.conf"
+    overrides = "".join(
+        f"; issuers.{issuer}{'.submission' if side == 'contractor' else ''} {requirement}"
+        for (issuer, side), requirement in sorted(config.auth_overrides.items()))
+    return (f"auth: require {auth.require}; {trusted}; DNS {dns}, {auth.timeout_seconds:g} s, "
+            f"temperror retried {auth.retries}× every {auth.retry_seconds} s{overrides}")
 
 
 def shown_url(url: str | None) -> str:

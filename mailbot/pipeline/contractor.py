@@ -219,7 +219,7 @@ class Writes:
                 "what": "発注者からの返信か確認できないメールがあります（要確認）",
                 "details": [self._mail_line(), f"送信元認証: {label_ja}", *untrusted,
                             *need_staff],
-                "advice": UNAUTHENTICATED_ADVICE,
+                "advice": [*UNAUTHENTICATED_ADVICE, *self._dkim_only_advice(require)],
                 "excerpt": self.answer.excerpt,
                 "excerpt_title": "発注者を名乗るメールの本文（抜粋・未確認）",
             }, now)
@@ -229,6 +229,28 @@ class Writes:
                 "details": [self._mail_line(), *need_staff],
                 "excerpt": self.answer.excerpt,
             }, now)
+
+    def _dkim_only_advice(self, require: str | None) -> list[str]:
+        """An issuer that signs its mail (an aligned DKIM pass) but publishes no DMARC
+        record fails `dmarc` every time: say which key the admin may set."""
+        auth = self.facts.auth
+        if (auth is None or require != "dmarc" or not auth.authenticated("dkim")
+                or (auth.dmarc is not None and auth.dmarc.result != "none")):
+            return []
+        author = domain_of(self.facts.author)
+        issuers = sorted({m.row.issuer for m in self.answers
+                          if m.verdict == "unauthenticated" and m.row.issuer
+                          and author == auth.from_domain
+                          and (rule := self.config.submissions.get(m.row.issuer)) is not None
+                          and in_domains(author, rule.answer_domains())})
+        if not issuers:
+            return []  # not the issuer's own domain: no setting would make it authentic
+        keys = "、".join(f'[issuers.{i}.submission] auth = "dkim"' for i in issuers)
+        return [f"このメールには送信元ドメイン（{auth.from_domain}）の正しい DKIM 署名がありますが、"
+                "そのドメインは DMARC を公開していないため、認証済みとして扱っていません。",
+                "この発注者が DMARC を公開しない場合は、システム管理者が設定で "
+                f"{keys} とすると、"
+                "DKIM 署名付きの返信を認証済みとして扱います（docs/authentication.md）。"]
 
     def _auth_summary(self) -> str:
         return self.facts.auth.summary() if self.facts.auth else "unchecked"

@@ -71,7 +71,8 @@ class Submitter:
                         "issuer": self._issuer_name(row.issuer), "state": row.state,
                         "state_ja": STATE_JA.get(row.state, row.state),
                         "since": utc(row.sent_at or row.created_at).isoformat(),
-                        "reason": row.reason or _answer_subject(row.answer) or ""}
+                        "reason": row.reason or _answer_subject(row.answer) or "",
+                        "unverified": _unverified(row.answer)}
                 if row.state in ("queued", "sent"):
                     open_rows.append(item)
                 elif utc(row.answered_at or row.created_at) >= now - NEEDS_ACTION_DAYS:
@@ -106,6 +107,14 @@ class Submitter:
             return "（不明）"
         policy = self.config.issuers.get(key)
         return (policy.name if policy else None) or key
+
+
+def _unverified(answer: str | None) -> int:
+    """How many answers the sender could not prove to be the issuer's (kept for a person,
+    the state unchanged): a submission still `sent` may have had a forged 確認しました."""
+    if not answer:
+        return 0
+    return len(json.loads(answer).get("unauthenticated") or [])
 
 
 def _answer_subject(answer: str | None) -> str | None:
