@@ -8,13 +8,12 @@ retries` deferrals it is decided with its temporary verdict, and the decision re
 so. `mailbot status` shows the waiting row, the metrics count deferrals and verdicts, and
 the daemon claims the row when its time comes without new mail.
 
-Most tests drive the defer path with `FlakyDns`, a test-only `Authenticator` subclass:
-until the authentication checks themselves land (issue 14, authcore), `Authenticator` is an
-interface stub that checks nothing, so no real DNS failure can reach the daemon through it.
-`FlakyDns` returns the verdicts the real one gives a DKIM-signed mail while DNS is silent
-(`dkim=temperror`) and once it answers (`dmarc=pass`). The last test runs the real
+Most tests drive the defer path with `FlakyDns`, a test-only `Authenticator` subclass that
+returns the verdicts the real one gives a DKIM-signed mail while DNS is silent
+(`dkim=temperror`) and once it answers (`dmarc=pass`): it lets a test step the clock over
+many deferrals without waiting for DNS timeouts. The last test runs the real
 `Authenticator` against a silent DNS server on loopback (tests/dns_server.py) with a mail
-signed by dkimpy; while the stub is in place it is an expected failure that says so.
+signed by dkimpy: nothing mocked.
 """
 
 from __future__ import annotations
@@ -273,6 +272,9 @@ def test_status_shows_the_row_waiting_for_dns(
     assert report["keiyaku"]["waiting"] == {"waiting for DNS": 3}
     assert report["keiyaku"]["dns_retry_at"] == first
     assert report["(total)"]["dns_retry_at"] == first
+    # The monitoring check says why mail waits, so whoever is paged looks at the resolver.
+    assert main(["status", "--config", str(world.path), "--check"]) in (0, 1, 2)
+    assert "(3 waiting for DNS)" in capsys.readouterr().out
 
 
 # -- the daemon -----------------------------------------------------------------------------
@@ -366,18 +368,12 @@ def test_migration_0009_upgrades_a_0008_ledger(store_url: str, tmp_path: Path) -
 def test_a_silent_dns_server_gives_a_deferral_and_its_answer_the_real_verdict(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
     """Nothing mocked: dkimpy signs, the real `Authenticator` asks a real DNS server on
-    loopback. Completed by the authentication checks (authcore): until they land the
-    `Authenticator` is an interface stub that asks no DNS, and this test says so."""
+    loopback."""
     with dns_server() as dns:
         settings = dict(resolvers=(dns.address,), timeout_seconds=0.5, retries=1,
                         retry_seconds=RETRY)
         signed = sign(notice_mail(1), DOMAIN)
         dns.silent = True
-        probe = Authenticator(replace(world.config.auth, **settings)).verdict(signed,
-                                                                              intake="lmtp")
-        if probe.source == "unchecked" and not dns.queries:
-            pytest.xfail("mailbot.auth.Authenticator is still the interface stub (no DNS "
-                         "asked): this test passes once the authentication checks land")
         pipeline = world.pipeline(Authenticator(replace(world.config.auth, **settings)),
                                   **settings)
         row = world.receive(signed)

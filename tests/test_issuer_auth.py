@@ -13,8 +13,7 @@ never refuses the right key, and forged mail is not answered.
   domain without DMARC is answered as before. The verdict is in the decision record, the
   replay output and the digest.
 - End to end through Dovecot and the daemon: the same twenty guesses; and, with the real
-  authenticator and a real DNS server, a mail failing DMARC under p=reject gets no reply
-  (skipped while `mailbot.auth.Authenticator` is still the interface stub).
+  authenticator and a real DNS server, a mail failing DMARC under p=reject gets no reply.
 """
 
 from __future__ import annotations
@@ -27,8 +26,6 @@ import pytest
 from sqlalchemy import select
 
 from mailbot.auth import (
-    Authenticator,
-    AuthSettings,
     AuthVerdict,
     DkimCheck,
     DmarcCheck,
@@ -360,14 +357,6 @@ def _decided(store) -> int:
             ledger.c.state.in_(("decided", "replied")))).all())
 
 
-def _authenticator_is_a_stub() -> bool:
-    raw = b"From: a@maru.example.jp\r\n\r\n"
-    return Authenticator(AuthSettings(resolvers=("127.0.0.1:9",), timeout_seconds=0.2)).verdict(
-        raw).source == "unchecked"
-
-
-@pytest.mark.skipif(_authenticator_is_a_stub(),
-                    reason="waits for authcore's Authenticator and authwire's daemon wiring")
 def test_e2e_a_mail_failing_dmarc_under_p_reject_gets_no_reply(dovecot, sink, tmp_path,
                                                                 monkeypatch):
     from .dns_server import dns_server
