@@ -17,6 +17,6 @@ class AuthSettings:
     resolvers: tuple[str, ...] = ()  # "address" or "address:port"; empty: /etc/resolv.conf
     timeout_seconds: float = 5.0  # per DNS query; no answer in time is `temperror`
     # How often and how long a mail whose checks met `temperror` waits before it is
-    # decided as unauthenticated (the staff are told).
+    # decided as unauthenticated (the decision record says it waited).
     retry_seconds: int = 300
     retries: int = 6
