@@ -12,6 +12,7 @@ raise. See docs/authentication.md. This package imports no other part of mailbot
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -19,8 +20,8 @@ from email.utils import getaddresses
 
 from .arc import check_arc
 from .dkim import check_dkim
-from .dmarc import evaluate
-from .dns import Lookup
+from .dmarc import evaluate, policy_of
+from .dns import Lookup, TempError
 from .results import from_results, trusted_headers
 from .settings import AuthSettings
 from .spf import check_spf
@@ -68,6 +69,30 @@ def from_domain(headers: list[tuple[str, str]]) -> str | None:
     return domain if len(domain) <= 253 else None
 
 
+MAX_FROM_DOMAINS = 5
+
+
+def _several_from(verdict: AuthVerdict, headers: list[tuple[str, str]], lookup: Lookup
+                  ) -> AuthVerdict:
+    """A mail with several From fields or addresses can pass no DMARC check; when one of
+    its domains publishes `p=quarantine` or `p=reject`, it fails DMARC under that policy
+    (forged): a second From must not hide the first's policy."""
+    fields = [value for name, value in headers if name.lower() == "from"]
+    domains = []
+    for _name, address in getaddresses(fields):
+        found = from_domain([("From", address)]) if "@" in address else None
+        if found and found not in domains:
+            domains.append(found)
+    for domain in domains[:MAX_FROM_DOMAINS]:
+        try:
+            _record, policy = policy_of(lookup, domain)
+        except TempError:
+            continue
+        if policy in ("quarantine", "reject"):
+            return replace(verdict, dmarc=DmarcCheck(domain, Result.FAIL, policy))
+    return verdict
+
+
 class Authenticator:
     """Computes verdicts with one resolver configuration (see the module docstring)."""
 
@@ -81,10 +106,15 @@ class Authenticator:
             headers = _headers(raw)
             domain = from_domain(headers)
             lookup = Lookup(self.settings)
-            found = trusted_headers(headers, self.settings.authserv_ids)
+            # Behind mailbot's own SMTP listener the client is the sender itself, and the
+            # listener writes no Received line: every A-R there is the sender's.
+            found = (trusted_headers(headers, self.settings.authserv_ids)
+                     if intake != "smtp" else [])
             if found:
-                return from_results(found, domain, lookup)
-            return self._self_verify(raw, headers, domain, intake, lookup)
+                verdict = from_results(found, domain, lookup, headers)
+            else:
+                verdict = self._self_verify(raw, headers, domain, intake, lookup)
+            return verdict if domain else _several_from(verdict, headers, lookup)
         except Exception as exc:  # noqa: BLE001 — a fault here must not stop the mail
             log.exception("authentication failed on a mail (judged unauthenticated)")
             return AuthVerdict(source="self", from_domain=domain,

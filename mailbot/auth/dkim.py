@@ -3,7 +3,8 @@
 Every `DKIM-Signature` up to `MAX_SIGNATURES` (topmost first) is checked and gives one
 `DkimCheck`: `pass`; `fail` (the signature does not verify: body or signed headers altered,
 wrong key); `permerror` (the signature or its key record is malformed, the key is absent or
-revoked, or the library tripped over the message); `temperror` (the key lookup timed out).
+revoked, or the library tripped over the message); `temperror` (the key lookup timed out); `policy` (it verifies, but leaves a field mailbot
+decides on unsigned, or the body's tail: `covers`).
 A sender who piles up signatures costs at most `MAX_SIGNATURES` key lookups.
 """
 
@@ -21,6 +22,14 @@ from .verdict import DkimCheck, Result
 
 MAX_SIGNATURES = 5
 MIN_KEY_BITS = 1024
+# Fields mailbot decides on (who wrote it, where replies go, which submission it answers,
+# what it says). A signature that leaves one instance of them
+# unsigned, or signs only the first `l=` bytes of the body, proves nothing about the mail
+# as mailbot reads it: an extra Subject or In-Reply-To written on top (the first instance is
+# the one read, DKIM signs from the bottom), or text appended to a genuine answer, would
+# ride on the signer's name. Such a signature is `policy` (RFC 8601: not accepted locally).
+COVERED = (b"from", b"reply-to", b"subject", b"in-reply-to", b"references",
+           b"x-mailbot-result")
 
 _quiet = logging.getLogger("mailbot.auth.dkimpy")
 _quiet.addHandler(logging.NullHandler())
@@ -52,6 +61,17 @@ def _text(value: bytes | None) -> str | None:
     if not value:
         return None
     return value.decode("ascii", "replace").lower()[:253]
+
+
+def covers(header_names: list[bytes], signature: bytes) -> bool:
+    """Does the DKIM-Signature `signature` sign every instance of the `COVERED` fields among
+    `header_names` (the mail's field names, any case) and the whole body (no `l=`)?"""
+    tags = _tags(signature)
+    if not tags or b"l" in tags:
+        return False
+    signed = [n.strip().lower() for n in tags.get(b"h", b"").split(b":")]
+    names = [n.strip().lower() for n in header_names]
+    return all(names.count(n) <= signed.count(n) for n in COVERED)
 
 
 def _key_problem(lookup: Lookup, domain: str, selector: str | None) -> str | None:
@@ -94,6 +114,8 @@ def check_dkim(raw: bytes, lookup: Lookup, from_domain: str | None) -> tuple[Dki
             continue
         try:
             result = Result.PASS if verifier.verify(index, dnsfunc=get_txt) else Result.FAIL
+            if result == Result.PASS and not covers([n for n, _v in verifier.headers], value):
+                result = Result.POLICY
         except dkim.DnsTimeoutError:
             result = Result.TEMPERROR
         except dkim.KeyFormatError:

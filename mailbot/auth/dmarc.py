@@ -60,7 +60,8 @@ def parse_record(text: bytes) -> dict[str, str] | None:
         name, sep, tag_value = part.partition("=")
         if sep:
             tags.setdefault(name.strip().lower(), tag_value.strip())
-    if not value.lstrip().startswith("v=DMARC1") or tags.get("v") != "DMARC1":
+    # RFC 7489 §6.4: the tag name "v" is case-insensitive, its value "DMARC1" is not.
+    if not value[:8].lower() == "v=dmarc1" or tags.get("v") != "DMARC1":
         return None
     if tags.get("p", "").lower() not in POLICIES:
         return None
@@ -68,7 +69,7 @@ def parse_record(text: bytes) -> dict[str, str] | None:
 
 
 def _record(lookup: Lookup, domain: str) -> dict[str, str] | None:
-    found = [t for t in lookup.txt(f"_dmarc.{domain}") if t.startswith(b"v=DMARC1")]
+    found = [t for t in lookup.txt(f"_dmarc.{domain}") if t[:8].lower() == b"v=dmarc1"]
     return parse_record(found[0]) if len(found) == 1 else None
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import authres
 
+from .dkim import covers
 from .dmarc import aligned, evaluate, with_policy
 from .dns import Lookup
 from .verdict import AuthVerdict, DkimCheck, DmarcCheck, Result, SpfCheck
@@ -30,11 +31,33 @@ from .verdict import AuthVerdict, DkimCheck, DmarcCheck, Result, SpfCheck
 MAX_HEADERS = 20  # trusted A-R headers read; an MTA writes one or a few
 MAX_VALUE = 8192  # characters of one A-R value parsed
 MAX_DKIM = 10
-_LOCAL_HOP = re.compile(r"\bwith\s+LMTPS?A?\b", re.IGNORECASE)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"?')
+_INNER_COMMENT = re.compile(r"\([^()]*\)")
+_BY = re.compile(r"\bby\s", re.IGNORECASE)
+_WITH = re.compile(r"\bwith\s+(\S+)", re.IGNORECASE)
+_LOCAL = ("lmtp", "lmtps", "lmtpa", "lmtpsa")
 _COMMENT = re.compile(r"\bdmarc\s*=\s*[a-z]+\s*\(([^()]*)\)", re.IGNORECASE)
 _POLICY = re.compile(r"\b(?:p|policy)\s*=\s*(none|quarantine|reject)\b", re.IGNORECASE)
 _AUTHSERV = re.compile(r"^\s*(?:\([^()]*\)\s*)*([^\s;()]+)")
 _KNOWN = {r.value for r in Result}
+
+
+def local_hop(received: str) -> bool:
+    """Is this Received field a local `with LMTP` delivery hop? Only its own `with` clause
+    counts: the one after its last `by`, with quoted strings (a sender's quoted local part
+    in `for <…>` or `envelope-from <…>`), comments and the date taken out first."""
+    text = _QUOTED.sub(" ", received.rpartition(";")[0] if ";" in received else received)
+    for _ in range(20):
+        text, found = _INNER_COMMENT.subn(" ", text)
+        if not found:
+            break
+    if "(" in text or ")" in text:
+        return False  # unbalanced: not the line of any MTA
+    after_by = list(_BY.finditer(text))
+    if not after_by:
+        return False
+    clause = _WITH.search(text, after_by[-1].end())
+    return clause is not None and clause.group(1).lower() in _LOCAL
 
 
 def trusted_headers(headers: list[tuple[str, str]], ids: tuple[str, ...]
@@ -47,7 +70,7 @@ def trusted_headers(headers: list[tuple[str, str]], ids: tuple[str, ...]
     for name, value in headers:
         lower = name.lower()
         if lower == "received":
-            if _LOCAL_HOP.search(value):
+            if local_hop(value):
                 continue
             break
         if lower != "authentication-results" or len(found) >= MAX_HEADERS:
@@ -85,9 +108,32 @@ def _domain(value: str | None) -> str | None:
     return value.rpartition("@")[2].strip("<>").lower() or None
 
 
-def from_results(found: list[tuple[str, Any]], from_domain: str | None, lookup: Lookup
-                 ) -> AuthVerdict:
-    """The verdict the trusted headers `found` give (see the module docstring)."""
+def _covered(headers: list[tuple[str, str]], domain: str | None, selector: str | None
+             ) -> bool:
+    """Does a DKIM-Signature of `domain` (and `selector`, when named) in the mail sign every
+    field mailbot decides on and the whole body (`dkim.covers`)? The MTA verified it; what
+    it signed is read from the signature itself; when the signature is no longer in the
+    mail, the MTA's word is taken."""
+    names = [name.encode("ascii", "replace") for name, _value in headers]
+    seen = False
+    for name, value in headers:
+        if name.lower() != "dkim-signature":
+            continue
+        tags = dict(part.strip().partition("=")[::2] for part in
+                    "".join(value.split()).split(";") if "=" in part)
+        if (tags.get("d", "").lower() == (domain or "")
+                and (selector is None or tags.get("s", "").lower() == selector)):
+            seen = True
+            if covers(names, value.encode("ascii", "replace")):
+                return True
+    return not seen  # an MTA that removed the signatures it verified: its word is all
+
+
+def from_results(found: list[tuple[str, Any]], from_domain: str | None, lookup: Lookup,
+                 headers: list[tuple[str, str]] | None = None) -> AuthVerdict:
+    """The verdict the trusted headers `found` give (see the module docstring). A DKIM
+    pass whose signature in `headers` leaves a field mailbot decides on unsigned (or the
+    body's tail: `dkim.covers`) is `policy`, and a DMARC pass that rested on it alone fails."""
     dkim: list[DkimCheck] = []
     spf: SpfCheck | None = None
     dmarc: DmarcCheck | None = None
@@ -98,8 +144,11 @@ def from_results(found: list[tuple[str, Any]], from_domain: str | None, lookup: 
             method = str(result.method).lower()
             if method == "dkim" and len(dkim) < MAX_DKIM:
                 domain = _prop(result, "header", "d") or _domain(_prop(result, "header", "i"))
-                dkim.append(DkimCheck(domain or "", _result(result.result),
-                                      _prop(result, "header", "s"),
+                selector = _prop(result, "header", "s")
+                value = _result(result.result)
+                if value == Result.PASS and not _covered(headers or [], domain, selector):
+                    value = Result.POLICY
+                dkim.append(DkimCheck(domain or "", value, selector,
                                       aligned(domain, from_domain)))
             elif method == "spf" and spf is None:
                 mail_from = _prop(result, "smtp", "mailfrom")
@@ -125,8 +174,12 @@ def from_results(found: list[tuple[str, Any]], from_domain: str | None, lookup: 
         dmarc = with_policy(lookup, dmarc)
     elif dmarc.result == Result.PASS:
         passing = [c for c in dkim if c.result == Result.PASS and c.aligned]
-        by = "dkim" if passing else "spf" if spf is not None and spf.aligned else None
-        dmarc = DmarcCheck(dmarc.domain, dmarc.result, dmarc.policy, by)
+        by_spf = spf is not None and spf.aligned and spf.result == Result.PASS
+        by = "dkim" if passing else "spf" if by_spf else None
+        if by is None and any(c.result == Result.POLICY and c.aligned for c in dkim):
+            dmarc = with_policy(lookup, DmarcCheck(dmarc.domain, Result.FAIL, dmarc.policy))
+        else:
+            dmarc = DmarcCheck(dmarc.domain, dmarc.result, dmarc.policy, by)
     source = "authres:" + found[0][0]
     return AuthVerdict(source, from_domain, tuple(dkim), spf, dmarc, arc, envelope,
                        "; ".join(lookup.temp_errors[:3]) or None)
