@@ -47,16 +47,22 @@ def _headers(raw: bytes) -> list[tuple[str, str]]:
     return [(str(name), str(value)) for name, value in message.items()[:MAX_HEADER_FIELDS]]
 
 
+def _addresses(fields: list[str]) -> list[tuple[str, str]]:
+    """`getaddresses(fields)`, or none where the stdlib's parser gives up: it recurses once
+    per nested comment, so a sender's ``((((…))))`` raises RecursionError."""
+    try:
+        return getaddresses(fields)
+    except Exception:  # noqa: BLE001 — an unreadable From has no address
+        return []
+
+
 def from_domain(headers: list[tuple[str, str]]) -> str | None:
     """The domain of the one From address, lower-case (IDNA); None for no From, several
     From fields or addresses, or one that cannot be read."""
     fields = [value for name, value in headers if name.lower() == "from"]
     if len(fields) != 1:
         return None
-    try:
-        addresses = [a for _name, a in getaddresses(fields) if a]
-    except Exception:  # noqa: BLE001 — the stdlib recurses once per nested comment
-        return None  # `((((…))))` raises RecursionError: no readable From
+    addresses = [a for _name, a in _addresses(fields) if a]
     if len(addresses) != 1 or addresses[0].count("@") != 1:
         return None
     domain = addresses[0].rpartition("@")[2].strip().rstrip(".").lower()
@@ -79,7 +85,7 @@ def _several_from(verdict: AuthVerdict, headers: list[tuple[str, str]], lookup: 
     (forged): a second From must not hide the first's policy."""
     fields = [value for name, value in headers if name.lower() == "from"]
     domains = []
-    for _name, address in getaddresses(fields):
+    for _name, address in _addresses(fields):
         found = from_domain([("From", address)]) if "@" in address else None
         if found and found not in domains:
             domains.append(found)
