@@ -217,7 +217,8 @@ def test_huge_and_garbage_records_never_raise_and_never_pass(dns):
 
 
 @pytest.mark.parametrize("record", ["V=DMARC1; P=REJECT", "v=DMARC1;p=REJECT;pct=0",
-                                    "v=DMARC1; p=reject; sp=none"])
+                                    "v=DMARC1; p=reject; sp=none",
+                                    "v = DMARC1 ; p = reject"])
 def test_reject_policy_is_read_whatever_its_spelling(dns, record):
     dns.remove(f"_dmarc.{CITY}")
     dns.txt(f"_dmarc.{CITY}", record)

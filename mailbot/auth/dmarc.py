@@ -14,6 +14,7 @@ would call forged — and otherwise it fails.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import cache
 
@@ -49,6 +50,10 @@ def aligned(domain: str | None, from_domain: str | None, strict: bool = False) -
     return organizational(a) == organizational(b)
 
 
+_VERSION = re.compile(r"[vV][ \t]*=[ \t]*DMARC1[ \t]*(?:;|$)")
+_VERSION_BYTES = re.compile(rb"[vV][ \t]*=[ \t]*DMARC1[ \t]*(?:;|$)")
+
+
 def parse_record(text: bytes) -> dict[str, str] | None:
     """The tags of a DMARC record, or None when it is not one (v=DMARC1 first, valid p=)."""
     try:
@@ -60,8 +65,9 @@ def parse_record(text: bytes) -> dict[str, str] | None:
         name, sep, tag_value = part.partition("=")
         if sep:
             tags.setdefault(name.strip().lower(), tag_value.strip())
-    # RFC 7489 §6.4: the tag name "v" is case-insensitive, its value "DMARC1" is not.
-    if not value[:8].lower() == "v=dmarc1" or tags.get("v") != "DMARC1":
+    # RFC 7489 §6.4: the tag name "v" is case-insensitive, its value "DMARC1" is not, and
+    # white space may stand around "=" (`dmarc-version = "v" *WSP "=" *WSP "DMARC1"`).
+    if not _VERSION.match(value) or tags.get("v") != "DMARC1":
         return None
     if tags.get("p", "").lower() not in POLICIES:
         return None
@@ -69,7 +75,7 @@ def parse_record(text: bytes) -> dict[str, str] | None:
 
 
 def _record(lookup: Lookup, domain: str) -> dict[str, str] | None:
-    found = [t for t in lookup.txt(f"_dmarc.{domain}") if t[:8].lower() == b"v=dmarc1"]
+    found = [t for t in lookup.txt(f"_dmarc.{domain}") if _VERSION_BYTES.match(t)]
     return parse_record(found[0]) if len(found) == 1 else None
 
 
