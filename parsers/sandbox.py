@@ -20,7 +20,7 @@ from pebble import ProcessExpired, ProcessPool
 
 from .limits import Limits
 from .model import Problem
-from .pdfread import PdfReading, read_pdf
+from .pdfread import PDFMINER, PdfReading, read_pdf
 
 STOPPED_EXIT = 143  # 128 + SIGTERM
 
@@ -72,15 +72,19 @@ class PdfPool:
             initargs=(self.limits.pdf_memory_bytes,),
             context=context,
         )
+        self._inputs: dict[Future[PdfReading], bytes] = {}  # kept for a retry, until read
 
     def submit(self, data: bytes, origin: str) -> Future[PdfReading]:
-        return self._pool.schedule(
+        future: Future[PdfReading] = self._pool.schedule(
             read_pdf,
             args=(data, origin, self.limits.max_pdf_pages),
             timeout=self.limits.pdf_timeout_s,
         )
+        self._inputs[future] = data
+        return future
 
     def result(self, future: Future[PdfReading], origin: str) -> PdfReading:
+        data = self._inputs.pop(future, None)
         try:
             return future.result()
         except TimeoutError:
@@ -92,6 +96,15 @@ class PdfPool:
         except ProcessExpired as exc:
             if exc.exitcode == STOPPED_EXIT:
                 raise WorkerStopped(f"the PDF worker for {origin} was stopped") from exc
+            if data is not None:
+                # PDFium aborts the process where pdfminer raises (memory exhaustion above
+                # all): read the document again with pdfminer alone, once.
+                retry: Future[PdfReading] = self._pool.schedule(
+                    read_pdf,
+                    args=(data, origin, self.limits.max_pdf_pages, PDFMINER),
+                    timeout=self.limits.pdf_timeout_s,
+                )
+                return self.result(retry, origin)
             detail = f"the PDF reader process died (exit code {exc.exitcode})"
             return PdfReading(problems=[Problem("unreadable_attachment", origin, detail)])
 

@@ -1,0 +1,173 @@
+"""Lines of segments from positioned glyphs: writing direction, lines, words, cells, spacing.
+
+Input is a page's glyphs with their loose (advance) boxes in page space and the frame each is
+written in (`parsers.pdfchars`). Output is what `fields` reads: lines in reading order, each
+a tuple of segments (runs of text with their extent along the line).
+
+**Orientation.** Glyphs are grouped by frame (baseline angle, mirrored or not), and each
+group is read in its own frame: along its baseline, lines from its own top. So a page with
+`/Rotate 90` whose content is drawn turned, text drawn with a rotated text matrix and
+mirrored text all read as they are displayed or written; the group that stands upright in
+the displayed page (after `/Rotate`) comes first, then the others by size.
+
+**Spacing.** Between two glyphs of a line the gap (loose box to loose box) decides: up to a
+quarter of the font size they touch, up to 1.2 times it is a word space, beyond that the
+line parts into segments (table cells, label and value). Letter spacing (`Tc`, `Tw` with a
+space after every character, `TJ` shifts: 均等割付) is recognised as a *run*: at least three
+single glyphs in a row whose gaps are all the same (within `PITCH_TOLERANCE` of the size),
+each glyph standing alone — a glyph touching a neighbour belongs to an ordinary word, so
+a key next to a spaced word is never drawn into the run. Inside a run the glyphs join into one
+word even across gaps up to `RUN_MAX_GAP` sizes; a gap that differs from the run's pitch
+ends it, so two spaced values side by side stay two.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from math import cos, radians, sin
+from statistics import median
+
+from .fields import Line, Segment
+from .normalize import normalize_text
+from .pdfchars import UPRIGHT, Frame, Glyph
+
+TOUCH = 0.25  # gap / size up to which two glyphs belong to one word
+CELL = 1.2  # gap / size beyond which a line parts into segments
+PITCH_TOLERANCE = 0.15  # gaps in a letter-spaced run may differ by this share of the size
+RUN_MAX_GAP = 3.0  # the widest gap / size a letter-spaced run bridges
+RUN_MIN_GLYPHS = 3
+DUPLICATE = 1.0  # points: the same glyph drawn again this close is fake bold, read once
+
+#: (text, along0, along1, across0, across1): a glyph in its frame's coordinates.
+_Box = tuple[str, float, float, float, float]
+
+
+def page_lines(glyphs: list[Glyph], rotation: int = 0) -> list[Line]:
+    """The page's lines in reading order, frame by frame."""
+    groups: dict[Frame, list[Glyph]] = defaultdict(list)
+    for glyph in glyphs:
+        groups[glyph[5]].append(glyph)
+
+    def order(frame: Frame) -> tuple[bool, int]:
+        upright = (frame[0] - rotation) % 360 == 0 and not frame[1]
+        return (not upright, -len(groups[frame]))
+
+    lines: list[Line] = []
+    for frame in sorted(groups, key=order):
+        lines.extend(_frame_lines(_in_frame(groups[frame], frame)))
+    return lines
+
+
+def _in_frame(glyphs: list[Glyph], frame: Frame) -> list[_Box]:
+    if frame == UPRIGHT:
+        return [(g[0], g[1], g[3], g[2], g[4]) for g in glyphs]
+    angle, mirrored = frame
+    ux, uy = cos(radians(angle)), sin(radians(angle))
+    # "Up" is the baseline turned a quarter to the left; a mirrored frame's up is the other way.
+    vx, vy = (uy, -ux) if mirrored else (-uy, ux)
+    out = []
+    for text, x0, y0, x1, y1, _frame in glyphs:
+        along = (x0 * ux + y0 * uy, x1 * ux + y0 * uy, x0 * ux + y1 * uy, x1 * ux + y1 * uy)
+        across = (x0 * vx + y0 * vy, x1 * vx + y0 * vy, x0 * vx + y1 * vy, x1 * vx + y1 * vy)
+        out.append((text, min(along), max(along), min(across), max(across)))
+    return out
+
+
+def _frame_lines(boxes: list[_Box]) -> list[Line]:
+    """Cluster glyphs into lines by the middle of their height, top line first."""
+    boxes.sort(key=lambda b: -(b[3] + b[4]))
+    lines: list[Line] = []
+    current: list[_Box] = []
+    middle = height = 0.0
+    for box in boxes:
+        mid, h = (box[3] + box[4]) / 2, box[4] - box[3]
+        if current and abs(middle - mid) <= 0.35 * max(height, h):
+            current.append(box)
+            continue
+        if current:
+            _add_line(lines, current)
+        current, middle, height = [box], mid, h
+    if current:
+        _add_line(lines, current)
+    return lines
+
+
+def _add_line(lines: list[Line], boxes: list[_Box]) -> None:
+    boxes.sort(key=lambda b: b[1])
+    kept: list[_Box] = []
+    for box in boxes:
+        if any(
+            k[0] == box[0] and abs(k[1] - box[1]) <= DUPLICATE and abs(k[3] - box[3]) <= DUPLICATE
+            for k in kept[-2:]
+        ):
+            continue  # fake bold: the same glyph drawn twice, a fraction of a point apart
+        kept.append(box)
+    segments = line_segments(kept)
+    if segments:
+        lines.append(Line(tuple(segments)))
+
+
+def _alnum(text: str) -> bool:
+    return text.isascii() and text.isalnum() or "０" <= text <= "ｚ" and text.isalnum()
+
+
+def spaced_runs(boxes: list[_Box], size: float) -> list[bool]:
+    """For each gap between neighbouring glyphs: whether it lies inside a letter-spaced run."""
+    n = len(boxes)
+    gaps = [boxes[i + 1][1] - boxes[i][2] for i in range(n - 1)]
+    inside = [False] * len(gaps)
+    touch, widest, tolerance = TOUCH * size, RUN_MAX_GAP * size, PITCH_TOLERANCE * size
+    i = 0
+    while i < len(gaps):
+        pitch = gaps[i]
+        # A run starts at a glyph standing alone: not touching its left neighbour.
+        if pitch <= touch or pitch > widest or (i > 0 and gaps[i - 1] <= touch):
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(gaps) and abs(gaps[j + 1] - pitch) <= tolerance:
+            j += 1
+        # The last glyph touching a letters-and-digits neighbour on its right starts a word
+        # (a key after a spaced word): it is not part of the run.
+        end = j + 1  # index of the run's last glyph
+        if end < n - 1 and gaps[end] <= touch and _alnum(boxes[end][0]) and _alnum(
+            boxes[end + 1][0]
+        ):
+            j -= 1
+        if j - i + 2 >= RUN_MIN_GLYPHS:
+            for k in range(i, j + 1):
+                inside[k] = True
+        i = max(j + 1, i + 1)
+    return inside
+
+
+def line_segments(boxes: list[_Box]) -> list[Segment]:
+    """One line's glyphs (sorted along the line) as segments, with word spaces put back."""
+    if not boxes:
+        return []
+    size = median(b[4] - b[3] for b in boxes) or 10.0
+    inside = spaced_runs(boxes, size) if len(boxes) >= RUN_MIN_GLYPHS else []
+    groups: list[list[str]] = [[boxes[0][0]]]
+    starts, ends = [boxes[0][1]], [boxes[0][2]]
+    for i in range(1, len(boxes)):
+        box = boxes[i]
+        gap = box[1] - boxes[i - 1][2]
+        if inside and inside[i - 1]:
+            groups[-1].append(box[0])
+        elif gap > CELL * size:
+            groups.append([box[0]])
+            starts.append(box[1])
+            ends.append(box[2])
+            continue
+        elif gap > TOUCH * size:
+            groups[-1].append(" ")
+            groups[-1].append(box[0])
+        else:
+            groups[-1].append(box[0])
+        ends[-1] = box[2]
+    segments = []
+    for chars, x0, x1 in zip(groups, starts, ends, strict=True):
+        text = normalize_text("".join(chars)).strip()
+        if text:
+            segments.append(Segment(text, x0, x1))
+    return segments
