@@ -211,10 +211,13 @@ def _read_value(page: _Page, idx: int) -> tuple[str | None, bool]:
     same_seg = nxt is not None and (nxt.line, nxt.seg) == (hit.line, hit.seg)
     inline = seg.text[hit.value_start : nxt.start if same_seg and nxt else len(seg.text)].strip()
     candidates: list[tuple[str, int]] = []  # (text, the line it stands on)
+    after = hit.seg + 1
+    while after < len(segments) and _LEADING_SEPARATORS.fullmatch(segments[after].text):
+        after += 1  # a colon standing alone between label and value
     if inline:
         candidates.append((inline, hit.line))
-    elif hit.seg + 1 < len(segments) and (hit.line, hit.seg + 1) not in page.label_segs:
-        candidates.append((segments[hit.seg + 1].text, hit.line))
+    elif after < len(segments) and (hit.line, after) not in page.label_segs:
+        candidates.append((segments[after].text, hit.line))
     elif (
         hit.line + 1 < len(page.lines)
         and hit.line + 1 not in page.label_lines

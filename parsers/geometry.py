@@ -33,7 +33,7 @@ from .pdfchars import UPRIGHT, Frame, Glyph
 
 TOUCH = 0.25  # gap / size up to which two glyphs belong to one word
 CELL = 1.2  # gap / size beyond which a line parts into segments
-PITCH_TOLERANCE = 0.15  # gaps in a letter-spaced run may differ by this share of the size
+PITCH_TOLERANCE = 0.08  # a letter-spaced run's steps may differ by this share of the size
 RUN_MAX_GAP = 3.0  # the widest gap / size a letter-spaced run bridges
 RUN_MIN_GLYPHS = 3
 DUPLICATE = 1.0  # points: the same glyph drawn again this close is fake bold, read once
@@ -112,20 +112,27 @@ def _alnum(text: str) -> bool:
 
 
 def spaced_runs(boxes: list[_Box], size: float) -> list[bool]:
-    """For each gap between neighbouring glyphs: whether it lies inside a letter-spaced run."""
+    """For each gap between neighbouring glyphs: whether it lies inside a letter-spaced run.
+
+    A run's glyphs follow each other at one regular step: the same gap (`Tc`, `Tw`, `TJ`
+    spacing) or the same distance between glyph centres (glyphs placed one by one in equal
+    cells, whose gaps then vary with the glyph widths)."""
     n = len(boxes)
     gaps = [boxes[i + 1][1] - boxes[i][2] for i in range(n - 1)]
+    steps = [(boxes[i + 1][1] + boxes[i + 1][2] - boxes[i][1] - boxes[i][2]) / 2 for i in range(n - 1)]
     inside = [False] * len(gaps)
     touch, widest, tolerance = TOUCH * size, RUN_MAX_GAP * size, PITCH_TOLERANCE * size
     i = 0
     while i < len(gaps):
-        pitch = gaps[i]
+        gap, step = gaps[i], steps[i]
         # A run starts at a glyph standing alone: not touching its left neighbour.
-        if pitch <= touch or pitch > widest or (i > 0 and gaps[i - 1] <= touch):
+        if gap <= touch or gap > widest or (i > 0 and gaps[i - 1] <= touch):
             i += 1
             continue
         j = i
-        while j + 1 < len(gaps) and abs(gaps[j + 1] - pitch) <= tolerance:
+        while j + 1 < len(gaps) and (
+            abs(gaps[j + 1] - gap) <= tolerance or abs(steps[j + 1] - step) <= tolerance
+        ):
             j += 1
         # The last glyph touching a letters-and-digits neighbour on its right starts a word
         # (a key after a spaced word): it is not part of the run.
@@ -137,8 +144,16 @@ def spaced_runs(boxes: list[_Box], size: float) -> list[bool]:
         if j - i + 2 >= RUN_MIN_GLYPHS:
             for k in range(i, j + 1):
                 inside[k] = True
-        i = max(j + 1, i + 1)
+            i = j + 2  # the run's last glyph cannot start the next run
+        else:
+            i += 1
     return inside
+
+
+def _beside_run(inside: list[bool], k: int) -> bool:
+    """Whether gap `k` ends or starts a letter-spaced run: a spaced value fills its cell, so
+    what stands next to it at more than its own pitch is the next cell, not the next word."""
+    return bool(inside) and (k > 0 and inside[k - 1] or k + 1 < len(inside) and inside[k + 1])
 
 
 def line_segments(boxes: list[_Box]) -> list[Segment]:
@@ -154,7 +169,7 @@ def line_segments(boxes: list[_Box]) -> list[Segment]:
         gap = box[1] - boxes[i - 1][2]
         if inside and inside[i - 1]:
             groups[-1].append(box[0])
-        elif gap > CELL * size:
+        elif gap > CELL * size or (gap > TOUCH * size and _beside_run(inside, i - 1)):
             groups.append([box[0]])
             starts.append(box[1])
             ends.append(box[2])
