@@ -27,15 +27,19 @@ from collections import defaultdict
 from math import cos, radians, sin
 from statistics import median
 
+from .fields import DOUBT as DOUBT_MARK
 from .fields import Line, Segment
 from .normalize import normalize_text
 from .pdfchars import UPRIGHT, Frame, Glyph
 
 TOUCH = 0.25  # gap / size up to which two glyphs belong to one word
 CELL = 1.2  # gap / size beyond which a line parts into segments
-PITCH_TOLERANCE = 0.08  # a letter-spaced run's steps may differ by this share of the size
+PITCH_TOLERANCE = 0.12  # a letter-spaced run's steps may differ by this share of the size
+DOUBT_EXTRA = 0.5  # a lone glyph this much (× size) further than a run's step is in doubt
 RUN_MAX_GAP = 3.0  # the widest gap / size a letter-spaced run bridges
 RUN_MIN_GLYPHS = 3
+RUN_WINDOW = 5  # gaps whose median sets a run's pitch
+COLLIDE = 0.15  # glyph boxes overlapping by more than this (× size) collide
 DUPLICATE = 1.0  # points: the same glyph drawn again this close is fake bold, read once
 
 #: (text, along0, along1, across0, across1): a glyph in its frame's coordinates.
@@ -54,6 +58,10 @@ def page_lines(glyphs: list[Glyph], rotation: int = 0) -> list[Line]:
 
     lines: list[Line] = []
     for frame in sorted(groups, key=order):
+        if lines:
+            # A blank line between directions: a value is never read "below" its label from
+            # text written another way (a sideways stamp under the last label of the page).
+            lines.append(Line(()))
         lines.extend(_frame_lines(_in_frame(groups[frame], frame)))
     return lines
 
@@ -111,22 +119,42 @@ def _alnum(text: str) -> bool:
     return text.isascii() and text.isalnum() or "０" <= text <= "ｚ" and text.isalnum()
 
 
-def spaced_runs(boxes: list[_Box], size: float) -> list[bool]:
-    """For each gap between neighbouring glyphs: whether it lies inside a letter-spaced run.
+PLAIN, RUN, DOUBT, EDGE = 0, 1, 2, 3  # what a gap between two glyphs of a line is
+
+
+def gap_kinds(boxes: list[_Box], size: float) -> list[int]:
+    """For each gap between neighbouring glyphs: inside a letter-spaced run (`RUN`), the
+    edge of one, clearly wider than its pitch (`EDGE`: a spaced value fills its cell, so what
+    stands beside it is the next cell), a doubtful edge (`DOUBT`), or an ordinary gap
+    (`PLAIN`).
 
     A run's glyphs follow each other at one regular step: the same gap (`Tc`, `Tw`, `TJ`
     spacing) or the same distance between glyph centres (glyphs placed one by one in equal
-    cells, whose gaps then vary with the glyph widths)."""
+    cells, whose gaps then vary with the glyph widths). A lone letter or digit beside a run
+    of letters and digits, only a little further than the run's step, may be the run's own
+    last (or first) glyph or a neighbouring word, and two runs of letters and digits meeting
+    at a step only a little off both may be one value or two: such a gap is `DOUBT`, and a
+    value across it is never read (`fields.DOUBT`), since a key or number a few characters
+    short or long would be a wrong notice."""
     n = len(boxes)
     gaps = [boxes[i + 1][1] - boxes[i][2] for i in range(n - 1)]
-    steps = [(boxes[i + 1][1] + boxes[i + 1][2] - boxes[i][1] - boxes[i][2]) / 2 for i in range(n - 1)]
-    inside = [False] * len(gaps)
+    steps = [(boxes[i + 1][1] + boxes[i + 1][2] - boxes[i][1] - boxes[i][2]) / 2
+             for i in range(n - 1)]
+    kinds = [PLAIN] * len(gaps)
     touch, widest, tolerance = TOUCH * size, RUN_MAX_GAP * size, PITCH_TOLERANCE * size
+    collide = COLLIDE * size
+    runs: list[tuple[int, int, float, float]] = []  # first gap, last gap, mean gap and step
     i = 0
     while i < len(gaps):
-        gap, step = gaps[i], steps[i]
+        gap = gaps[i]
         # A run starts at a glyph standing alone: not touching its left neighbour.
         if gap <= touch or gap > widest or (i > 0 and gaps[i - 1] <= touch):
+            i += 1
+            continue
+        # The run's pitch: the median of the next few gaps and steps, so that one odd glyph
+        # (a colon before the value, a glyph whose ink overhangs its advance) does not set it.
+        gap, step = median(gaps[i : i + RUN_WINDOW]), median(steps[i : i + RUN_WINDOW])
+        if abs(gaps[i] - gap) > tolerance and abs(steps[i] - step) > tolerance:
             i += 1
             continue
         j = i
@@ -137,23 +165,63 @@ def spaced_runs(boxes: list[_Box], size: float) -> list[bool]:
         # The last glyph touching a letters-and-digits neighbour on its right starts a word
         # (a key after a spaced word): it is not part of the run.
         end = j + 1  # index of the run's last glyph
-        if end < n - 1 and gaps[end] <= touch and _alnum(boxes[end][0]) and _alnum(
+        if end < n - 1 and -collide <= gaps[end] <= touch and _alnum(boxes[end][0]) and _alnum(
             boxes[end + 1][0]
         ):
             j -= 1
+        # A glyph before the run at the run's own pitch belongs to it, though it seemed to
+        # touch its neighbour (a pitch just above `TOUCH`, glyph boxes a little uneven).
+        start = i
+        while i > 0 and kinds[i - 1] == PLAIN and gaps[i - 1] > -collide and (
+            abs(gaps[i - 1] - gap) <= tolerance or abs(steps[i - 1] - step) <= tolerance
+        ):
+            i -= 1
+        if i < start and i > 0 and gaps[i - 1] <= touch:
+            i += 1  # ... unless it touches a word on its left: it ends that word
         if j - i + 2 >= RUN_MIN_GLYPHS:
-            for k in range(i, j + 1):
-                inside[k] = True
+            kinds[i : j + 1] = [RUN] * (j + 1 - i)
+            runs.append((i, j, gap, step))
             i = j + 2  # the run's last glyph cannot start the next run
         else:
             i += 1
-    return inside
+    doubt = DOUBT_EXTRA * size
 
+    def lone(g: int) -> bool:  # glyph g belongs to no run and touches no other glyph
+        left = g == 0 or (gaps[g - 1] > touch and kinds[g - 1] != RUN)
+        right = g == n - 1 or (gaps[g] > touch and kinds[g] != RUN)
+        return left and right and _alnum(boxes[g][0])
 
-def _beside_run(inside: list[bool], k: int) -> bool:
-    """Whether gap `k` ends or starts a letter-spaced run: a spaced value fills its cell, so
-    what stands next to it at more than its own pitch is the next cell, not the next word."""
-    return bool(inside) and (k > 0 and inside[k - 1] or k + 1 < len(inside) and inside[k + 1])
+    for k, gap in enumerate(gaps):  # letters or digits drawn into each other: two values?
+        if gap < -collide and _alnum(boxes[k][0]) and _alnum(boxes[k + 1][0]):
+            kinds[k] = DOUBT
+    def regular(k: int, other: int) -> bool:
+        return 0 <= other < len(gaps) and kinds[other] == PLAIN and abs(
+            steps[other] - steps[k]) <= tolerance
+
+    for k in range(len(gaps)):  # a word space at the very step of its neighbours?
+        if kinds[k] == PLAIN and touch < gaps[k] <= CELL * size and _alnum(boxes[k][0]) \
+                and _alnum(boxes[k + 1][0]) and (
+                    regular(k, k - 1) and (regular(k, k + 1) or regular(k, k - 2))
+                    or regular(k, k + 1) and regular(k, k + 2)):
+            kinds[k] = DOUBT  # glyphs at one regular step, one gap a little wide: split or not?
+    following = {first - 1: (gap, step) for first, _last, gap, step in runs}
+    for first, last, gap, step in runs:
+        for edge, inner, outer in ((last + 1, last + 1, last + 2), (first - 1, first, first - 1)):
+            if not (0 <= edge < len(gaps) and kinds[edge] == PLAIN and gaps[edge] > touch):
+                continue
+            wider = min(gaps[edge] - gap, steps[edge] - step)
+            if wider > tolerance:
+                kinds[edge] = EDGE  # else a space: no cell boundary at the run's own pitch
+            if not (_alnum(boxes[inner][0]) and _alnum(boxes[outer][0])):
+                continue
+            near = wider < doubt
+            # Two runs meeting (seen from the first one's end): one value broken by an odd step?
+            nxt = following.get(edge) if edge == last + 1 else None
+            if nxt is not None:
+                near = near and min(gaps[edge] - nxt[0], steps[edge] - nxt[1]) < doubt
+            if near and (nxt is not None or lone(outer)):
+                kinds[edge] = DOUBT
+    return kinds
 
 
 def line_segments(boxes: list[_Box]) -> list[Segment]:
@@ -161,16 +229,23 @@ def line_segments(boxes: list[_Box]) -> list[Segment]:
     if not boxes:
         return []
     size = median(b[4] - b[3] for b in boxes) or 10.0
-    inside = spaced_runs(boxes, size) if len(boxes) >= RUN_MIN_GLYPHS else []
+    kinds = gap_kinds(boxes, size) if len(boxes) >= RUN_MIN_GLYPHS else [PLAIN] * (len(boxes) - 1)
     groups: list[list[str]] = [[boxes[0][0]]]
     starts, ends = [boxes[0][1]], [boxes[0][2]]
     for i in range(1, len(boxes)):
         box = boxes[i]
         gap = box[1] - boxes[i - 1][2]
-        if inside and inside[i - 1]:
+        kind = kinds[i - 1]
+        if kind == RUN:
             groups[-1].append(box[0])
-        elif gap > CELL * size or (gap > TOUCH * size and _beside_run(inside, i - 1)):
-            groups.append([box[0]])
+        elif kind == DOUBT:
+            groups[-1].append(DOUBT_MARK + box[0])
+        elif gap > CELL * size or kind == EDGE:
+            if gap <= CELL * size and DOUBT in kinds[max(i - 2, 0) : i + 1]:
+                groups[-1].append(DOUBT_MARK)  # a doubtful glyph beside: both sides in doubt
+                groups.append([DOUBT_MARK, box[0]])
+            else:
+                groups.append([box[0]])
             starts.append(box[1])
             ends.append(box[2])
             continue

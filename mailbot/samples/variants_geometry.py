@@ -88,9 +88,9 @@ def spaced_values_positioned_ttf(case: Case) -> Sample:
 
 
 def spaced_table_cells(case: Case) -> Sample:
-    """Header-row table whose number and key fill neighbouring cells glyph by glyph: nearly
-    touching, they must stay two values."""
-    pdf = notice_pdf_bytes(case.a, layout="generic", spacing="positioned", value_space=VALUE_SPACE)
+    """Header-row table whose number and key are placed glyph by glyph at a regular pitch in
+    neighbouring cells: they must stay two values."""
+    pdf = notice_pdf_bytes(case.a, layout="generic", spacing="positioned", value_space=2.0)
     return _single(case, pdf, "認証キー等のお知らせ.pdf")
 
 
