@@ -104,15 +104,16 @@ def _add_line(lines: list[Line], boxes: list[_Box]) -> None:
     boxes.sort(key=lambda b: b[1])
     kept: list[_Box] = []
     for box in boxes:
-        if any(
-            k[0] == box[0] and abs(k[1] - box[1]) <= DUPLICATE and abs(k[3] - box[3]) <= DUPLICATE
-            for k in kept[-2:]
-        ):
+        if kept and (_same(kept[-1], box) or len(kept) > 1 and _same(kept[-2], box)):
             continue  # fake bold: the same glyph drawn twice, a fraction of a point apart
         kept.append(box)
     segments = line_segments(kept)
     if segments:
         lines.append(Line(tuple(segments)))
+
+
+def _same(a: _Box, b: _Box) -> bool:
+    return a[0] == b[0] and abs(a[1] - b[1]) <= DUPLICATE and abs(a[3] - b[3]) <= DUPLICATE
 
 
 def _alnum(text: str) -> bool:
@@ -228,7 +229,12 @@ def line_segments(boxes: list[_Box]) -> list[Segment]:
     """One line's glyphs (sorted along the line) as segments, with word spaces put back."""
     if not boxes:
         return []
-    size = median(b[4] - b[3] for b in boxes) or 10.0
+    size = median([b[4] - b[3] for b in boxes]) or 10.0
+    touch, collide = TOUCH * size, -COLLIDE * size
+    if all(collide <= boxes[i][1] - boxes[i - 1][2] <= touch for i in range(1, len(boxes))):
+        # Every glyph touches the next (prose, a name): one word, no geometry to weigh.
+        text = normalize_text("".join(b[0] for b in boxes)).strip()
+        return [Segment(text, boxes[0][1], boxes[-1][2])] if text else []
     kinds = gap_kinds(boxes, size) if len(boxes) >= RUN_MIN_GLYPHS else [PLAIN] * (len(boxes) - 1)
     groups: list[list[str]] = [[boxes[0][0]]]
     starts, ends = [boxes[0][1]], [boxes[0][2]]

@@ -258,3 +258,15 @@ def test_fake_bold_duplicates_are_read_once():
     line = boxes(("A", 0, 5), ("A", 0.3, 5.3), ("B", 5, 10), ("B", 5.3, 10.3))
     glyphs = [(t, x0, y0, x1, y1, UPRIGHT) for t, x0, x1, y0, y1 in line]
     assert [line.text for line in page_lines(glyphs)] == ["AB"]
+
+
+def test_a_key_drawn_into_the_next_word_is_not_read_longer():
+    """Glyphs of the key and of a word after it overlapping (no gap anywhere on the line):
+    `k7QmO0x2Lp1aAB` would be a valid key."""
+    key_width = stringWidth(KEY, font_name("cid"), 11)
+    data = drawn(
+        (70, 700, f"保証契約番号：{NUMBER}"),
+        (70, 680, "認証キー："), (130, 680, KEY), (130 + key_width - 2.5, 680, "AB"),
+    )
+    found, _ = pairs(data)
+    assert (NUMBER, KEY + "AB") not in found and found in ([], [(NUMBER, KEY)])
