@@ -35,6 +35,7 @@ from .pdfchars import UPRIGHT, Frame, Glyph
 TOUCH = 0.25  # gap / size up to which two glyphs belong to one word
 CELL = 1.2  # gap / size beyond which a line parts into segments
 PITCH_TOLERANCE = 0.12  # a letter-spaced run's steps may differ by this share of the size
+RUNS_APART = 1.5  # two runs this many pitches apart are two words, never in doubt
 DOUBT_EXTRA = 0.5  # a lone glyph this much (× size) further than a run's step is in doubt
 RUN_MAX_GAP = 3.0  # the widest gap / size a letter-spaced run bridges
 RUN_MIN_GLYPHS = 3
@@ -116,6 +117,25 @@ def _same(a: _Box, b: _Box) -> bool:
     return a[0] == b[0] and abs(a[1] - b[1]) <= DUPLICATE and abs(a[3] - b[3]) <= DUPLICATE
 
 
+def _best_run(
+    gaps: list[float], steps: list[float], i: int, tolerance: float
+) -> tuple[bool, int, float, float]:
+    """(by gap?, last gap index, pitch gap, pitch step) of the longer regular run from `i`;
+    the pitch is the median of the next `RUN_WINDOW` gaps or steps."""
+    gap, step = median(gaps[i : i + RUN_WINDOW]), median(steps[i : i + RUN_WINDOW])
+    by_gap, by_step = _reach(gaps, i, gap, tolerance), _reach(steps, i, step, tolerance)
+    return (True, by_gap, gap, step) if by_gap >= by_step else (False, by_step, gap, step)
+
+
+def _reach(values: list[float], i: int, pitch: float, tolerance: float) -> int:
+    """The last index from `i` on whose values all stay within `tolerance` of `pitch`
+    (`i - 1` when the first one does not)."""
+    j = i - 1
+    while j + 1 < len(values) and abs(values[j + 1] - pitch) <= tolerance:
+        j += 1
+    return j
+
+
 def _alnum(text: str) -> bool:
     return text.isascii() and text.isalnum() or "０" <= text <= "ｚ" and text.isalnum()
 
@@ -154,27 +174,35 @@ def gap_kinds(boxes: list[_Box], size: float) -> list[int]:
             continue
         # The run's pitch: the median of the next few gaps and steps, so that one odd glyph
         # (a colon before the value, a glyph whose ink overhangs its advance) does not set it.
-        gap, step = median(gaps[i : i + RUN_WINDOW]), median(steps[i : i + RUN_WINDOW])
-        if abs(gaps[i] - gap) > tolerance and abs(steps[i] - step) > tolerance:
+        # One kind of regularity per run: equal gaps (Tc, Tw, TJ) or equal steps (glyphs one
+        # by one in equal cells) — whichever carries further, never whichever of the two
+        # happens to match a glyph; and from the next glyph if that carries further still
+        # (a colon before a value placed glyph by glyph).
+        by_gap, j, gap, step = _best_run(gaps, steps, i, tolerance)
+        if i + 1 < len(gaps) and _best_run(gaps, steps, i + 1, tolerance)[1] > j:
             i += 1
             continue
-        j = i
-        while j + 1 < len(gaps) and (
-            abs(gaps[j + 1] - gap) <= tolerance or abs(steps[j + 1] - step) <= tolerance
-        ):
-            j += 1
+
+        def fits(k: int, by_gap: bool = by_gap, gap: float = gap, step: float = step) -> bool:
+            if by_gap:
+                return abs(gaps[k] - gap) <= tolerance
+            return abs(steps[k] - step) <= tolerance
+
+        if j < i:
+            i += 1
+            continue
         # The last glyph touching a letters-and-digits neighbour on its right starts a word
         # (a key after a spaced word): it is not part of the run.
         end = j + 1  # index of the run's last glyph
-        if end < n - 1 and -collide <= gaps[end] <= touch and _alnum(boxes[end][0]) and _alnum(
-            boxes[end + 1][0]
-        ):
+        cut = (end < n - 1 and -collide <= gaps[end] <= touch and _alnum(boxes[end][0])
+               and _alnum(boxes[end + 1][0]) and abs(steps[end] - step) > tolerance)
+        if cut:  # (unless the glyphs go on at the run's step: cells of one value, one narrow)
             j -= 1
         # A glyph before the run at the run's own pitch belongs to it, though it seemed to
         # touch its neighbour (a pitch just above `TOUCH`, glyph boxes a little uneven).
         start = i
-        while i > 0 and kinds[i - 1] == PLAIN and gaps[i - 1] > -collide and (
-            abs(gaps[i - 1] - gap) <= tolerance or abs(steps[i - 1] - step) <= tolerance
+        while i > 0 and kinds[i - 1] == PLAIN and gaps[i - 1] > -collide and fits(i - 1) and (
+            i < 2 or kinds[i - 2] != RUN  # not the last glyph of the run before
         ):
             i -= 1
         if i < start and i > 0 and gaps[i - 1] <= touch:
@@ -182,6 +210,8 @@ def gap_kinds(boxes: list[_Box], size: float) -> list[int]:
         if j - i + 2 >= RUN_MIN_GLYPHS:
             kinds[i : j + 1] = [RUN] * (j + 1 - i)
             runs.append((i, j, gap, step))
+            if cut:  # the word after the run stands at the run's own pitch: whose glyph?
+                kinds[j + 1] = DOUBT
             i = j + 2  # the run's last glyph cannot start the next run
         else:
             i += 1
@@ -218,8 +248,9 @@ def gap_kinds(boxes: list[_Box], size: float) -> list[int]:
             near = wider < doubt
             # Two runs meeting (seen from the first one's end): one value broken by an odd step?
             nxt = following.get(edge) if edge == last + 1 else None
-            if nxt is not None:
-                near = near and min(gaps[edge] - nxt[0], steps[edge] - nxt[1]) < doubt
+            if nxt is not None:  # ... only while the gap is under 1.5 pitches of either run
+                near = near and min(gaps[edge] - nxt[0], steps[edge] - nxt[1]) < doubt and (
+                    gaps[edge] < RUNS_APART * max(gap, nxt[0]))
             if near and (nxt is not None or lone(outer)):
                 kinds[edge] = DOUBT
     return kinds

@@ -270,3 +270,60 @@ def test_a_key_drawn_into_the_next_word_is_not_read_longer():
     )
     found, _ = pairs(data)
     assert (NUMBER, KEY + "AB") not in found and found in ([], [(NUMBER, KEY)])
+
+
+# -- findings of a seeded fuzz over layouts, fonts, spacings and orientations -----------
+
+FUZZ_FINDINGS = [
+    # A Tc just above touching: spaced `ABC` after the key matched the key's run by a
+    # coincidence of glyph centres (`U0WmLlSQ8qPIABC`): a run has one kind of regularity.
+    (("35075-19190E", "U0WmLlSQ8qPI"),
+     {"font": "cid", "spacing": "tc", "value_space": 2.9, "notes": "spaced"}),
+    # Digits placed one by one with a narrow `1` and a wide `M`: `35012-0970` was read.
+    (("35012-09701M", "DCCJOoBryO81"),
+     {"layout": "wjcs", "font": "ttf", "spacing": "positioned", "value_space": 0.5,
+      "letter_spaced": True, "orientation": "rotate180"}),
+    # Mirrored glyphs placed one by one 0.1 pt apart: `tZeZEge1jmY` was read.
+    (("35140-02180H", "tZeZEge1jmYT"),
+     {"spacing": "positioned", "value_space": 0.1, "orientation": "mirrored"}),
+    # A colon opening a value placed glyph by glyph chose equal gaps over equal steps.
+    (("35075-09523A", "OBYJmhcxIZ6a"),
+     {"font": "ttf", "spacing": "positioned", "value_space": 4.0, "letter_spaced": True,
+      "notes": "plain"}),
+    # Equal gaps for four glyphs, then equal steps for the whole key (`Kk8J j7Hh6Gg5`).
+    (("30072-0003951", "Kk8Jj7Hh6Gg5"),
+     {"layout": "generic", "spacing": "positioned", "value_space": 2.0}),
+]
+
+
+@pytest.mark.parametrize(("pair", "options"), FUZZ_FINDINGS)
+def test_fuzz_findings_read_exactly(pair, options):
+    fields = replace(FIELDS, guarantee_number=pair[0], auth_key=pair[1])
+    assert pairs(render_notice_pdf(fields, **options)) == ([pair], [])
+
+
+def test_random_layouts_never_give_a_wrong_notice():
+    """Seeded: random layout, font, spacing kind and amount, labels, remarks, orientation.
+    Some constructions are ambiguous (values overflowing their cells) and are not read;
+    none may be read wrong."""
+    import random
+
+    from mailbot.samples.catalog import _corpus_case
+
+    rng = random.Random(15)
+    read = 0
+    for i in range(60):
+        case = _corpus_case("spaced_values_tc_cid", i, rng)
+        layout, font = rng.choice(["ejcs", "wjcs", "generic"]), rng.choice(["cid", "ttf"])
+        spacing = rng.choice(["tc", "tj", "positioned"] + (["tw"] if font == "ttf" else []))
+        options = {
+            "layout": layout, "font": font, "spacing": spacing,
+            "value_space": round(rng.uniform(0, 6), 1), "letter_spaced": rng.random() < 0.5,
+            "notes": rng.choice(["", "plain", "spaced"]) if layout == "ejcs" else "",
+            "orientation": rng.choice(ORIENTATIONS),
+        }
+        found, _ = pairs(render_notice_pdf(case.a, **options))
+        want = (case.a.guarantee_number, case.a.auth_key)
+        assert found in ([], [want]), options
+        read += found == [want]
+    assert read >= 50  # and most are read
