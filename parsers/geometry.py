@@ -13,12 +13,14 @@ the displayed page (after `/Rotate`) comes first, then the others by size.
 **Spacing.** Between two glyphs of a line the gap (loose box to loose box) decides: up to a
 quarter of the font size they touch, up to 1.2 times it is a word space, beyond that the
 line parts into segments (table cells, label and value). Letter spacing (`Tc`, `Tw` with a
-space after every character, `TJ` shifts: 均等割付) is recognised as a *run*: at least three
-single glyphs in a row whose gaps are all the same (within `PITCH_TOLERANCE` of the size),
-each glyph standing alone — a glyph touching a neighbour belongs to an ordinary word, so
-a key next to a spaced word is never drawn into the run. Inside a run the glyphs join into one
-word even across gaps up to `RUN_MAX_GAP` sizes; a gap that differs from the run's pitch
-ends it, so two spaced values side by side stay two.
+space after every character, `TJ` shifts, glyphs placed one by one: 均等割付) is recognised
+as a *run*: at least three single glyphs in a row at one regular step — all the same gap, or
+all the same distance between centres (within `PITCH_TOLERANCE` of the size) — each glyph
+standing alone: a glyph touching a neighbour belongs to an ordinary word, so a key next to a
+spaced word is never drawn into the run. Inside a run the glyphs join into one word even
+across gaps up to `RUN_MAX_GAP` sizes; a gap clearly wider than the run's pitch ends it, so
+two spaced values side by side stay two; a gap geometry cannot decide is marked in doubt
+(`gap_kinds`), and no number or key is read across it (docs/reading.md).
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ def gap_kinds(boxes: list[_Box], size: float) -> list[int]:
     kinds = [PLAIN] * len(gaps)
     touch, widest, tolerance = TOUCH * size, RUN_MAX_GAP * size, PITCH_TOLERANCE * size
     collide = COLLIDE * size
-    runs: list[tuple[int, int, float, float]] = []  # first gap, last gap, mean gap and step
+    runs: list[tuple[int, int, float, float]] = []  # first gap, last gap, pitch gap and step
     i = 0
     while i < len(gaps):
         gap = gaps[i]
@@ -172,14 +174,12 @@ def gap_kinds(boxes: list[_Box], size: float) -> list[int]:
         if gap <= touch or gap > widest or (i > 0 and gaps[i - 1] <= touch):
             i += 1
             continue
-        # The run's pitch: the median of the next few gaps and steps, so that one odd glyph
-        # (a colon before the value, a glyph whose ink overhangs its advance) does not set it.
         # One kind of regularity per run: equal gaps (Tc, Tw, TJ) or equal steps (glyphs one
         # by one in equal cells) — whichever carries further, never whichever of the two
         # happens to match a glyph; and from the next glyph if that carries further still
         # (a colon before a value placed glyph by glyph).
         by_gap, j, gap, step = _best_run(gaps, steps, i, tolerance)
-        if i + 1 < len(gaps) and _best_run(gaps, steps, i + 1, tolerance)[1] > j:
+        if j < i or i + 1 < len(gaps) and _best_run(gaps, steps, i + 1, tolerance)[1] > j:
             i += 1
             continue
 
@@ -188,9 +188,6 @@ def gap_kinds(boxes: list[_Box], size: float) -> list[int]:
                 return abs(gaps[k] - gap) <= tolerance
             return abs(steps[k] - step) <= tolerance
 
-        if j < i:
-            i += 1
-            continue
         # The last glyph touching a letters-and-digits neighbour on its right starts a word
         # (a key after a spaced word): it is not part of the run.
         end = j + 1  # index of the run's last glyph
@@ -225,6 +222,7 @@ def gap_kinds(boxes: list[_Box], size: float) -> list[int]:
     for k, gap in enumerate(gaps):  # letters or digits drawn into each other: two values?
         if gap < -collide and _alnum(boxes[k][0]) and _alnum(boxes[k + 1][0]):
             kinds[k] = DOUBT
+
     def regular(k: int, other: int) -> bool:
         return 0 <= other < len(gaps) and kinds[other] == PLAIN and abs(
             steps[other] - steps[k]) <= tolerance
