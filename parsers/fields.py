@@ -33,6 +33,9 @@ from .normalize import (
 )
 
 MAX_BODY_CHARS = 200_000  # a typed body longer than this is read up to here
+#: Put by `geometry` where a glyph may or may not belong to the letter-spaced value beside it:
+#: a number or key running into it is not read (it could be one character short or long).
+DOUBT = "\u2063"
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def _first_word(text: str) -> str | None:
     if match is None or match.end() > 64:
         return None
     after = text[match.end() : match.end() + 1]
-    if after and (after == "-" or is_ascii_lookalike(after)):
+    if after and (after in ("-", DOUBT) or is_ascii_lookalike(after)):
         return None
     return match.group(0)
 
@@ -159,6 +162,7 @@ def _validate(field_name: str, value: str) -> str | None:
     if field_name == "auth_key":
         word = _first_word(value)
         return canonical_key(word) if word and _ALNUM_WORD.fullmatch(word) else None
+    value = value.replace(DOUBT, "")  # a name may run on across a doubtful gap
     if field_name == "kind":
         folded = fold_spaces(value)
         return next((k for k in sorted(KINDS, key=len, reverse=True) if k in folded), None)
@@ -211,10 +215,13 @@ def _read_value(page: _Page, idx: int) -> tuple[str | None, bool]:
     same_seg = nxt is not None and (nxt.line, nxt.seg) == (hit.line, hit.seg)
     inline = seg.text[hit.value_start : nxt.start if same_seg and nxt else len(seg.text)].strip()
     candidates: list[tuple[str, int]] = []  # (text, the line it stands on)
+    after = hit.seg + 1
+    while after < len(segments) and _LEADING_SEPARATORS.fullmatch(segments[after].text):
+        after += 1  # a colon standing alone between label and value
     if inline:
         candidates.append((inline, hit.line))
-    elif hit.seg + 1 < len(segments) and (hit.line, hit.seg + 1) not in page.label_segs:
-        candidates.append((segments[hit.seg + 1].text, hit.line))
+    elif after < len(segments) and (hit.line, after) not in page.label_segs:
+        candidates.append((segments[after].text, hit.line))
     elif (
         hit.line + 1 < len(page.lines)
         and hit.line + 1 not in page.label_lines

@@ -1,10 +1,19 @@
-"""Read the notices out of one PDF: text by position with pdfplumber, pypdfium2 as fallback.
+"""Read the notices out of one PDF: characters and boxes from pypdfium2, pdfminer where needed.
 
 This runs inside a sandboxed worker (`sandbox`), so it may be killed at any moment; it takes
-bytes and returns plain data. Detection, in this order: a PDF that needs a user password
-(`encrypted_pdf`; an owner password alone is no obstacle), glyphs pdfminer cannot map to
-Unicode (`(cid:N)`: retried with pypdfium2, else `unreadable_attachment`), pages with images
-but no text (`no_text_layer`), and memory exhaustion (`attachment_too_large`).
+bytes and returns plain data. The normal path (docs/reading.md, "Which engine reads what"):
+PDFium's characters with their loose boxes and writing frames (`pdfchars`), made into lines
+of segments by geometry (`geometry`: orientation, letter spacing). pdfminer (pdfplumber)
+reads a document when PDFium cannot open it, when a page has more glyphs than a notice
+(`pdfchars.MAX_PAGE_GLYPHS`: pdfminer's bounded, timed reading is what such a page gets), when
+PDFium cannot map a page's glyphs to Unicode, and when the worker died reading it with PDFium
+(`engine=PDFMINER`: PDFium aborts the process on memory exhaustion, pdfminer raises
+`MemoryError`, which is `attachment_too_large`).
+
+Detection, in this order: a PDF that needs a user password (`encrypted_pdf`; an owner
+password alone is no obstacle), glyphs no engine can map to Unicode (`(cid:N)` in pdfminer
+and unmapped in PDFium: `unreadable_attachment`), pages with images but no text
+(`no_text_layer`), and memory exhaustion (`attachment_too_large`).
 """
 
 from __future__ import annotations
@@ -15,12 +24,16 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from .fields import Line, Segment, read_fields, text_lines
+from .fields import Line, Segment, read_fields
+from .geometry import page_lines
 from .layouts import pick_layout
 from .model import Notice, Problem
 from .normalize import normalize_text
+from .pdfchars import NeedsPassword, NotOpened, TooManyGlyphs, open_document, read_page
 
-CID_RATIO = 0.2  # share of "(cid:N)" glyphs above which a page's text is unusable
+CID_RATIO = 0.2  # share of unmapped ("(cid:N)") glyphs above which a page's text is unusable
+AUTO = "auto"  # PDFium's characters first, pdfminer where needed
+PDFMINER = "pdfminer"  # pdfminer only: the retry after a worker died in PDFium
 
 
 @dataclass
@@ -42,8 +55,25 @@ class _Encrypted(Exception):
     pass
 
 
-def read_pdf(data: bytes, origin: str, max_pages: int = 50) -> PdfReading:
+def read_pdf(data: bytes, origin: str, max_pages: int = 50, engine: str = AUTO) -> PdfReading:
     """All notices in the PDF `data`; `origin` names the file (`attachment:a.pdf`)."""
+    if engine == AUTO:
+        try:
+            pages = _pdfium_pages(data, max_pages)
+        except NeedsPassword:
+            return PdfReading(problems=[_problem("encrypted_pdf", origin, _ENCRYPTED)])
+        except MemoryError:
+            pages = None
+        if pages is not None and not _unmapped(pages):
+            return _read_pages(pages, origin)
+    return _read_with_pdfminer(data, origin, max_pages)
+
+
+def _unmapped(pages: list[_Page]) -> bool:
+    return any(p.unmapped > CID_RATIO * max(p.chars, 1) for p in pages)
+
+
+def _read_with_pdfminer(data: bytes, origin: str, max_pages: int) -> PdfReading:
     pages: list[_Page] | None = None
     failure = ""
     try:
@@ -59,12 +89,12 @@ def read_pdf(data: bytes, origin: str, max_pages: int = 50) -> PdfReading:
         gc.collect()
         return PdfReading(problems=[_problem("attachment_too_large", origin, _TOO_BIG)])
     if pages is None:
-        pages = _pdfium_pages(data, max_pages)
+        pages = _pdfium_pages_or_none(data, max_pages)
         if pages is None:
             detail = f"the PDF could not be read ({failure})"
             return PdfReading(problems=[_problem("unreadable_attachment", origin, detail)])
-    if any(p.unmapped > CID_RATIO * max(p.chars, 1) for p in pages):
-        fallback = _pdfium_pages(data, max_pages)
+    if _unmapped(pages):
+        fallback = _pdfium_pages_or_none(data, max_pages)
         reading = _read_pages(fallback, origin) if fallback else PdfReading()
         if reading.notices:
             return reading
@@ -196,22 +226,30 @@ def _segments(chars: list[dict[str, Any]]) -> list[Segment]:
 
 
 def _pdfium_pages(data: bytes, max_pages: int) -> list[_Page] | None:
-    """Plain text lines from PDFium, which maps glyphs through the embedded font's cmap."""
-    import pypdfium2
-
+    """Pages as lines from PDFium's characters; None where pdfminer must read the document."""
     try:
-        doc = pypdfium2.PdfDocument(data, password="")
-    except Exception:
+        doc = open_document(data)
+    except NotOpened:
         return None
     pages = []
     try:
         for index in range(min(len(doc), max_pages)):
-            text = doc[index].get_textpage().get_text_range()
-            lines = text_lines(text.replace("\r\n", "\n").replace("\r", "\n"))
-            chars = sum(len(line.text) for line in lines)
-            pages.append(_Page(lines, chars, 0, text.count("\ufffd")))
-    except Exception:
+            page = read_page(doc, index)
+            lines = page_lines(page.glyphs, page.rotation)
+            pages.append(_Page(lines, len(page.glyphs) + page.unmapped, page.images, page.unmapped))
+    except (TooManyGlyphs, NeedsPassword):
+        return None
+    except MemoryError:
+        raise
+    except Exception:  # PDFium's errors on a broken page: pdfminer gets its chance
         return None
     finally:
         doc.close()
     return pages
+
+
+def _pdfium_pages_or_none(data: bytes, max_pages: int) -> list[_Page] | None:
+    try:
+        return _pdfium_pages(data, max_pages)
+    except (NeedsPassword, MemoryError):
+        return None

@@ -42,6 +42,21 @@ class _Pending:
             self.pieces.append(PdfReading(problems=list(problems)))
 
 
+@dataclass
+class _Whole:
+    """One source being read whole in a worker, with its bytes for a second reading."""
+
+    source: str
+    name: str
+    data: bytes
+    future: Future[ParseResult]
+
+
+def _read_source(data: bytes, source: str, name: str, limits: Limits) -> ParseResult:
+    """Inside a pool worker: one whole source, its PDFs read inline under the worker's limits."""
+    return Reader(InlineRunner(limits), limits).read_bytes(data, source, name)
+
+
 class Reader:
     """Reads sources with one PDF runner; the caller owns (and closes) the runner."""
 
@@ -54,8 +69,14 @@ class Reader:
         return self._finish(self._start(data, source, name))
 
     def read_many(self, paths: Iterable[str | Path], window: int = 16) -> Iterator[ParseResult]:
-        """Results in input order, with up to `window` sources read ahead."""
-        queue: collections.deque[_Pending] = collections.deque()
+        """Results in input order, with up to `window` sources read ahead.
+
+        With a worker pool (`PdfPool.submit_call`) each source is read whole in a worker —
+        MIME, archives and PDFs — so that every core parses mail, not only PDFs. A source
+        whose whole reading fails there (a timeout, a worker dying in PDFium, memory) is read
+        again here the usual way, PDF by PDF in the sandbox, and gets the usual verdicts."""
+        submit_call = getattr(self.runner, "submit_call", None)
+        queue: collections.deque[_Pending | _Whole] = collections.deque()
         for path in paths:
             p = Path(path)
             try:
@@ -63,13 +84,28 @@ class Reader:
             except OSError as exc:
                 pending = _Pending(str(path))
                 pending.add(Problem("unreadable_attachment", "message", f"cannot read {path}: {exc}"))
+                queue.append(pending)
             else:
-                pending = self._start(data, str(path), p.name)
-            queue.append(pending)
+                if submit_call is None:
+                    queue.append(self._start(data, str(path), p.name))
+                else:
+                    future = submit_call(_read_source, data, str(path), p.name, self.limits)
+                    queue.append(_Whole(str(path), p.name, data, future))
             if len(queue) >= window:
-                yield self._finish(queue.popleft())
+                yield self._take(queue.popleft())
         while queue:
-            yield self._finish(queue.popleft())
+            yield self._take(queue.popleft())
+
+    def _take(self, item: _Pending | _Whole) -> ParseResult:
+        if isinstance(item, _Pending):
+            return self._finish(item)
+        try:
+            result: ParseResult = self.runner.call_result(item.future)  # type: ignore[attr-defined]
+            return result
+        except WorkerStopped:
+            raise
+        except Exception:  # the whole reading failed: PDF by PDF, with the usual verdicts
+            return self._finish(self._start(item.data, item.source, item.name))
 
     # -- stages --------------------------------------------------------------------
     def _start(self, data: bytes, source: str, name: str | None) -> _Pending:

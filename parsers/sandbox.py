@@ -4,7 +4,9 @@ pdfminer has open hang and decompression-bomb issues, so every PDF is read in a 
 process with an address-space limit and a wall-clock timeout. `PdfPool` keeps a few workers
 alive across documents (pebble kills and replaces a worker that times out or dies);
 `InlineRunner` reads in the calling process with no limits, for trusted input and for
-measuring the pool's overhead in `bench/`. Both return futures of `PdfReading`.
+measuring the pool's overhead in `bench/`. Both return futures of `PdfReading`. A worker
+that dies reading a document (PDFium aborts on memory exhaustion where pdfminer raises) is
+replaced and the document read once more with pdfminer alone (`pdfread.PDFMINER`).
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ import multiprocessing
 import os
 import resource
 import signal
+import weakref
+from collections.abc import Callable
 from concurrent.futures import Future, TimeoutError
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
 from .limits import Limits
 from .model import Problem
-from .pdfread import PdfReading, read_pdf
+from .pdfread import PDFMINER, PdfReading, read_pdf
 
 STOPPED_EXIT = 143  # 128 + SIGTERM
+T = TypeVar("T")
 
 
 class WorkerStopped(RuntimeError):
@@ -72,15 +77,21 @@ class PdfPool:
             initargs=(self.limits.pdf_memory_bytes,),
             context=context,
         )
+        # Each document, kept for a retry until its result is read (or the future dropped).
+        self._inputs: weakref.WeakKeyDictionary[Future[PdfReading], bytes] = (
+            weakref.WeakKeyDictionary())
 
     def submit(self, data: bytes, origin: str) -> Future[PdfReading]:
-        return self._pool.schedule(
+        future: Future[PdfReading] = self._pool.schedule(
             read_pdf,
             args=(data, origin, self.limits.max_pdf_pages),
             timeout=self.limits.pdf_timeout_s,
         )
+        self._inputs[future] = data
+        return future
 
     def result(self, future: Future[PdfReading], origin: str) -> PdfReading:
+        data = self._inputs.pop(future, None)
         try:
             return future.result()
         except TimeoutError:
@@ -92,8 +103,33 @@ class PdfPool:
         except ProcessExpired as exc:
             if exc.exitcode == STOPPED_EXIT:
                 raise WorkerStopped(f"the PDF worker for {origin} was stopped") from exc
+            if data is not None:
+                # PDFium aborts the process where pdfminer raises (memory exhaustion above
+                # all): read the document again with pdfminer alone, once.
+                retry: Future[PdfReading] = self._pool.schedule(
+                    read_pdf,
+                    args=(data, origin, self.limits.max_pdf_pages, PDFMINER),
+                    timeout=self.limits.pdf_timeout_s,
+                )
+                return self.result(retry, origin)
             detail = f"the PDF reader process died (exit code {exc.exitcode})"
             return PdfReading(problems=[Problem("unreadable_attachment", origin, detail)])
+
+    def submit_call(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        """Run `fn(*args)` in a worker under the same memory limit and timeout: the reader
+        reads a whole source this way (`Reader.read_many`)."""
+        future: Future[T] = self._pool.schedule(fn, args=args, timeout=self.limits.pdf_timeout_s)
+        return future
+
+    def call_result(self, future: Future[T]) -> T:
+        """The call's result; its failure raised as it came, a stopped worker as
+        `WorkerStopped`."""
+        try:
+            return future.result()
+        except ProcessExpired as exc:
+            if exc.exitcode == STOPPED_EXIT:
+                raise WorkerStopped("the reader's worker was stopped") from exc
+            raise
 
     def close(self) -> None:
         # pebble ships py.typed but leaves `stop()` unannotated (it takes and returns nothing).
@@ -115,7 +151,10 @@ class InlineRunner:
 
     def submit(self, data: bytes, origin: str) -> Future[PdfReading]:
         future: Future[PdfReading] = Future()
-        future.set_result(read_pdf(data, origin, self.limits.max_pdf_pages))
+        try:
+            future.set_result(read_pdf(data, origin, self.limits.max_pdf_pages))
+        except Exception as exc:  # in the future, as from the pool: the reader's verdict
+            future.set_exception(exc)
         return future
 
     def result(self, future: Future[PdfReading], origin: str) -> PdfReading:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mailbot.samples import variants_attach as va
 from mailbot.samples import variants_body as vb
+from mailbot.samples import variants_geometry as vg
 from mailbot.samples.base import (
     EJCS,
     HOKKAIDO,
@@ -67,6 +68,23 @@ VARIANTS: dict[str, Builder] = {
     "owner_password_cid": va.owner_password_cid,
     "office_beside_pdf": va.office_beside_pdf,
     "damaged_office_beside_pdf": va.damaged_office_beside_pdf,
+    "rotate_90": vg.rotate_90,
+    "rotate_180": vg.rotate_180,
+    "rotate_270": vg.rotate_270,
+    "rotate_inherited": vg.rotate_inherited,
+    "text_matrix_rotated": vg.text_matrix_rotated,
+    "flipped_ctm": vg.flipped_ctm,
+    "mirrored_text": vg.mirrored_text,
+    "scan_sideways": vg.scan_sideways,
+    "spaced_values_tc_cid": vg.spaced_values_tc_cid,
+    "spaced_values_tc_ttf": vg.spaced_values_tc_ttf,
+    "spaced_values_tw_ttf": vg.spaced_values_tw_ttf,
+    "spaced_values_tj_cid": vg.spaced_values_tj_cid,
+    "spaced_values_positioned_ttf": vg.spaced_values_positioned_ttf,
+    "spaced_table_cells": vg.spaced_table_cells,
+    "spaced_wjcs_table": vg.spaced_wjcs_table,
+    "spaced_words_beside_key": vg.spaced_words_beside_key,
+    "rotated_and_spaced": vg.rotated_and_spaced,
 }
 
 #: Variants that attack the reader (bombs, timeouts): left out of the corpus by default.
@@ -74,13 +92,23 @@ HOSTILE = frozenset({"zip_bomb", "pdf_bomb", "slow_pdf"})
 #: Variants that are not mails.
 NOT_MAIL = frozenset({"bare_pdf"})
 #: The surety whose layout a variant draws (default: EJCS).
-SURETY_OF = {"wjcs_table": WJCS, "generic_header_table": HOKKAIDO}
+SURETY_OF = {
+    "wjcs_table": WJCS,
+    "generic_header_table": HOKKAIDO,
+    "rotate_180": WJCS,
+    "rotate_270": HOKKAIDO,
+    "spaced_table_cells": HOKKAIDO,
+    "spaced_wjcs_table": WJCS,
+}
 #: Variants that embed the IPAex TrueType font (need fonts-ipaexfont-gothic installed).
 TTF_VARIANTS = frozenset(
-    {"ejcs_ttf_letterspaced", "wjcs_table", "kangxi_radicals", "owner_password_pdf"}
+    {"ejcs_ttf_letterspaced", "wjcs_table", "kangxi_radicals", "owner_password_pdf",
+     "rotate_180", "rotate_inherited", "flipped_ctm", "spaced_values_tc_ttf",
+     "spaced_values_tw_ttf", "spaced_values_positioned_ttf", "spaced_wjcs_table",
+     "rotated_and_spaced"}
 )
 #: Variants whose second notice (``Case.b``) is used.
-TWO_NOTICES = frozenset({"two_pages", "two_pdfs", "body_two_notices"})
+TWO_NOTICES = frozenset({"two_pages", "two_pdfs", "body_two_notices", "rotate_inherited"})
 
 _C1 = "〇〇建設　株式会社"
 _C2 = "△△工業　株式会社"
@@ -148,6 +176,26 @@ _FIXED: dict[str, list[tuple[str, str, str, str, str]]] = {
     "owner_password_cid": [("35075-02334G", "Vg5Cf6Xd7Zs0", _ADV, _P1, _C1)],
     "office_beside_pdf": [("35075-02435H", "Xc4Vb5Nm6Lk7", _ADV, _P2, _C2)],
     "damaged_office_beside_pdf": [("35075-02536J", "Qa7Ws8Ed9Rf0", _CON, _P5, _C1)],
+    "rotate_90": [("35075-02637K", "Rq2Tw4Ye6Ua8", _ADV, _P1, _C1)],
+    "rotate_180": [("50113-02738L", "pL0oK9iJ8uH7", _CON, _P3, _C3)],
+    "rotate_270": [("30072-0002839", "Mn3Bv5Cx7Za9", _MID, _P4, _C4)],
+    "rotate_inherited": [
+        ("35075-02940M", "Gt5Fr4De3Sw2", _ADV, _P8, _JV),
+        ("35075-02941M", "hY6jU7kI8lO9", _CON, _P8, _JV),
+    ],
+    "text_matrix_rotated": [("35012-03042N", "Xs1Cd2Vf3Bg4", _ADV, _P9, _C2)],
+    "flipped_ctm": [("35140-03143P", "Nh5Mj6Lk7Ip8", _CON, _P6, _C1)],
+    "mirrored_text": [("35075-03244R", "Zl0Om9In8Ub7", _ADV, _P2, _C3)],
+    "scan_sideways": [("35075-03345S", "Qz1Wx2Ec3Rv4", _ADV, _P1, _C1)],
+    "spaced_values_tc_cid": [("35075-03446T", "Tb5Yn6Um7Il8", _ADV, _P1, _C1)],
+    "spaced_values_tc_ttf": [("35012-03547U", "o0O1l1I0Ok9j", _CON, _P5, _C2)],
+    "spaced_values_tw_ttf": [("35075-03648W", "Wm2Qn3Er4Tb5", _ADV, _P7, _C4)],
+    "spaced_values_tj_cid": [("35140-03749X", "aB3cD5eF7gH9", _MID, _P10, _C3)],
+    "spaced_values_positioned_ttf": [("35075-03850A", "Mw1Il2Mw3Il4", _ADV, _P2, _C1)],
+    "spaced_table_cells": [("30072-0003951", "Kk8Jj7Hh6Gg5", _ADV, _P4, _C4)],
+    "spaced_wjcs_table": [("52008-04052B", "Lm4Np6Qr8St0", _CON, _P3, _C3)],
+    "spaced_words_beside_key": [("35075-04153C", "Vx9Wy8Xz7Aa6", _ADV, _P1, _C2)],
+    "rotated_and_spaced": [("35012-04254D", "Ee1Ff2Gg3Hh4", _CON, _P9, _C1)],
 }
 
 

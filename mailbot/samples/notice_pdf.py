@@ -22,6 +22,8 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from mailbot.samples import geometry_pdf
+
 Layout = Literal["ejcs", "wjcs", "generic"]
 FontKind = Literal["cid", "ttf"]
 
@@ -121,6 +123,8 @@ class _Style:
     letter_spaced: bool
     kangxi: bool
     fullwidth_values: bool
+    value_space: float = 0.0  # character spacing of numbers and keys (均等割付 values)
+    notes: str = ""  # "plain" / "spaced": a remark on the number's and key's line, after them
 
     def label(self, spaced: str) -> tuple[str, float]:
         """A label given with its real spaces (``工 事 名``): the text to draw and char space."""
@@ -170,7 +174,11 @@ def _draw_ejcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
         label, cs = st.label(spaced)
         pen.text(95, y, label, 11, char_space=cs)
         pen.text(210, y, "：", 11)
-        pen.text(226, y, value, 11)
+        code = spaced in ("保証契約番号", "認 証 キー")
+        pen.text(226, y, value, 11, char_space=st.value_space if code else 0.0)
+        if code and st.notes:
+            gap = 4.0 if st.notes == "spaced" else 5.5  # spaced: the gap equals the note's pitch
+            _note(pen, 226 + pen.width(value, 11, st.value_space) + gap, y, spaced, st)
         if spaced == "受 注 者 名":
             y -= 15
             pen.text(95, y, "（JVの場合は代表者）", 8.5)
@@ -179,6 +187,17 @@ def _draw_ejcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
     pen.text(70, 313, "「保証確認サービス（D-Sure）」にログインし、上記の「保証契約番号」と", 10.5)
     pen.text(70, 296, "「認証キー」をもって電子保証を閲覧ください。", 10.5)
     pen.text(PAGE_W - 70, 230, f.surety, 12, align="right")
+
+
+_NOTES = {"保証契約番号": "電子保証", "認 証 キー": "大文字小文字を区別"}
+
+
+def _note(pen: _Pen, x: float, y: float, row: str, st: _Style) -> None:
+    """A remark right after a value on its line: normal text, or letter-spaced words."""
+    if st.notes == "spaced":  # single letters at a regular pitch, right after the value
+        pen.text(x, y, "ABC", 11, char_space=4.0)
+    else:
+        pen.text(x, y, f"（{_NOTES[row]}）", 11)
 
 
 def _lines(pen: _Pen, y: float, lines: list[str]) -> None:
@@ -227,7 +246,8 @@ def _draw_wjcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
         _cell(pen, x0, y, label_w, row_h, shade=True)
         _cell(pen, x0 + label_w, y, value_w, row_h)
         pen.text(x0 + 10, y + 10, label, 11)
-        pen.text(x0 + label_w + 12, y + 10, value, 11)
+        code = label in ("保証契約番号", "認証キー")
+        pen.text(x0 + label_w + 12, y + 10, value, 11, char_space=st.value_space if code else 0)
         y -= row_h
     y -= 20
     pen.text(70, y, "※「認証キー」は英大文字・小文字を区別します。", 9.5)
@@ -252,7 +272,8 @@ def _draw_generic(pen: _Pen, f: NoticeFields, st: _Style) -> None:
         _cell(pen, x, y, col_w, row_h, shade=True)
         _cell(pen, x, y - row_h, col_w, row_h)
         pen.text(x + col_w / 2, y + 9, head, 11, align="center")
-        pen.text(x + col_w / 2, y - row_h + 9, value, 11, align="center")
+        cs = st.value_space if i < 2 else 0.0
+        pen.text(x + col_w / 2, y - row_h + 9, value, 11, char_space=cs, align="center")
     pen.text(PAGE_W - 70, 230, f.surety, 12, align="right")
 
 
@@ -271,12 +292,20 @@ def render_notice_pdf(
     encrypt_user_password: str | None = None,
     encrypt_owner_password: str | None = None,
     page_compression: bool = True,
+    orientation: str = "upright",
+    spacing: str = "tc",
+    value_space: float = 0.0,
+    notes: str = "",
 ) -> bytes:
     """Render one notice per page and return the PDF bytes.
 
     ``encrypt_user_password`` makes a PDF that cannot be opened without that password;
     ``encrypt_owner_password`` alone makes one with an empty user password (opens anywhere).
+    ``orientation`` and ``spacing`` say how the text layer is built (`geometry_pdf`);
+    ``value_space`` letter-spaces numbers and keys, ``notes`` puts a remark after them.
     """
+    if orientation not in geometry_pdf.ORIENTATIONS or spacing not in geometry_pdf.SPACINGS:
+        raise ValueError(f"unknown orientation {orientation!r} or spacing {spacing!r}")
     if layout not in _LAYOUTS:
         raise ValueError(f"unknown layout {layout!r} (expected one of {sorted(_LAYOUTS)})")
     fields_list = [pages] if isinstance(pages, NoticeFields) else list(pages)
@@ -291,15 +320,35 @@ def render_notice_pdf(
         )
     buf = io.BytesIO()
     canvas = Canvas(
-        buf, pagesize=A4, invariant=1, encrypt=encrypt, pageCompression=int(page_compression)
+        buf,
+        pagesize=geometry_pdf.page_size(orientation),
+        invariant=1,
+        encrypt=encrypt,
+        pageCompression=int(page_compression),
     )
     canvas.setTitle("電子保証 認証キーのお知らせ")
     canvas.setAuthor("mailbot samples")
-    pen = _Pen(canvas, font_name(font), fake_bold=fake_bold)
-    style = _Style(letter_spaced=letter_spaced, kangxi=kangxi, fullwidth_values=fullwidth_values)
+    plain = orientation == "upright" and spacing == "tc"
+    pen: _Pen = (
+        _Pen(canvas, font_name(font), fake_bold=fake_bold)
+        if plain
+        else geometry_pdf.GeometryPen(  # type: ignore[assignment]
+            canvas, font_name(font), fake_bold=fake_bold, orientation=orientation,
+            spacing=spacing,
+        )
+    )
+    style = _Style(
+        letter_spaced=letter_spaced,
+        kangxi=kangxi,
+        fullwidth_values=fullwidth_values,
+        value_space=value_space,
+        notes=notes,
+    )
     for fields in fields_list:
+        geometry_pdf.begin_page(canvas, orientation)
         canvas.setLineWidth(0.6)
         _LAYOUTS[layout](pen, fields, style)
         canvas.showPage()
     canvas.save()
-    return buf.getvalue()
+    data = buf.getvalue()
+    return geometry_pdf.inherit_rotation(data) if orientation == "rotate90_inherited" else data

@@ -22,8 +22,11 @@ GIB = 1 << 30
 _CHUNK = 1 << 20
 
 
-def render_image_only_pdf(fields: NoticeFields) -> bytes:
-    """The notice as a scanned-looking raster image with no text layer at all."""
+def render_image_only_pdf(fields: NoticeFields, rotation: int = 0) -> bytes:
+    """The notice as a scanned-looking raster image with no text layer at all.
+
+    ``rotation=90`` is a notice scanned sideways: a landscape page whose image lies on its
+    side, with ``/Rotate 90`` so that viewers show it upright."""
     width, height = 827, 1169  # A4 at 100 dpi
     img = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(img)
@@ -58,8 +61,13 @@ def render_image_only_pdf(fields: NoticeFields) -> bytes:
         for i in range(9):
             draw.rectangle((120, 260 + i * 48, 120 + 200 + (i * 37) % 260, 276 + i * 48), fill=90)
     buf = io.BytesIO()
-    canvas = Canvas(buf, pagesize=A4, invariant=1)
-    canvas.drawImage(ImageReader(img), 0, 0, width=A4[0], height=A4[1])
+    if rotation:
+        img = img.rotate(rotation, expand=True)  # counter-clockwise; /Rotate turns it back
+    size = (A4[1], A4[0]) if rotation in (90, 270) else A4
+    canvas = Canvas(buf, pagesize=size, invariant=1)
+    if rotation:
+        canvas.setPageRotation(rotation)
+    canvas.drawImage(ImageReader(img), 0, 0, width=size[0], height=size[1])
     canvas.showPage()
     canvas.save()
     return buf.getvalue()
