@@ -31,28 +31,13 @@ from mailbot.store.schema import outbox, submissions
 from mailbot.submit.bounce import KEY_PURPOSE, bounce_token
 from parsers import Reader
 
-from .configs import CONTRACTOR, submitting_issuer
-from .test_contractor_pipeline import TUESDAY, answer, select_all, staff_mail
+from .test_contractor_pipeline import TUESDAY, answer, contractor_toml, select_all, staff_mail
 from .test_submission_forms import mail
 
 pytestmark = pytest.mark.clock
 
 BOUNCE = "bounce@maru.example.jp"
-CONFIG = """
-[store]
-url = "{url}"
-[spool]
-dir = "{spool}"
-[smtp]
-host = "127.0.0.1"
-port = {port}
-""" + CONTRACTOR + "{bounce}" + submitting_issuer("city", "〇〇市") + """[[mailboxes]]
-name = "queue"
-role = "contractor"
-kind = "lmtp"
-listen = "127.0.0.1:0"
-addresses = ["denshi@maru.example.jp"]
-"""
+CONFIG = contractor_toml("{bounce}")
 
 PASS = AuthVerdict(source="self", from_domain="city.example.jp",
                    dkim=(DkimCheck("city.example.jp", "pass", "sel", aligned=True),),

@@ -35,7 +35,12 @@ pytestmark = pytest.mark.clock  # scripts/test runs these again under other cloc
 
 # Tuesday 2026-11-24 10:00 JST: inside the default window.
 TUESDAY = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
-CONFIG = """
+
+
+def contractor_toml(contractor_extra: str) -> str:
+    """The contractor side's configuration (a format string: url, spool, port), with
+    `contractor_extra` added to its [contractor] table."""
+    return """
 [store]
 url = "{url}"
 [spool]
@@ -43,13 +48,16 @@ dir = "{spool}"
 [smtp]
 host = "127.0.0.1"
 port = {port}
-""" + CONTRACTOR + "remind_after_days = 2\n" + submitting_issuer("city", "〇〇市") + """[[mailboxes]]
+""" + CONTRACTOR + contractor_extra + submitting_issuer("city", "〇〇市") + """[[mailboxes]]
 name = "queue"
 role = "contractor"
 kind = "lmtp"
 listen = "127.0.0.1:0"
 addresses = ["denshi@maru.example.jp"]
 """
+
+
+CONFIG = contractor_toml("remind_after_days = 2\n")
 
 
 def trusting(config: Config) -> Config:

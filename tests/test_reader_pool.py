@@ -21,6 +21,7 @@ from parsers import InlineRunner, Limits, PdfPool, Reader
 from parsers.sandbox import WorkerStopped
 
 from .notices import FIELDS
+from .test_sandbox import _cpu_ticks
 
 NAMES = ["ejcs_cid", "two_pdfs", "zip_cp932", "forwarded", "body_shift_jis", "encrypted_pdf",
          "image_only", "rotate_90", "spaced_values_tj_cid", "office_beside_pdf"]
@@ -76,12 +77,6 @@ def test_a_bomb_in_a_mail_is_too_large_after_the_worker_died(pool, tmp_path):
                                                               "attachment:bomb.pdf")]
 
 
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
 
 
 def test_a_worker_stopped_while_reading_a_whole_source_gives_no_verdict(tmp_path):

@@ -84,25 +84,17 @@ def text_matrix(orientation: str, x: float, y: float) -> tuple[float, ...]:
     return (1, 0, 0, 1, x, y)
 
 
-class GeometryPen:
-    """Draws text like `notice_pdf._Pen`, realising letter spacing and orientation."""
+class Pen:
+    """Draws aligned text on one canvas, once per offset (the fake-bold double strike);
+    `_line` draws one strike."""
 
-    def __init__(
-        self, canvas: Canvas, font: str, *, fake_bold: bool, orientation: str, spacing: str
-    ) -> None:
+    def __init__(self, canvas: Canvas, font: str, *, fake_bold: bool) -> None:
         self.canvas = canvas
         self.font = font
         self.offsets = (0.0, 0.3) if fake_bold else (0.0,)
-        self.orientation = orientation
-        self.spacing = spacing
 
     def width(self, text: str, size: float, char_space: float = 0.0) -> float:
-        if char_space and self.spacing == "positioned":
-            return self._pitch(text, size, char_space) * len(text)
         return pdfmetrics.stringWidth(text, self.font, size) + char_space * len(text)
-
-    def _pitch(self, text: str, size: float, char_space: float) -> float:
-        return max(pdfmetrics.stringWidth(ch, self.font, size) for ch in text) + char_space
 
     def text(
         self,
@@ -119,18 +111,43 @@ class GeometryPen:
         elif align == "right":
             x -= self.width(text, size, char_space)
         for dx in self.offsets:
-            if char_space and self.spacing == "positioned":
-                pitch = self._pitch(text, size, char_space)
-                for i, ch in enumerate(text):
-                    w = pdfmetrics.stringWidth(ch, self.font, size)
-                    self._draw(x + dx + i * pitch + (pitch - w) / 2, y, ch, size, 0.0, 0.0)
-            elif char_space and self.spacing == "tw":
-                space = pdfmetrics.stringWidth(" ", self.font, size)
-                self._draw(x + dx, y, " ".join(text), size, 0.0, char_space - space)
-            elif char_space and self.spacing == "tj":
-                self._draw_tj(x + dx, y, text, size, char_space)
-            else:
-                self._draw(x + dx, y, text, size, char_space, 0.0)
+            self._line(x + dx, y, text, size, char_space)
+
+    def _line(self, x: float, y: float, text: str, size: float, char_space: float) -> None:
+        raise NotImplementedError
+
+
+class GeometryPen(Pen):
+    """Draws text like `notice_pdf._Pen`, realising letter spacing and orientation."""
+
+    def __init__(
+        self, canvas: Canvas, font: str, *, fake_bold: bool, orientation: str, spacing: str
+    ) -> None:
+        super().__init__(canvas, font, fake_bold=fake_bold)
+        self.orientation = orientation
+        self.spacing = spacing
+
+    def width(self, text: str, size: float, char_space: float = 0.0) -> float:
+        if char_space and self.spacing == "positioned":
+            return self._pitch(text, size, char_space) * len(text)
+        return pdfmetrics.stringWidth(text, self.font, size) + char_space * len(text)
+
+    def _pitch(self, text: str, size: float, char_space: float) -> float:
+        return max(pdfmetrics.stringWidth(ch, self.font, size) for ch in text) + char_space
+
+    def _line(self, x: float, y: float, text: str, size: float, char_space: float) -> None:
+        if char_space and self.spacing == "positioned":
+            pitch = self._pitch(text, size, char_space)
+            for i, ch in enumerate(text):
+                w = pdfmetrics.stringWidth(ch, self.font, size)
+                self._draw(x + i * pitch + (pitch - w) / 2, y, ch, size, 0.0, 0.0)
+        elif char_space and self.spacing == "tw":
+            space = pdfmetrics.stringWidth(" ", self.font, size)
+            self._draw(x, y, " ".join(text), size, 0.0, char_space - space)
+        elif char_space and self.spacing == "tj":
+            self._draw_tj(x, y, text, size, char_space)
+        else:
+            self._draw(x, y, text, size, char_space, 0.0)
 
     def _begin(self, x: float, y: float, size: float) -> PDFTextObject:
         obj = self.canvas.beginText()

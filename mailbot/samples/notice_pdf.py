@@ -83,37 +83,19 @@ def to_fullwidth(text: str) -> str:
     return "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in text)
 
 
-class _Pen:
+class _Pen(geometry_pdf.Pen):
     """Draws text on one canvas with the notice's font and the producer quirks."""
 
     def __init__(self, canvas: Canvas, font: str, *, fake_bold: bool) -> None:
-        self.canvas = canvas
-        self.font = font
+        super().__init__(canvas, font, fake_bold=fake_bold)
         self.offsets = (0.0, FAKE_BOLD_OFFSET) if fake_bold else (0.0,)
 
-    def width(self, text: str, size: float, char_space: float = 0.0) -> float:
-        return pdfmetrics.stringWidth(text, self.font, size) + char_space * len(text)
-
-    def text(
-        self,
-        x: float,
-        y: float,
-        text: str,
-        size: float = 10.5,
-        *,
-        char_space: float = 0.0,
-        align: str = "left",
-    ) -> None:
-        if align == "center":
-            x -= self.width(text, size, char_space) / 2
-        elif align == "right":
-            x -= self.width(text, size, char_space)
-        for dx in self.offsets:
-            obj = self.canvas.beginText(x + dx, y)
-            obj.setFont(self.font, size)
-            obj.setCharSpace(char_space)  # Tc persists in the graphics state: always set it
-            obj.textOut(text)
-            self.canvas.drawText(obj)
+    def _line(self, x: float, y: float, text: str, size: float, char_space: float) -> None:
+        obj = self.canvas.beginText(x, y)
+        obj.setFont(self.font, size)
+        obj.setCharSpace(char_space)  # Tc persists in the graphics state: always set it
+        obj.textOut(text)
+        self.canvas.drawText(obj)
 
 
 @dataclass
@@ -147,7 +129,7 @@ class _Style:
         return "".join(RADICAL_SUPPLEMENT.get(ch, ch) for ch in value)
 
 
-def _draw_ejcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
+def _draw_ejcs(pen: geometry_pdf.Pen, f: NoticeFields, st: _Style) -> None:
     """東日本建設業保証 style: prose with the label words, 記, letter-spaced label lines."""
     pen.text(PAGE_W - 70, 790, "令和8年4月1日", 10.5, align="right")
     pen.text(PAGE_W / 2, 745, "電子保証にかかる「認証キー」のお知らせ", 15, align="center")
@@ -192,7 +174,7 @@ def _draw_ejcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
 _NOTES = {"保証契約番号": "電子保証", "認 証 キー": "大文字小文字を区別"}
 
 
-def _note(pen: _Pen, x: float, y: float, row: str, st: _Style) -> None:
+def _note(pen: geometry_pdf.Pen, x: float, y: float, row: str, st: _Style) -> None:
     """A remark right after a value on its line: normal text, or letter-spaced words."""
     if st.notes == "spaced":  # single letters at a regular pitch, right after the value
         pen.text(x, y, "ABC", 11, char_space=4.0)
@@ -200,14 +182,14 @@ def _note(pen: _Pen, x: float, y: float, row: str, st: _Style) -> None:
         pen.text(x, y, f"（{_NOTES[row]}）", 11)
 
 
-def _lines(pen: _Pen, y: float, lines: list[str]) -> None:
+def _lines(pen: geometry_pdf.Pen, y: float, lines: list[str]) -> None:
     """A paragraph of prose lines from the left margin, downwards from `y`."""
     for line in lines:
         pen.text(70, y, line, 10.5)
         y -= 17
 
 
-def _cell(pen: _Pen, x: float, y: float, w: float, h: float, *, shade: bool = False) -> None:
+def _cell(pen: geometry_pdf.Pen, x: float, y: float, w: float, h: float, *, shade: bool = False) -> None:
     c = pen.canvas
     if shade:
         c.setFillGray(0.9)
@@ -217,7 +199,7 @@ def _cell(pen: _Pen, x: float, y: float, w: float, h: float, *, shade: bool = Fa
         c.rect(x, y, w, h, stroke=1, fill=0)
 
 
-def _draw_wjcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
+def _draw_wjcs(pen: geometry_pdf.Pen, f: NoticeFields, st: _Style) -> None:
     """西日本建設業保証 style: addressee, prose, a label | value table drawn with rectangles."""
     pen.text(PAGE_W - 70, 790, "令和8年4月1日", 10.5, align="right")
     pen.text(70, 765, f"{f.contractor}　御中", 11)
@@ -255,7 +237,7 @@ def _draw_wjcs(pen: _Pen, f: NoticeFields, st: _Style) -> None:
     pen.text(PAGE_W - 70, 200, f.surety, 12, align="right")
 
 
-def _draw_generic(pen: _Pen, f: NoticeFields, st: _Style) -> None:
+def _draw_generic(pen: geometry_pdf.Pen, f: NoticeFields, st: _Style) -> None:
     """A plain form: label/value lines without colon, then a header-row table."""
     pen.text(PAGE_W / 2, 760, "認証キー等のお知らせ", 16, align="center")
     pen.text(70, 715, "下記の電子保証について、保証契約番号及び認証キーをお知らせします。", 10.5)
@@ -329,10 +311,10 @@ def render_notice_pdf(
     canvas.setTitle("電子保証 認証キーのお知らせ")
     canvas.setAuthor("mailbot samples")
     plain = orientation == "upright" and spacing == "tc"
-    pen: _Pen = (
+    pen: geometry_pdf.Pen = (
         _Pen(canvas, font_name(font), fake_bold=fake_bold)
         if plain
-        else geometry_pdf.GeometryPen(  # type: ignore[assignment]
+        else geometry_pdf.GeometryPen(
             canvas, font_name(font), fake_bold=fake_bold, orientation=orientation,
             spacing=spacing,
         )
