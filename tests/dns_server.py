@@ -123,14 +123,20 @@ def dns_server() -> Iterator[DnsServer]:
     """A DNS server on 127.0.0.1, UDP and TCP on one free port, stopped on exit."""
     zone = Zone()
     handler = _patch_handler()
-    udp = DNSServer(zone, address="127.0.0.1", port=0, logger=_QuietLogger(), handler=handler)
-    port = udp.server.server_address[1]
-    try:
-        tcp = DNSServer(zone, address="127.0.0.1", port=port, tcp=True, logger=_QuietLogger(),
+    # A free UDP port whose TCP twin is free too: the kernel picks the UDP one from the
+    # ephemeral range, where another test's outgoing TCP connection may hold the twin.
+    for attempt in range(50):
+        udp = DNSServer(zone, address="127.0.0.1", port=0, logger=_QuietLogger(),
                         handler=handler)
-    except OSError:
-        udp.server.server_close()
-        raise
+        port = udp.server.server_address[1]
+        try:
+            tcp = DNSServer(zone, address="127.0.0.1", port=port, tcp=True,
+                            logger=_QuietLogger(), handler=handler)
+            break
+        except OSError:
+            udp.server.server_close()
+            if attempt == 49:
+                raise
     for server in (udp, tcp):
         server.start_thread()
     try:
