@@ -35,6 +35,7 @@ from mailbot.store.schema import ledger, outbox, reply_requests
 
 from .configs import issuer_config
 from .conftest import TEST_SECRET
+from .dns_server import dns_server
 from .servers import free_port
 
 SMTP = """
@@ -112,8 +113,17 @@ def _statuses(store: Store) -> set[str]:
     return {json.loads(text).get("status") for text in texts}
 
 
+@pytest.fixture
+def dns():
+    """The daemon's resolver: a real DNS server on loopback that knows none of the senders'
+    domains (NXDOMAIN at once). Without it the daemon would ask the machine's resolver, and
+    a machine without network answers with timeouts: `temperror`, the mail held for retry."""
+    with dns_server() as server:
+        yield server
+
+
 @pytest.mark.parametrize("log_format", ["json", "text"])
-def test_a_whole_run_logs_no_key(log_format, tmp_path, sink):
+def test_a_whole_run_logs_no_key(log_format, tmp_path, sink, dns):
     mails = [s for s in all_samples() if s.filename.endswith(".eml")]
     hostile = list(hostile_mails(24, seed=13))
     events, keys = _events(mails)
@@ -122,7 +132,9 @@ def test_a_whole_run_logs_no_key(log_format, tmp_path, sink):
     port = free_port()
     url = f"sqlite:///{tmp_path / 'store.db'}"
     path = tmp_path / "mailbot.toml"
-    text = issuer_config(url, tmp_path / "spool").replace("127.0.0.1:0", f"127.0.0.1:{port}")
+    text = issuer_config(url, tmp_path / "spool",
+                         extra=f'[auth]\nresolvers = ["{dns.address}"]\n'
+                         ).replace("127.0.0.1:0", f"127.0.0.1:{port}")
     path.write_text(SMTP.format(port=sink.settings.port) + text, encoding="utf-8")
     store = Store.open(url, secret=TEST_SECRET)
     store.apply(events)
