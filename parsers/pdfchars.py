@@ -10,11 +10,18 @@ producer's spaces.
 
 A page with more glyphs than any notice has (`MAX_PAGE_GLYPHS`) is not read here: see
 `pdfread`, which hands such documents to pdfminer as before.
+
+PDFium is not thread-safe: two threads calling it at once, even on different documents,
+corrupt its state and crash the process. The daemon reads mails in threads when it has no
+worker pool, so every use of PDFium in a process holds `PDFIUM_LOCK` from opening a document
+to closing it, and closes every object it opened (a finalizer left to the garbage collector
+would call PDFium from whichever thread happens to collect).
 """
 
 from __future__ import annotations
 
 import ctypes
+import threading
 from dataclasses import dataclass, field
 from math import atan2, degrees
 
@@ -22,6 +29,9 @@ import pypdfium2
 import pypdfium2.raw as pdfium_c
 
 MAX_PAGE_GLYPHS = 20_000  # a notice page has about 600
+
+#: Held by every caller of PDFium in this process, for as long as a document is open.
+PDFIUM_LOCK = threading.RLock()
 
 #: (text, x0, y0, x1, y1, frame): a glyph's loose box in page space and its writing frame.
 Glyph = tuple[str, float, float, float, float, "Frame"]

@@ -29,7 +29,15 @@ from .geometry import page_lines
 from .layouts import pick_layout
 from .model import Notice, Problem
 from .normalize import normalize_text
-from .pdfchars import NeedsPassword, NotOpened, TooManyGlyphs, open_document, read_page
+from .pdfchars import (
+    PDFIUM_LOCK,
+    NeedsPassword,
+    NotOpened,
+    PageGlyphs,
+    TooManyGlyphs,
+    open_document,
+    read_page,
+)
 
 CID_RATIO = 0.2  # share of unmapped ("(cid:N)") glyphs above which a page's text is unusable
 AUTO = "auto"  # PDFium's characters first, pdfminer where needed
@@ -227,16 +235,25 @@ def _segments(chars: list[dict[str, Any]]) -> list[Segment]:
 
 def _pdfium_pages(data: bytes, max_pages: int) -> list[_Page] | None:
     """Pages as lines from PDFium's characters; None where pdfminer must read the document."""
+    with PDFIUM_LOCK:  # PDFium is not thread-safe (see pdfchars)
+        glyph_pages = _pdfium_glyphs(data, max_pages)
+    if glyph_pages is None:
+        return None
+    pages = []
+    for page in glyph_pages:
+        lines = page_lines(page.glyphs, page.rotation)
+        pages.append(_Page(lines, len(page.glyphs) + page.unmapped, page.images, page.unmapped))
+    return pages
+
+
+def _pdfium_glyphs(data: bytes, max_pages: int) -> list[PageGlyphs] | None:
+    """Every page's glyphs; the caller holds `PDFIUM_LOCK`."""
     try:
         doc = open_document(data)
     except NotOpened:
         return None
-    pages = []
     try:
-        for index in range(min(len(doc), max_pages)):
-            page = read_page(doc, index)
-            lines = page_lines(page.glyphs, page.rotation)
-            pages.append(_Page(lines, len(page.glyphs) + page.unmapped, page.images, page.unmapped))
+        return [read_page(doc, index) for index in range(min(len(doc), max_pages))]
     except (TooManyGlyphs, NeedsPassword):
         return None
     except MemoryError:
@@ -245,7 +262,6 @@ def _pdfium_pages(data: bytes, max_pages: int) -> list[_Page] | None:
         return None
     finally:
         doc.close()
-    return pages
 
 
 def _pdfium_pages_or_none(data: bytes, max_pages: int) -> list[_Page] | None:

@@ -35,6 +35,7 @@ from mailbot.samples import (
 from mailbot.samples.catalog import HOSTILE, expected_lines
 from mailbot.samples.jis import encode_iso2022jp_cp932
 from parsers.model import PROBLEM_CODES as CONTRACT_PROBLEM_CODES
+from parsers.pdfchars import PDFIUM_LOCK
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEM_CODES = set(CONTRACT_PROBLEM_CODES)
@@ -112,9 +113,25 @@ def squash(text: str) -> str:
     return re.sub(r"[\s:]", "", text)
 
 
+def pdfium_text(data: bytes, index: int) -> str:
+    """A page's text from PDFium, under the process's PDFium lock and with every object
+    closed here (a finalizer would call PDFium from whichever thread collects it)."""
+    with PDFIUM_LOCK:
+        doc = pypdfium2.PdfDocument(data)
+        try:
+            page = doc[index]
+            textpage = page.get_textpage()
+            text = str(textpage.get_text_range())
+            textpage.close()
+            page.close()
+            return text
+        finally:
+            doc.close()
+
+
 def page_text(name: str, data: bytes, page_no: int) -> str:
     if name in PDFIUM_ONLY:
-        return pypdfium2.PdfDocument(data)[page_no - 1].get_textpage().get_text_range()
+        return pdfium_text(data, page_no - 1)
     with pdfplumber.open(io.BytesIO(data)) as pdf:
         page = pdf.pages[page_no - 1]
         if name == "fake_bold":
@@ -309,7 +326,11 @@ def test_pdf_bomb_is_tiny_and_inflates_to_a_gibibyte():
         total += len(d.decompress(chunk, 1 << 24))
         chunk = d.unconsumed_tail
     assert total >= 1 << 30 and d.eof
-    assert len(pypdfium2.PdfDocument(data)) == 1
+    with PDFIUM_LOCK:
+        doc = pypdfium2.PdfDocument(data)
+        pages = len(doc)
+        doc.close()
+    assert pages == 1
 
 
 def test_encrypted_pdf_needs_a_password(samples):
@@ -327,7 +348,7 @@ def test_unmapped_glyphs_pdf_is_cid_in_pdfminer_only(samples):
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             text = pdf.pages[0].extract_text()
         assert "(cid:" in text and "保証契約番号" not in text
-        assert "保証契約番号" in pypdfium2.PdfDocument(data)[0].get_textpage().get_text_range()
+        assert "保証契約番号" in pdfium_text(data, 0)
 
 
 def test_image_only_and_corrupt_pdfs(samples):
@@ -343,7 +364,7 @@ def test_image_only_and_corrupt_pdfs(samples):
 def test_slow_pdf_is_valid_and_not_too_big(samples):
     data = attachments(parse(samples["slow_pdf"].data))["slow.pdf"]
     assert len(data) < 5_000_000
-    text = pypdfium2.PdfDocument(data)[0].get_textpage().get_text_range()
+    text = pdfium_text(data, 0)
     assert len(text) >= 200_000
 
 
