@@ -1,20 +1,44 @@
-"""Fixtures: the guarantee store on SQLite and on a real PostgreSQL server; a real Dovecot."""
+"""Fixtures: the guarantee store on SQLite and on a real PostgreSQL server; a real Dovecot;
+a loopback DNS server for every check that names no resolver."""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from mailbot.auth import dns as auth_dns
 from mailbot.ledger import Ledger, Spool
 from mailbot.outbox import SmtpSettings
 from mailbot.store import Store
 
+from .dns_server import dns_server
 from .servers import Sink, create_database, dovecot_server, free_port, postgres_server
 
 TEST_SECRET = b"test-secret-for-the-store-0123456789"
 _db_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_system_resolver():
+    """Authentication checks in this process that name no `[auth] resolvers` ask a loopback
+    DNS server that knows no name (NXDOMAIN, as for the example.jp test domains), never the
+    machine's resolver: on a machine without network that one may time out, and a mail
+    waiting for DNS misses its test's deadline. Tests that serve records pass their own."""
+    system = auth_dns.make_resolver
+    with dns_server() as empty:
+        def loopback_unless_named(settings):
+            if not settings.resolvers:
+                settings = replace(settings, resolvers=(empty.address,))
+            return system(settings)
+
+        auth_dns.make_resolver = loopback_unless_named
+        try:
+            yield empty
+        finally:
+            auth_dns.make_resolver = system
 
 
 @pytest.fixture(scope="session")

@@ -58,9 +58,10 @@ def world(dovecot, tmp_path, monkeypatch):
     with dns_server() as dns:
         publish(dns, ISSUER_DOMAIN)
         dns.txt(f"_dmarc.{ISSUER_DOMAIN}", "v=DMARC1; p=reject")
-        issuer_store, contractor_store = _configs(tmp_path, dovecot, relay)
+        issuer_store, contractor_store = _configs(tmp_path, dovecot, relay, dns.address)
         path = tmp_path / "contractor.toml"
-        text = path.read_text(encoding="utf-8").replace('[auth]\nrequire = "none"\n', "")
+        text = path.read_text(encoding="utf-8").replace(
+            f'[auth]\nrequire = "none"\nresolvers = ["{dns.address}"]\n', "")
         text = text.replace(f'staff = ["{STAFF}"]\n',
                             f'staff = ["{STAFF}"]\nbounce_address = "{BOUNCE}"\n', 1)
         path.write_text(text + f'[auth]\nresolvers = ["{dns.address}"]\ntimeout_seconds = 2\n',

@@ -93,7 +93,7 @@ def surety_mail(number: str, key: str, project: str, kind: str = "前払金保�
                      [(pdf, NOTICE_NAME, "application/pdf")]).as_bytes()
 
 
-def _configs(tmp_path, dovecot, relay) -> tuple:
+def _configs(tmp_path, dovecot, relay, resolver: str) -> tuple:
     issuer_url = f"sqlite:///{tmp_path / 'issuer.db'}"
     contractor_url = f"sqlite:///{tmp_path / 'contractor.db'}"
     imap = (f'kind = "imap"\nhost = "127.0.0.1"\nport = {dovecot.imap_port}\ntls = "none"\n'
@@ -123,7 +123,8 @@ def _configs(tmp_path, dovecot, relay) -> tuple:
         f'user = "{CONTRACTOR_ADDRESS}"\n'
         # The issuer's answers come straight from its daemon, signed by nobody: these tests
         # are about the submission's path (the signed one is test_contractor_auth_e2e.py).
-        '[auth]\nrequire = "none"\n'
+        # The daemon may run in a child process: it asks the tests' loopback DNS server too.
+        f'[auth]\nrequire = "none"\nresolvers = ["{resolver}"]\n'
     )
     (tmp_path / "issuer.toml").write_text(issuer, encoding="utf-8")
     (tmp_path / "contractor.toml").write_text(contractor, encoding="utf-8")
@@ -155,9 +156,10 @@ def rows(store: Store, table) -> list:  # noqa: ANN001
 
 
 @pytest.fixture
-def sides(dovecot, relay, tmp_path, monkeypatch):
+def sides(dovecot, relay, tmp_path, monkeypatch, no_system_resolver):
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")
-    issuer_store, contractor_store = _configs(tmp_path, dovecot, relay)
+    issuer_store, contractor_store = _configs(tmp_path, dovecot, relay,
+                                              no_system_resolver.address)
     yield issuer_store, contractor_store
     issuer_store.close()
     contractor_store.close()

@@ -50,13 +50,15 @@ def notice_mail(i: int, key: str = "Z28YUEAJ38ux") -> bytes:
 
 
 @pytest.fixture
-def setup(dovecot, tmp_path, monkeypatch):
+def setup(dovecot, tmp_path, monkeypatch, no_system_resolver):
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "secret")
     monkeypatch.setenv("MAILBOT_SECRET", TEST_SECRET.decode())
     url = f"sqlite:///{tmp_path / 'store.db'}"
     path = tmp_path / "mailbot.toml"
+    # The kill -9 test runs the daemon in a child process: it asks the tests' DNS server too.
+    resolver = f'[auth]\nresolvers = ["{no_system_resolver.address}"]\n'
     path.write_text(issuer_config(url, tmp_path / "spool", imap_port=dovecot.imap_port,
-                                  user=USER), encoding="utf-8")
+                                  user=USER, extra=resolver), encoding="utf-8")
     store = Store.open(url, secret=TEST_SECRET)
     # Numbers 0–9 are registered with the key the mails carry: those are verified.
     # So are 1000–1199, the kill -9 test's: it is about losing and repeating nothing, and 200
