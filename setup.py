@@ -9,6 +9,8 @@ setup(
     packages=[*find_packages(include=["mailbot*", "parsers*"]), "mailbot.templates",
               "mailbot.example_configs"],
     package_dir={"mailbot.templates": "templates", "mailbot.example_configs": "config"},
-    package_data={"parsers": ["layouts/*.toml"], "mailbot.templates": ["*/*.j2", "*/*.toml"],
+    # web/static/: the console's stylesheet (templates/web/ holds its page templates).
+    package_data={"parsers": ["layouts/*.toml"],
+                  "mailbot.templates": ["*/*.j2", "*/*.toml", "web/static/*"],
                   "mailbot.example_configs": ["*.toml"]},
 )

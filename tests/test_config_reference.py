@@ -22,11 +22,12 @@ from mailbot.config import (
 from mailbot.config.auth import AUTH_KEYS
 from mailbot.config.issuers import AMOUNT_KEYS, ISSUER_KEYS, THROTTLE_KEYS
 from mailbot.config.reader import Key
+from mailbot.config.web import WebConfig
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 SECTIONS = (Config, MailboxConfig, Route, SmtpConfig, WindowConfig, DigestConfig,
             ContractorConfig, SubmissionRule, ProjectRule, MetricsConfig, CheckConfig,
-            RetentionConfig)
+            RetentionConfig, WebConfig)
 
 
 def _names(key: Key, field: str) -> list[str]:

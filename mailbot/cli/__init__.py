@@ -1,7 +1,7 @@
 """The `mailbot` console script: argument parsing and dispatch to one module per command.
 
 Each command group lives in its own module here (`parse`, `demo`, `store`, `verify`,
-`config`, `intake`, `outbox`, `submissions`, `init`, `migrate`, `purge`), each with a
+`config`, `intake`, `outbox`, `submissions`, `init`, `migrate`, `purge`, `web`), each with a
 `register(commands)` that adds its subparsers; options several commands share are in `options`.
 
 Exit codes (docs/contracts.md): 0 ok, 1 a problem found in the input, 2 usage or config error.
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         store,
         submissions,
         verify,
+        web,
     )
 
     parser = argparse.ArgumentParser(
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.register(commands)
     migrate.register(commands)
     purge.register(commands)
+    web.register(commands)
     logs.add_options(parser)  # after the subcommands: every one of them takes the options too
     return parser
 

@@ -95,13 +95,21 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    console = None
     try:
         daemon.start()
+        if config.web.run_with_daemon:
+            from ..web.server import Background
+
+            console = Background(config, store)
+            console.start()
         notify("READY=1", "STATUS=running: mailboxes "
                + ", ".join(m.name for m in config.mailboxes))
         daemon.run()
     finally:
         notify("STOPPING=1", "STATUS=stopping")
+        if console is not None:
+            console.stop()
         daemon.shutdown()
         store.close()
     return 0

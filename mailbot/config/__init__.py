@@ -33,6 +33,7 @@ from .reader import ConfigError, Item, TomlReader, build, key
 from .retention import RetentionConfig
 from .secrets import Secret
 from .values import file_path, section, text
+from .web import WebConfig
 
 __all__ = [
     "CheckConfig",
@@ -115,6 +116,7 @@ class Config:
     send_window: WindowConfig = key(section(WindowConfig), default_factory=WindowConfig)
     digest: DigestConfig = key(section(DigestConfig), default_factory=DigestConfig)
     metrics: MetricsConfig = key(read_metrics, default_factory=MetricsConfig)
+    web: WebConfig = key(section(WebConfig), default_factory=WebConfig)
     # searched before the bundled templates/
     template_dir: Path | None = key(file_path, "templates.dir", default=None)
     contractor: ContractorConfig | None = key(_contractor, default=None)

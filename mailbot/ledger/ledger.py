@@ -306,6 +306,7 @@ class Ledger(Copies, MailboxSync):
                     last_error=None,
                     body_sha256=body_sha256,
                     copy_of=copy_of,
+                    issuer=_routed_issuer(decision),
                     **({"subject": subject} if subject is not None else {}),
                 )
             ).rowcount
@@ -386,3 +387,10 @@ class Ledger(Copies, MailboxSync):
         if entry.purged_at is not None:
             raise RawPurged(entry.id, entry.purged_at)
         return self.spool.read(entry.spool_name)
+
+
+def _routed_issuer(decision: Any) -> str | None:
+    """The [issuers.ID] the decision's routing chose (the console's scope), if any."""
+    routing = decision.get("routing") if isinstance(decision, dict) else None
+    issuer = routing.get("issuer") if isinstance(routing, dict) else None
+    return issuer if isinstance(issuer, str) else None

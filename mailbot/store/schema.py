@@ -254,3 +254,45 @@ store_meta = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# -- the console (migration 0010_web, docs/console.md) -------------------------------------
+# The [issuers.ID] a decided row is about (its routing's issuer), so that the console shows
+# a clerk only the mail of the issuers the account is scoped to; None before the decision
+# (the console then goes by the mailbox's own issuer) and on the contractor side.
+ledger.append_column(Column("issuer", String(120)))
+Index("ix_ledger_issuer", ledger.c.issuer)
+
+# Local accounts of the web console (owner: mailbot/web/accounts.py). `issuers` is a JSON
+# list of [issuers.ID] keys the account sees ("*": all); `contractor` whether it sees the
+# contractor side. A session issued before `changed_at` (password changed, account disabled)
+# is no longer valid.
+web_accounts = Table(
+    "web_accounts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),  # viewer | operator | admin
+    Column("issuers", Text, nullable=False),
+    Column("contractor", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+
+# What people did through the console (owner: mailbot/web/audit.py): who, from where, what,
+# to which row (`target` like "ledger:12", "outbox:3", "submission:5"), and the mail it
+# concerns, so a mail's page shows its whole trail. `detail` holds no key in clear.
+web_audit = Table(
+    "web_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("address", String(64)),
+    Column("action", String(40), nullable=False),
+    Column("target", String(80)),
+    Column("ledger_id", Integer),
+    Column("detail", MailText),
+)
+Index("ix_web_audit_ledger", web_audit.c.ledger_id)
+Index("ix_web_audit_target", web_audit.c.target)
