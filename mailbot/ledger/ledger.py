@@ -26,11 +26,11 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from mailbot.store.schema import ledger, utc
+from mailbot.store.schema import ledger, ledger_notices, utc
 from parsers.headers import decode_header_text, raw_header
 
 from . import requests
@@ -312,6 +312,11 @@ class Ledger(Copies, MailboxSync):
             ).rowcount
             if not done:
                 raise RuntimeError(f"ledger row {entry_id} is not being processed")
+            found = _notices(decision)
+            conn.execute(delete(ledger_notices).where(ledger_notices.c.ledger_id == entry_id))
+            if found:
+                conn.execute(insert(ledger_notices), [{"ledger_id": entry_id, **n}
+                                                      for n in found])
             if reply is not None:
                 requests.store(conn, entry_id, reply, now)
         return action
@@ -394,3 +399,18 @@ def _routed_issuer(decision: Any) -> str | None:
     routing = decision.get("routing") if isinstance(decision, dict) else None
     issuer = routing.get("issuer") if isinstance(routing, dict) else None
     return issuer if isinstance(issuer, str) else None
+
+
+def _notices(decision: Any) -> list[dict[str, str | None]]:
+    """The notices of a decision record, for `ledger_notices` (the console's search)."""
+    found = decision.get("notices") if isinstance(decision, dict) else None
+    rows: list[dict[str, str | None]] = []
+    for notice in found or []:
+        number = notice.get("guarantee_number") if isinstance(notice, dict) else None
+        if not isinstance(number, str) or not number:
+            continue
+        project, contractor = notice.get("project_name"), notice.get("contractor")
+        rows.append({"guarantee_number": number[:40],
+                     "project_name": project if isinstance(project, str) else None,
+                     "contractor": contractor if isinstance(contractor, str) else None})
+    return rows

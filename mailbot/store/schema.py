@@ -262,6 +262,21 @@ store_meta = Table(
 ledger.append_column(Column("issuer", String(120)))
 Index("ix_ledger_issuer", ledger.c.issuer)
 
+# The notices a decided row read, one row each (owner: mailbot/ledger/ledger.py, written
+# with the decision), so that the console finds the mails citing a guarantee number, a
+# project or a contractor without reading every decision's JSON.
+ledger_notices = Table(
+    "ledger_notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ledger_id", Integer, ForeignKey("ledger.id"), nullable=False),
+    Column("guarantee_number", MailText(40), nullable=False),
+    Column("project_name", MailText),
+    Column("contractor", MailText),
+)
+Index("ix_ledger_notices_number", ledger_notices.c.guarantee_number)
+Index("ix_ledger_notices_ledger", ledger_notices.c.ledger_id)
+
 # Local accounts of the web console (owner: mailbot/web/accounts.py). `issuers` is a JSON
 # list of [issuers.ID] keys the account sees ("*": all); `contractor` whether it sees the
 # contractor side. A session issued before `changed_at` (password changed, account disabled)
