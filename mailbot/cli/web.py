@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
 
 from ..config import load_config
@@ -19,7 +21,11 @@ from .options import Commands, add_config_and_store, open_store
 
 def register(commands: Commands) -> None:
     web = commands.add_parser("web", help="serve the web console; manage its accounts")
-    add_config_and_store(web)
+    # Given before an ACTION (`mailbot web --config X user list`) or after it.
+    web.add_argument("--config", dest="web_config", metavar="FILE",
+                     help="mailbot configuration (TOML); required")
+    web.add_argument("--store", dest="web_store", metavar="URL",
+                     help="SQLAlchemy URL of the guarantee store (overrides the config's)")
     web.add_argument("--listen", metavar="HOST:PORT",
                      help="where to serve (default: [web] listen, else 127.0.0.1:8080)")
     web.set_defaults(func=run_web, default_log_level="INFO")
@@ -29,6 +35,7 @@ def register(commands: Commands) -> None:
 
     add = actions.add_parser("add", help="add an account")
     add.add_argument("name")
+    add_config_and_store(add, config_required=False)
     add.add_argument("--role", required=True, choices=("viewer", "operator", "admin"),
                      help="viewer reads; operator also acts; admin also imports and downloads")
     add.add_argument("--issuer", action="append", default=[], metavar="ID",
@@ -43,12 +50,22 @@ def register(commands: Commands) -> None:
                        ("enable", "enable a disabled account")):
         action = actions.add_parser(name, help=text)
         action.add_argument("name")
+        add_config_and_store(action, config_required=False)
         if name == "passwd":
             action.add_argument("--password-stdin", action="store_true",
                                 help="read the password from the first line of stdin")
         action.set_defaults(func=run_user)
     listing = actions.add_parser("list", help="list the accounts")
+    add_config_and_store(listing, config_required=False)
     listing.set_defaults(func=run_user)
+
+
+def _config_and_store(args: argparse.Namespace) -> None:
+    """`--config`/`--store` wherever they were given; a usage error without a config."""
+    args.config = getattr(args, "config", None) or args.web_config
+    args.store = getattr(args, "store", None) or args.web_store
+    if not args.config:
+        raise UsageError("--config FILE is required")
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -66,6 +83,7 @@ def _password(args: argparse.Namespace) -> str:
 def run_user(args: argparse.Namespace) -> int:
     from ..web.accounts import ALL_ISSUERS, AccountError, Accounts
 
+    _config_and_store(args)
     config = load_config(args.config)
     store = open_store(args, config)
     accounts = Accounts(store.engine)
@@ -111,15 +129,28 @@ def _listen_arg(text: str) -> tuple[str, int]:
 def run_web(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: F401  (fail here, not in a thread, when it is missing)
 
-    from ..web.server import server
+    from ..web.server import Background
 
+    _config_and_store(args)
     config = load_config(args.config)
     listen = _listen_arg(args.listen) if args.listen else None
     store = open_store(args, config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    console = Background(config, store, listen=listen)
     try:
-        host, port = listen or config.web.listen
-        print(f"mailbot web: serving on http://{host}:{port}", file=sys.stderr)
-        server(config, store, listen=listen).run()
+        try:
+            url = console.start()
+        except RuntimeError as exc:
+            host, port = listen or config.web.listen
+            raise UsageError(f"cannot serve on {host}:{port}: {exc}") from None
+        print(f"mailbot web: serving on {url} (stop with Ctrl-C)", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            if not console.thread.is_alive():
+                print("mailbot web: the server stopped", file=sys.stderr)
+                return 1
     finally:
+        console.stop()
         store.close()
     return 0
