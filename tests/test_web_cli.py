@@ -105,3 +105,35 @@ def test_web_on_a_port_in_use_says_so(tmp_path):
     assert time.monotonic() - started < 100
     bad = mailbot("web", "--listen", "nowhere", config=config)
     assert bad.returncode == 2 and "give HOST:PORT" in bad.stderr
+
+
+def test_run_serves_the_console_beside_the_daemon(tmp_path):
+    from .servers import free_port
+
+    port = free_port()
+    path = tmp_path / "mailbot.toml"
+    path.write_text(CONFIG.format(url=f"sqlite:///{tmp_path / 'm.db'}", spool=tmp_path / "spool",
+                                  smtp_port=2525,
+                                  extra=f'[web]\nlisten = "127.0.0.1:{port}"\n'
+                                        "run_with_daemon = true\n"), encoding="utf-8")
+    env = {**os.environ, "MAILBOT_SECRET": TEST_SECRET.decode()}
+    process = subprocess.Popen([sys.executable, "-m", "mailbot.cli", "run", "--config", str(path),
+                                "--workers", "1"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        answer = None
+        while answer is None:
+            assert process.poll() is None, "mailbot run stopped"
+            assert time.monotonic() < deadline, "the console never answered"
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer.status_code == 200 and "ログイン" in answer.text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
