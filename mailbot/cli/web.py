@@ -34,7 +34,7 @@ def register(commands: Commands) -> None:
     actions = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="add an account")
-    add.add_argument("name")
+    add.add_argument("name", help="the account's name (letters, digits, . _ @ -)")
     add_config_and_store(add, config_required=False)
     add.add_argument("--role", required=True, choices=("viewer", "operator", "admin"),
                      help="viewer reads; operator also acts; admin also imports and downloads")
@@ -49,7 +49,7 @@ def register(commands: Commands) -> None:
                        ("disable", "disable an account (ends its sessions)"),
                        ("enable", "enable a disabled account")):
         action = actions.add_parser(name, help=text)
-        action.add_argument("name")
+        action.add_argument("name", help="the account's name (mailbot web user list)")
         add_config_and_store(action, config_required=False)
         if name == "passwd":
             action.add_argument("--password-stdin", action="store_true",
