@@ -221,6 +221,7 @@ async def read_form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]
             if len(content) > MAX_FORM_BYTES:
                 raise HTTPException(413)
             files[key] = content
+            form.setdefault(f"{key}.filename", value.filename or "")  # the import's name
         elif key not in form:
             form[key] = value
     return form, files
