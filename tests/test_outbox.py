@@ -227,6 +227,11 @@ def test_a_request_whose_rendering_fails_ends_failed_at_once(store, ledger, sink
     assert request_state(store, request) == "queued"
     assert outbox.cancel_reply(second) and request_state(store, second) == "cancelled"
     assert not outbox.retry_reply(second)
+    from mailbot.ledger import requests
+    with store.engine.connect() as conn:
+        found = requests.get(conn, second)
+        assert (found.id, found.state, found.to_addr) == (second, "cancelled", CONTRACTOR)
+        assert requests.get(conn, 9999) is None
 
 
 def test_rate_limit_suppresses_the_eleventh_reply_within_an_hour(store, ledger, sink):
