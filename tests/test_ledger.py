@@ -69,6 +69,22 @@ def test_three_crashes_quarantine_then_retry(ledger):
     assert ledger.claim(now=datetime.now(UTC)).attempts == 1
 
 
+def test_retry_in_the_callers_transaction_is_undone_with_it(ledger, store):
+    """The console retries a quarantined row and writes its audit entry in one commit: when
+    that commit does not happen, the row stays quarantined."""
+    row = ledger.receive("keiyaku", RAW).id
+    for _ in range(MAX_ATTEMPTS):
+        ledger.fail(ledger.claim(now=datetime.now(UTC)).id, "ValueError: boom")
+    with store.engine.connect() as conn:
+        with conn.begin() as tx:
+            assert ledger.retry(row, conn=conn)
+            tx.rollback()
+    assert ledger.get(row).state == "quarantined"
+    with store.engine.begin() as conn:
+        assert ledger.retry(row, conn=conn) and not ledger.retry(row, conn=conn)
+    assert ledger.get(row).state == "received"
+
+
 def test_recover_after_a_crash_mid_processing(ledger):
     row = ledger.receive("keiyaku", RAW).id
     ledger.claim(now=datetime.now(UTC))  # … and the process dies here

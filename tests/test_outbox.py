@@ -227,6 +227,11 @@ def test_a_request_whose_rendering_fails_ends_failed_at_once(store, ledger, sink
     assert request_state(store, request) == "queued"
     assert outbox.cancel_reply(second) and request_state(store, second) == "cancelled"
     assert not outbox.retry_reply(second)
+    from mailbot.ledger import requests
+    with store.engine.connect() as conn:
+        found = requests.get(conn, second)
+        assert (found.id, found.state, found.to_addr) == (second, "cancelled", CONTRACTOR)
+        assert requests.get(conn, 9999) is None
 
 
 def test_rate_limit_suppresses_the_eleventh_reply_within_an_hour(store, ledger, sink):
@@ -439,6 +444,33 @@ def test_retry_and_cancel(store, ledger, sink):
     assert outbox.flush(later + timedelta(hours=1)).sent == []
     assert not outbox.retry(digest, later) and not outbox.cancel(9999)
     assert [r.id for r in outbox.rows("cancelled")] == [digest]
+
+
+def test_retry_and_cancel_in_the_callers_transaction_and_by_message_id(store, ledger, sink):
+    """The console changes a row and writes its audit entry in one commit: a rolled-back
+    transaction changes neither the row nor its reply request."""
+    outbox = Outbox(store.engine, sink.settings, SendWindow())
+    _row, request = stored_reply(ledger)
+    outbox.queue_replies(render, new_message_id, T0)
+    [row] = outbox.rows()
+    assert outbox.by_message_id(row.message_id).id == row.id
+    assert outbox.by_message_id("<nothing@issuer.example.jp>") is None
+    sink.refuse("554 5.7.1 Rejected", 1)
+    outbox.flush(T0)
+    later = T0 + timedelta(days=1)
+    with store.engine.connect() as conn:
+        with conn.begin() as tx:
+            assert outbox.retry(row.id, later, conn=conn)
+            tx.rollback()
+    assert outbox.get(row.id).state == "failed" and request_state(store, request) == "failed"
+    with store.engine.begin() as conn:
+        assert outbox.retry(row.id, later, conn=conn)
+    assert outbox.get(row.id).state == "queued" and request_state(store, request) == "queued"
+    with store.engine.begin() as conn:
+        assert outbox.cancel(row.id, conn=conn) and not outbox.cancel(row.id, conn=conn)
+        assert not outbox.cancel(9999, conn=conn)
+    assert outbox.get(row.id).state == "cancelled" and request_state(store, request) == "cancelled"
+    assert outbox.flush(later).sent == []
 
 
 def test_the_outbox_table_keeps_one_row_per_reply_request(store, ledger, sink):

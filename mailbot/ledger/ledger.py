@@ -338,16 +338,17 @@ class Ledger(Copies, MailboxSync):
             )
         return state
 
-    def retry(self, entry_id: int) -> bool:
-        """Give a quarantined row three fresh attempts."""
-        with self.engine.begin() as conn:
-            return bool(
-                conn.execute(
-                    update(ledger)
-                    .where(ledger.c.id == entry_id, ledger.c.state == LedgerState.QUARANTINED)
-                    .values(state=LedgerState.RECEIVED, attempts=0)
-                ).rowcount
-            )
+    def retry(self, entry_id: int, conn: Connection | None = None) -> bool:
+        """Give a quarantined row three fresh attempts; False when it is not quarantined
+        (retried meanwhile). With `conn`, in the caller's transaction (the console writes
+        its audit entry in the same commit)."""
+        change = (update(ledger)
+                  .where(ledger.c.id == entry_id, ledger.c.state == LedgerState.QUARANTINED)
+                  .values(state=LedgerState.RECEIVED, attempts=0))
+        if conn is not None:
+            return bool(conn.execute(change).rowcount)
+        with self.engine.begin() as own:
+            return bool(own.execute(change).rowcount)
 
     # -- mailbox actions --------------------------------------------------------------
     def pending_actions(self, mailbox: str, limit: int = 500) -> list[Entry]:

@@ -115,6 +115,12 @@ def requests(conn: Connection, state: str | None = None) -> list[ReplyRow]:
     return [_reply_row(row._mapping) for row in conn.execute(query)]
 
 
+def get(conn: Connection, request_id: int) -> ReplyRow | None:
+    """One request, by its id."""
+    row = conn.execute(select(reply_requests).where(reply_requests.c.id == request_id)).first()
+    return _reply_row(row._mapping) if row else None
+
+
 def retry(conn: Connection, request_id: int) -> bool:
     """A request that could not be rendered is rendered again at the next run (after the
     template or the configuration was fixed); False if it is not such a request."""

@@ -10,11 +10,12 @@ UTC; a failed row's `next_attempt_at` is the moment it failed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from mailbot.ledger import requests
 from mailbot.ledger.requests import ReplyRow
@@ -50,14 +51,22 @@ class Outbox(Queueing, Delivery):
             select(outbox.c.message_id, outbox.c.kind)
             .where(outbox.c.message_id.in_(list(message_ids))))}
 
-    def retry(self, row_id: int, now: datetime) -> bool:
+    def by_message_id(self, message_id: str) -> OutboxRow | None:
+        """The row that sends the mail with this Message-ID (a submission's), if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*ROW_COLUMNS)
+                               .where(outbox.c.message_id == message_id)).first()
+        return outbox_row(row._mapping) if row else None
+
+    def retry(self, row_id: int, now: datetime, conn: Connection | None = None) -> bool:
         """A failed row goes back in line with fresh attempts and a new deadline (unless a
-        resend check refuses it)."""
+        resend check refuses it). With `conn`, in the caller's transaction."""
         now = aware_utc(now)
-        row = self.get(row_id)
-        if row is None or row.state != "failed":
-            return False
-        with self.engine.begin() as conn:
+        with _begin(self.engine, conn) as conn:
+            found = conn.execute(select(*ROW_COLUMNS).where(outbox.c.id == row_id)).first()
+            row = outbox_row(found._mapping) if found else None
+            if row is None or row.state != "failed":
+                return False
             for may_resend in self.resend_checks:
                 if not may_resend(conn, row):
                     return False
@@ -70,12 +79,14 @@ class Outbox(Queueing, Delivery):
                 self._notify(conn, row, "queued", now)
         return bool(done)
 
-    def cancel(self, row_id: int) -> bool:
-        """A queued or failed row will not be sent."""
-        row = self.get(row_id)
-        if row is None:
-            return False
-        with self.engine.begin() as conn:
+    def cancel(self, row_id: int, conn: Connection | None = None) -> bool:
+        """A queued or failed row will not be sent. With `conn`, in the caller's
+        transaction."""
+        with _begin(self.engine, conn) as conn:
+            found = conn.execute(select(*ROW_COLUMNS).where(outbox.c.id == row_id)).first()
+            if found is None:
+                return False
+            row = outbox_row(found._mapping)
             done = conn.execute(
                 update(outbox)
                 .where(outbox.c.id == row_id, outbox.c.state.in_(("queued", "failed")))
@@ -110,3 +121,13 @@ class Outbox(Queueing, Delivery):
         """A request not yet rendered, or that could not be, will never be sent."""
         with self.engine.begin() as conn:
             return requests.cancel(conn, request_id)
+
+
+@contextmanager
+def _begin(engine: Engine, conn: Connection | None) -> Iterator[Connection]:
+    """The caller's transaction when it gives one, else a transaction of our own."""
+    if conn is not None:
+        yield conn
+        return
+    with engine.begin() as own:
+        yield own

@@ -10,6 +10,7 @@ in are written too. No key is ever written here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,6 +52,21 @@ class Audit:
 
     def of_target(self, target: str) -> list[AuditEntry]:
         return self._select(web_audit.c.target == target)
+
+    def handled(self, targets: Iterable[str]) -> dict[str, datetime]:
+        """Target → when it was last marked handled ("handled"), for those of `targets`
+        whose latest entry is that mark: a later retry or resend through the console opens
+        the item again (`mailbot/web/act_items.py` also compares the row's own changes)."""
+        wanted = sorted(set(targets))
+        latest: dict[str, tuple[str, datetime]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                for target, action, at in conn.execute(
+                        select(web_audit.c.target, web_audit.c.action, web_audit.c.at)
+                        .where(web_audit.c.target.in_(chunk)).order_by(web_audit.c.id)):
+                    latest[target] = (action, utc(at))
+        return {target: at for target, (action, at) in latest.items() if action == "handled"}
 
     def recent(self, limit: int = 100) -> list[AuditEntry]:
         return self._select(None, limit)
