@@ -28,7 +28,8 @@ _UPLOADS_LOCK = threading.Lock()
 @ROUTES.page("/guarantees")
 def guarantees(ctx: Ctx) -> Response:
     typed = ctx.param("q")
-    number, found = None, []
+    number: str | None = None
+    found: list[view.Found] = []
     if typed:
         with ctx.web.store.engine.connect() as conn:
             number, found = view.search(conn, ctx.scope, typed)
