@@ -23,6 +23,17 @@ def mailbot(*args: str, config, stdin: str = "", timeout: float = 120):
                           input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def stops_on_sigterm(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+
+
+def killed_if_running(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 def write_config(tmp_path):
     path = tmp_path / "mailbot.toml"
     path.write_text(CONFIG.format(url=f"sqlite:///{tmp_path / 'm.db'}", spool=tmp_path / "spool",
@@ -82,12 +93,9 @@ def test_web_serves_until_sigterm(tmp_path):
         assert found, line
         answer = httpx.get(found.group(1) + "/login", timeout=30)
         assert answer.status_code == 200 and "ログイン" in answer.text
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
+        stops_on_sigterm(process)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        killed_if_running(process)
 
 
 def test_web_on_a_port_in_use_says_so(tmp_path):
@@ -131,9 +139,6 @@ def test_run_serves_the_console_beside_the_daemon(tmp_path):
             except httpx.TransportError:
                 time.sleep(0.2)
         assert answer.status_code == 200 and "ログイン" in answer.text
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
+        stops_on_sigterm(process)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        killed_if_running(process)
