@@ -16,7 +16,9 @@ Safety, for a console in front of municipal staff:
 - log ins are throttled per account and per address (`throttle.py`);
 - every response has a CSP without inline script, `frame-ancestors 'none'`, nosniff,
   no referrer across origins and `Cache-Control: no-store`;
-- a row outside the account's scope is 404, a role too low 403.
+- a row outside the account's scope is 404, a role too low 403;
+- every page is checked against the store's key hashes before it leaves, and a key of the
+  store found in it is masked (`redact.py`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from mailbot.store import Store
 from .accounts import Account, Accounts
 from .audit import Audit
 from .format import FILTERS
+from .redact import KeyRedactor
 from .scope import Scope
 from .throttle import LoginThrottle
 
@@ -86,6 +89,7 @@ class Web:
     audit: Audit
     throttle: LoginThrottle
     templates: Environment
+    redactor: KeyRedactor
     services: dict[str, Any] = field(default_factory=dict)  # page modules' own, by name
 
 
@@ -163,7 +167,7 @@ def render(request: Request, web: Web, template: str, status: int = 200,
     flash = request.session.pop("flash", None)
     html = web.templates.get_template(template).render(
         request=request, csrf=csrf_token(request), flash=flash, now=web.clock(), **values)
-    return HTMLResponse(html, status_code=status)
+    return HTMLResponse(web.redactor.redact(html), status_code=status)
 
 
 class Routes:
@@ -350,7 +354,7 @@ def create_app(config: Config, store: Store, *, clock: Clock = utc_now,
 
     web = Web(config=config, store=store, clock=clock, accounts=Accounts(store.engine),
               audit=Audit(store.engine), throttle=throttle or LoginThrottle(),
-              templates=template_environment())
+              templates=template_environment(), redactor=KeyRedactor(store))
     routes: list[BaseRoute] = [
         Route("/login", endpoint=login, methods=["GET", "POST"], name="login"),
         Route("/logout", endpoint=logout, methods=["POST"], name="logout"),

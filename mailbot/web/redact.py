@@ -1,0 +1,78 @@
+"""The console's last line against a key in clear: every page is checked against the store's
+own key hashes before it leaves, and a key of the store found in it is masked.
+
+The pages are built from masked values (the decision record masks the keys it read, the
+guarantee pages never read `key_hash`), but a page also shows what senders typed: a Subject,
+a header, a project name. A contractor who types the 認証キー of *another* guarantee into a
+Subject puts a key there that no notice of that mail names, so the decision cannot know to
+mask it. The store can: every run of 8 to 32 ASCII letters and digits in the page (its NFKC
+form, so full-width letters count too; the shape of `parsers.normalize.KEY_RE`) is hashed
+with the store's secret and looked up in `versions.key_hash`; one that matches is replaced by
+its masked form (`Z28Y********`) wherever it occurs.
+
+Only whole runs are looked up: a key written flush against other ASCII letters or digits is
+not found here (the decision's own masking still covers a notice's key there).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlalchemy import select
+
+from mailbot.pipeline.decide import mask_key
+from mailbot.store import Store
+from mailbot.store.schema import versions
+
+# A run of ASCII or full-width letters and digits; its NFKC form is what is looked up.
+_RUN = re.compile(r"[A-Za-z0-9\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]{8,32}")
+_LONGER = re.compile(r"[A-Za-z0-9\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]{33,}")
+_CHUNK = 500
+
+
+class KeyRedactor:
+    """Masks the store's keys in a page (see the module's docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def redact(self, html: str) -> str:
+        runs = self._runs(html)
+        if not runs:
+            return html
+        hashes: dict[str, list[str]] = {}
+        for run in runs:
+            hashes.setdefault(self.store.hash_key(unicodedata.normalize("NFKC", run)),
+                              []).append(run)
+        known = self._known(list(hashes))
+        if not known:
+            return html
+        found = {run for digest in known for run in hashes[digest]}
+        return _RUN.sub(lambda m: _masked(m.group(0)) if m.group(0) in found else m.group(0),
+                        html)
+
+    @staticmethod
+    def _runs(html: str) -> set[str]:
+        # A run longer than 32 is no key; `_RUN` would find its first 32 characters.
+        spans = [m.span() for m in _LONGER.finditer(html)]
+        runs: set[str] = set()
+        for match in _RUN.finditer(html):
+            start = match.start()
+            if any(a <= start < b for a, b in spans):
+                continue
+            runs.add(match.group(0))
+        return runs
+
+    def _known(self, digests: list[str]) -> set[str]:
+        known: set[str] = set()
+        with self.store.engine.connect() as conn:
+            for start in range(0, len(digests), _CHUNK):
+                chunk = digests[start:start + _CHUNK]
+                known.update(conn.execute(select(versions.c.key_hash).distinct()
+                                          .where(versions.c.key_hash.in_(chunk))).scalars())
+        return known
+
+
+def _masked(run: str) -> str:
+    return mask_key(unicodedata.normalize("NFKC", run))
