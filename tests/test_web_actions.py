@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
 
 import pytest
 from sqlalchemy import select
@@ -337,3 +339,29 @@ def test_handled_leaves_the_list_until_the_row_fails_again(web):
     listed = items(clerk.get("/attention").text)
     assert f"outbox-{row.id}" in listed and f"review-{review}" not in listed
     assert f"outbox-{row.id}" not in items(clerk.get("/attention?handled=1").text)
+
+
+def test_a_queued_reply_is_cancelled_and_no_key_is_shown(web):
+    replied = decide(web, "maru", mail("35075-00001M", "〇〇浄水場修繕工事"))
+    Outgoing(web.config, web.store).queue(web.clock())  # rendered, not flushed yet
+    queued = outbox_of(web, replied)
+    assert queued.state == "queued"
+    message = EmailMessage()
+    message["From"] = "tanto@maru.example.jp"
+    message["Subject"] = "認証キー Z28YUEAJ38ux の件（全角 Ｚ２８ＹＵＥＡＪ３８ｕｘ）"
+    message["Message-ID"] = make_msgid(domain="maru.example.jp")
+    message.set_content("本文\n")
+    held = web.ledger.receive("maru", message.as_bytes(), now=web.clock()).id
+    for _ in range(MAX_ATTEMPTS):
+        entry = web.ledger.claim(now=web.clock())
+        web.ledger.fail(held, "ValueError: cannot read Z28YUEAJ38ux", attempt=entry.attempts)
+    clerk = web.login("maru-clerk")
+    page = clerk.get("/attention").text
+    assert {f"outbox-{queued.id}", f"quarantine-{held}"} <= items(page)
+    assert "Z28YUEAJ38ux" not in page and "Ｚ２８ＹＵＥＡＪ３８ｕｘ" not in page
+    assert "Z28Y********" in page
+    assert "取り消しました" in flash_after(clerk, act(clerk, "outbox", queued.id, "cancel"))
+    assert outbox_of(web, replied).state == "cancelled"
+    assert reply_of(web, replied).state == "cancelled"
+    send(web)
+    assert web.sink.accepted == []  # never sent
