@@ -20,11 +20,13 @@ from sqlalchemy import select
 from mailbot.daemon import Pipeline
 from mailbot.ledger import MAX_ATTEMPTS, requests
 from mailbot.outgoing import Outgoing
-from mailbot.store import GuaranteeEvent
+from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import web_audit
 from mailbot.submit import table
+from mailbot.web.audit import Audit
 from parsers import Reader
 
+from .conftest import TEST_SECRET
 from .test_submission_forms import mail
 from .web_console import console
 
@@ -365,3 +367,15 @@ def test_a_queued_reply_is_cancelled_and_no_key_is_shown(web):
     assert reply_of(web, replied).state == "cancelled"
     send(web)
     assert web.sink.accepted == []  # never sent
+
+
+def test_a_look_at_a_handled_item_does_not_bring_it_back(tmp_path):
+    """Only the item actions reopen a handled item; a raw download of its mail does not."""
+    store = Store.open(f"sqlite:///{tmp_path / 'audit.db'}", secret=TEST_SECRET)
+    audit, at = Audit(store.engine), datetime.now(UTC)
+    audit.write("maru-clerk", "handled", at=at, target="ledger:7", ledger_id=7, detail="確認済み")
+    audit.write("maru-clerk", "raw_downloaded", at=at, target="ledger:7", ledger_id=7)
+    assert audit.handled(["ledger:7"]) == {"ledger:7": at}
+    audit.write("maru-clerk", "retry", at=at, target="ledger:7", ledger_id=7)
+    assert audit.handled(["ledger:7"]) == {}
+    store.close()

@@ -19,6 +19,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from mailbot.store.schema import utc, web_audit
 
+# What the 要対応 actions write (`mailbot/web/actions.py`): the entries that change whether an
+# item still needs a person.
+ITEM_ACTIONS = ("handled", "retry", "cancel", "resend")
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -55,8 +59,9 @@ class Audit:
 
     def handled(self, targets: Iterable[str]) -> dict[str, datetime]:
         """Target → when it was last marked handled ("handled"), for those of `targets`
-        whose latest entry is that mark: a later retry or resend through the console opens
-        the item again (`mailbot/web/act_items.py` also compares the row's own changes)."""
+        whose latest action on the item (`ITEM_ACTIONS`) is that mark: a later retry or
+        resend through the console opens the item again, a look at it (a raw download) does
+        not (`mailbot/web/act_items.py` also compares the row's own changes)."""
         wanted = sorted(set(targets))
         latest: dict[str, tuple[str, datetime]] = {}
         with self.engine.connect() as conn:
@@ -64,7 +69,9 @@ class Audit:
                 chunk = wanted[start:start + 500]
                 for target, action, at in conn.execute(
                         select(web_audit.c.target, web_audit.c.action, web_audit.c.at)
-                        .where(web_audit.c.target.in_(chunk)).order_by(web_audit.c.id)):
+                        .where(web_audit.c.target.in_(chunk),
+                               web_audit.c.action.in_(ITEM_ACTIONS))
+                        .order_by(web_audit.c.id)):
                     latest[target] = (action, utc(at))
         return {target: at for target, (action, at) in latest.items() if action == "handled"}
 
