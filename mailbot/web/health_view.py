@@ -154,7 +154,7 @@ def _hours(window: SendWindow) -> str:
     closed = [*(["祝日"] if window.skip_holidays else []),
               *(["年末年始"] if window.closed_days else [])]
     return (f"{days} {window.start:%H:%M}–{window.end:%H:%M}"
-            + (f"（{'・'.join(closed)}は休み）" if closed else ""))
+            + (f"、{'・'.join(closed)}は休み" if closed else ""))
 
 
 def window_view(name: str, window: SendWindow, now: datetime) -> WindowView:
