@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from html import escape
 from zoneinfo import ZoneInfo
 
-import holidays
 import pytest
 
 from mailbot.daemon import Pipeline
@@ -25,6 +24,7 @@ from mailbot.web.format import jst
 from parsers import Reader
 
 from .test_submission_forms import mail
+from .test_web_health import next_day, working
 from .web_console import console
 
 pytestmark = pytest.mark.clock
@@ -39,19 +39,9 @@ auth = "none"
 """
 
 
-def working_morning() -> datetime:
-    """10:00 JST on the next working day after today (Mon–Fri, no national holiday, not
-    12/29–1/3), as UTC: inside the default send window, whenever the tests run."""
-    day = datetime.now(TOKYO).date() + timedelta(days=1)
-    while (day.weekday() >= 5 or day in holidays.Japan(years=day.year)
-           or (day.month, day.day) >= (12, 29) or (day.month, day.day) <= (1, 3)):
-        day += timedelta(days=1)
-    return datetime.combine(day, time(10, 0), tzinfo=TOKYO).astimezone(UTC)
-
-
 @pytest.fixture
 def clock():
-    return [working_morning()]
+    return [next_day(working, 10)]  # inside the default send window
 
 
 @pytest.fixture
@@ -222,3 +212,24 @@ def test_the_state_filter_and_the_search(web):
     assert listed_ids(client.get("/submissions", params={"q": "_"}).text) == []
     both = client.get("/submissions", params={"q": "橋梁", "state": "discrepancy"}).text
     assert listed_ids(both) == [] and "条件に当たる提出はありません" in both
+
+
+def test_a_notice_submitted_again_lists_its_earlier_submission(web, clock):
+    raw = mail("35075-00001M", "〇〇浄水場修繕工事")
+    feed(web, raw)
+    first = only_submission(web)
+    Outgoing(web.config, web.store).flush(clock[0])
+    sent_at = only_submission(web).sent_at
+    assert sent_at is not None
+    feed(web, answer(first.message_id, "金額に相違があります。"))
+    assert only_submission(web).state == "discrepancy"
+    clock[0] += timedelta(hours=1)
+    again = feed(web, mail("35075-00001M", "〇〇浄水場修繕工事"))  # staff forward it again
+    row = only_submission(web)
+    assert row.state == "queued" and row.message_id != first.message_id
+    html = web.login("contractor").get(f"/submissions/{row.id}").text
+    earlier = html.split('class="earlier"')[1].split("</table>")[0]
+    assert escape(first.message_id) in earlier and "送信済" in earlier
+    assert jst(sent_at) in earlier
+    assert f'<a class="mail-link" href="/mails/{again}"' in html
+    assert "発注者からの返信は記録されていません" in html  # the new one is not answered yet
