@@ -68,11 +68,12 @@ def only_submission(web):
     return row
 
 
-def answer(in_reply_to: str, text: str, sender: str = "kensa@city.example.jp") -> bytes:
+def answer(in_reply_to: str, text: str, sender: str = "kensa@city.example.jp",
+           subject: str = "Re: 【電子保証】〇〇浄水場修繕工事") -> bytes:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = "denshi@maru-kensetsu.example.jp"
-    message["Subject"] = "Re: 【電子保証】〇〇浄水場修繕工事"
+    message["Subject"] = subject
     message["Message-ID"] = make_msgid(domain=sender.split("@")[1])
     message["In-Reply-To"] = in_reply_to
     message.set_content(text)
@@ -120,9 +121,12 @@ def test_an_unproven_answer_is_shown_apart_and_changes_nothing(web, clock):
     feed(web, mail("35075-00001M", "〇〇浄水場修繕工事"))
     row = only_submission(web)
     Outgoing(web.config, web.store).flush(clock[0])
-    feed(web, answer(row.message_id, "確認しました。", sender="kensa@evil.example.jp"))
+    # Its subject carries the guarantee's key (typed by whoever wrote it): never shown.
+    feed(web, answer(row.message_id, "確認しました。", sender="kensa@evil.example.jp",
+                     subject=f"Re: 認証キー {KEY}"))
     assert only_submission(web).state == "sent"
     html = web.login("contractor").get(f"/submissions/{row.id}").text
+    assert KEY not in html and "Re: 認証キー Z28Y" in html
     box = html.split('id="answer"')[1].split("</div>")[0]
     assert "発注者からの返信は記録されていません" in box
     assert "発注者からと確認できない返信（1 件" in box and "kensa@evil.example.jp" in box
