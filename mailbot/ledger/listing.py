@@ -36,7 +36,7 @@ def codes_of(decision: Any) -> str | None:
     if not isinstance(decision, dict):
         return None
     codes = [c for c in decision.get("outcomes") or [] if isinstance(c, str)]
-    codes += [p.get("code") for p in decision.get("problems") or []
+    codes += [str(p["code"]) for p in decision.get("problems") or []
               if isinstance(p, dict) and isinstance(p.get("code"), str)]
     words = sorted({c for c in codes if c and " " not in c})
     return f" {' '.join(words)} " if words else None
