@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Select, and_, false, func, literal, or_, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -232,9 +232,10 @@ def page_query(where: list[ColumnElement[bool]], after: Cursor | None,
     """The page's one SELECT: `limit` + 1 rows (the extra one says a next page exists)."""
     query = select(*LISTED).where(*where)
     if after is not None:
-        query = query.where(or_(ledger.c.received_at < after.received_at,
-                                and_(ledger.c.received_at == after.received_at,
-                                     ledger.c.id < after.id)))
+        # A row value, so that both databases seek in `ix_ledger_received`.
+        query = query.where(tuple_(ledger.c.received_at, ledger.c.id)
+                            < tuple_(literal(after.received_at, ledger.c.received_at.type),
+                                     literal(after.id)))
     return query.order_by(ledger.c.received_at.desc(), ledger.c.id.desc()).limit(limit + 1)
 
 
