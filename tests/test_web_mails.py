@@ -349,3 +349,19 @@ def test_a_new_decision_fills_the_listing_columns(tmp_path, clock):
         assert tuple(got) == ("discrepancy", " no_notice_found ", "要確認", "maru")
     finally:
         store.close()
+
+
+def test_hostile_header_bytes_do_not_break_the_page(web, clock):
+    raw = (b"From: =?iso-2022-jp?b?GyRCJDMbKEI=?= \xff\xfe\x00 <tanto@maru.example.jp>\r\n"
+           b"To: \x80\x81 =?utf-8?q?=E3=81?=\r\n"
+           b"Subject: =?utf-8?b?!!!?= \x1b$B$3\x1b(B \xe8\xaa\x8d\xe8\xa8\xbc\r\n"
+           b"Date: not a date\r\nMessage-ID: <\x00x@maru.example.jp>\r\n"
+           b"Reply-To: " + b"a" * 5000 + b"\r\n\r\nbody\r\n")
+    row = deliver(web, clock, "maru", raw)
+    clerk = web.login("maru-clerk")
+    page = clerk.get(f"/mails/{row}")
+    assert page.status_code == 200, page.text[:2000]
+    headers = page.text.split('id="headers"', 1)[1].split("</section>", 1)[0]
+    assert "tanto@maru.example.jp" in headers and "not a date" in headers
+    assert "\x00" not in page.text
+    assert row in listed(clerk, q="tanto@maru")
