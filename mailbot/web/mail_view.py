@@ -126,7 +126,9 @@ def raw_of(book: Ledger, entry: Entry) -> tuple[bytes | None, str | None]:
 def clear_keys(raw: bytes, record: dict[str, Any]) -> list[str] | None:
     """The clear keys in `raw`, read as the pipeline reads it; [] when the decision read no
     notice (nothing to learn), None when the reading failed. A mail not decided yet (`record`
-    empty) is read too: its listing columns are not masked yet."""
+    empty) is read too: its listing columns are not masked yet. A reading that finds fewer
+    notices than the decision did (a worker that could not start or died) is a failure: a
+    problem in place of a notice would leave its key unmasked."""
     if record and not record.get("notices"):
         return []  # decided without a notice: no key to learn
     try:
@@ -134,6 +136,8 @@ def clear_keys(raw: bytes, record: dict[str, Any]) -> list[str] | None:
             parsed = Reader(pool, pool.limits).read_bytes(raw, "console", None)
     except Exception:  # noqa: BLE001 — a hostile mail must not stop the page
         return None
+    if len(parsed.notices) < len(record.get("notices") or []):
+        return None  # read less than the decision did (a worker failed): keys unknown
     return sorted({n.auth_key for n in parsed.notices if n.auth_key}, key=len, reverse=True)
 
 
