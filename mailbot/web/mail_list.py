@@ -239,9 +239,15 @@ def page_query(where: list[ColumnElement[bool]], after: Cursor | None,
     return query.order_by(ledger.c.received_at.desc(), ledger.c.id.desc()).limit(limit + 1)
 
 
+# Decisions that masked the notices' keys in the ledger's subject (the issuer side's own
+# decision); for any other row (not decided yet, a copy, the contractor side) it is as it came.
+MASKED_BY_DECISION = frozenset({"verified", "discrepancy"})
+
+
 def _shown(text: str | None, status: str | None) -> str:
-    """A listing column as shown: masked by the decision once there is one, else here."""
-    return (text or "") if status is not None else mask_key_like(text or "")
+    """A listing column as shown: as the decision masked it, else with every word that
+    could be a key masked here."""
+    return (text or "") if status in MASKED_BY_DECISION else mask_key_like(text or "")
 
 
 def list_page(conn: Connection, where: list[ColumnElement[bool]], after: Cursor | None,
@@ -259,7 +265,7 @@ def list_page(conn: Connection, where: list[ColumnElement[bool]], after: Cursor 
                 numbers[ledger_id].append(number)
     out = tuple(MailRow(
         id=r.id, received_at=utc(r.received_at), mailbox=r.mailbox,
-        sender=_shown(r.sender, r.status), subject=_shown(r.subject, r.status), state=r.state,
+        sender=r.sender or "", subject=_shown(r.subject, r.status), state=r.state,
         duplicate=r.status == "duplicate" or r.copy_of is not None,
         outcomes=tuple(code_ja(c) for c in (r.outcomes or "").split()),
         numbers=tuple(numbers.get(r.id, ()))) for r in rows)

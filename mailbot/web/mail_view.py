@@ -34,7 +34,7 @@ from parsers.headers import decode_header_text, raw_header
 from parsers.sandbox import PdfPool
 
 from .codes import code_ja
-from .mail_list import mask_key_like
+from .mail_list import MASKED_BY_DECISION, mask_key_like
 from .scope import Scope
 
 HEADERS = ("From", "To", "Cc", "Date", "Subject", "Message-ID", "Reply-To")
@@ -232,11 +232,13 @@ def mail_view(conn: Connection, book: Ledger, entry: Entry) -> MailView:
         """Masked with the keys read; a mail not decided yet (its ledger columns as they
         came) also with every word that could be a key."""
         masked = mask_keys_in(text or "", keys or [])
-        return masked if keys is not None and entry.record is not None else mask_key_like(masked)
+        decided = (entry.record or {}).get("status") in MASKED_BY_DECISION
+        return masked if keys is not None and decided else mask_key_like(masked)
 
     headers = headers_of(raw, safe) if raw is not None and keys is not None else ()
     return MailView(
-        entry=entry, sender=safe(entry.sender), subject=safe(entry.subject),
+        entry=entry, sender=mask_keys_in(entry.sender or "", keys or []),
+        subject=safe(entry.subject),
         message_id=safe(entry.message_id), raw_note=note,
         last_error=safe(entry.last_error[-2000:]) if entry.last_error else None, headers=headers,
         status=str(record["status"]) if record.get("status") else None,
