@@ -36,6 +36,7 @@ from parsers.headers import decode_header_text, raw_header
 from . import requests
 from .copies import Copies
 from .entry import ENTRY_COLUMNS, Entry, LedgerState, RawPurged, Receipt, ReplyRequest, entry_of
+from .listing import listing
 from .spool import Spool
 from .sync import MailboxSync
 
@@ -306,7 +307,7 @@ class Ledger(Copies, MailboxSync):
                     last_error=None,
                     body_sha256=body_sha256,
                     copy_of=copy_of,
-                    issuer=_routed_issuer(decision),
+                    **listing(decision),  # issuer, status, outcomes, folder
                     **({"subject": subject} if subject is not None else {}),
                 )
             ).rowcount
@@ -393,13 +394,6 @@ class Ledger(Copies, MailboxSync):
         if entry.purged_at is not None:
             raise RawPurged(entry.id, entry.purged_at)
         return self.spool.read(entry.spool_name)
-
-
-def _routed_issuer(decision: Any) -> str | None:
-    """The [issuers.ID] the decision's routing chose (the console's scope), if any."""
-    routing = decision.get("routing") if isinstance(decision, dict) else None
-    issuer = routing.get("issuer") if isinstance(routing, dict) else None
-    return issuer if isinstance(issuer, str) else None
 
 
 def _notices(decision: Any) -> list[dict[str, str | None]]:

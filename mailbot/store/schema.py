@@ -311,3 +311,14 @@ web_audit = Table(
 )
 Index("ix_web_audit_ledger", web_audit.c.ledger_id)
 Index("ix_web_audit_target", web_audit.c.target)
+
+# -- the console's mail listing (migration 0011_ledger_listing) ----------------------------
+# What the decision says, in columns of their own (owner: mailbot/ledger/listing.py, written
+# with the decision), so that 受付一覧 filters without reading every decision's JSON: the
+# record's `status`, its outcome and problem codes as " code code " (a `LIKE '% code %'`
+# finds one), and the `folder` it was filed to. `ix_ledger_received` serves the listing's
+# keyset order (newest first: received_at, then id).
+ledger.append_column(Column("status", String(16)))
+ledger.append_column(Column("outcomes", Text))
+ledger.append_column(Column("folder", MailText))
+Index("ix_ledger_received", ledger.c.received_at, ledger.c.id)
