@@ -322,3 +322,5 @@ ledger.append_column(Column("status", String(16)))
 ledger.append_column(Column("outcomes", Text))
 ledger.append_column(Column("folder", MailText))
 Index("ix_ledger_received", ledger.c.received_at, ledger.c.id)
+# Every console page is checked against the store's key hashes (mailbot/web/redact.py).
+Index("ix_versions_key_hash", versions.c.key_hash)

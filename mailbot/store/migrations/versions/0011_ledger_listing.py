@@ -3,7 +3,8 @@
 `ledger.status` (the decision record's "status"), `ledger.outcomes` (its outcome and
 problem codes, space-separated with a space before and after, so `LIKE '% code %'` finds
 one), `ledger.folder` (where it was filed) and `ix_ledger_received` for the listing's
-keyset order (received_at, id). The decisions already recorded fill them in here, a batch
+keyset order (received_at, id), and `ix_versions_key_hash`: every console page is checked
+against the store's key hashes before it leaves (mailbot/web/redact.py). The decisions already recorded fill them in here, a batch
 of rows at a time.
 
 Revision ID: 0011_ledger_listing
@@ -25,6 +26,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("outcomes", sa.Text))
         batch.add_column(sa.Column("folder", sa.Text))
     op.create_index("ix_ledger_received", "ledger", ["received_at", "id"])
+    op.create_index("ix_versions_key_hash", "guarantee_versions", ["key_hash"])
     _backfill()
 
 
@@ -67,6 +69,7 @@ def _columns(row: tuple[int, str]) -> dict[str, object] | None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_versions_key_hash", table_name="guarantee_versions")
     op.drop_index("ix_ledger_received", table_name="ledger")
     with op.batch_alter_table("ledger") as batch:
         batch.drop_column("folder")
