@@ -17,17 +17,16 @@ from email.utils import make_msgid
 import pytest
 from sqlalchemy import select
 
-from mailbot.daemon import Pipeline
 from mailbot.ledger import MAX_ATTEMPTS, requests
 from mailbot.outgoing import Outgoing
 from mailbot.store import GuaranteeEvent, Store
 from mailbot.store.schema import web_audit
 from mailbot.submit import table
 from mailbot.web.audit import Audit
-from parsers import Reader
 
 from .conftest import TEST_SECRET
 from .test_submission_forms import mail
+from .test_web_guarantees import decide_mail as decide
 from .web_console import console
 
 # A Wednesday 10:00 JST, inside the default send window; every part is given this clock.
@@ -57,15 +56,6 @@ def web(tmp_path, store_url, sink):
                  extra=SUBMISSION_FORM) as running:
         running.sink = sink
         yield running
-
-
-def decide(web, mailbox: str, raw: bytes) -> int:
-    """`raw` received by `mailbox` and decided by the real pipeline; its ledger id."""
-    row = web.ledger.receive(mailbox, raw, now=web.clock()).id
-    pipeline = Pipeline(web.config, web.store, web.ledger, Reader(), clock=web.clock)
-    while pipeline.process_one():
-        pass
-    return row
 
 
 def quarantine(web, mailbox: str, number: str) -> int:

@@ -15,21 +15,19 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import MetaData, create_engine, insert, select
 
 from mailbot.ledger import Ledger, Spool
 from mailbot.outgoing import Outgoing
 from mailbot.retention import purge
 from mailbot.store import Store
-from mailbot.store.migrate import MIGRATIONS
 from mailbot.store.schema import ledger, web_audit
 from mailbot.web.mail_list import Cursor
 from mailbot.web.mail_view import clear_keys
 
 from .conftest import TEST_SECRET
 from .servers import create_database
+from .test_review_ops import _at_revision
 from .test_submission_forms import mail
 from .test_web_guarantees import decide_mail, register
 from .web_console import console
@@ -291,19 +289,9 @@ def test_the_list_and_search_work_on_postgresql(tmp_path, clock, pg_server):
 
 
 # -- migration 0011: the listing columns ---------------------------------------------------
-def _store_at(url: str, revision: str) -> None:
-    engine = create_engine(url)
-    alembic = AlembicConfig()
-    alembic.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        alembic.attributes["connection"] = connection
-        command.upgrade(alembic, revision)
-    engine.dispose()
-
-
 def test_the_migration_fills_the_listing_columns_from_earlier_decisions(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    _store_at(url, "0010_web")
+    _at_revision(url, "0010_web")
     old = create_engine(url)
     decisions = [
         '{"status": "discrepancy", "outcomes": ["key_mismatch"], "folder": "電子保証/要確認",'
