@@ -1,0 +1,31 @@
+"""A hostile review of the console's pages (要対応, 提出状況, 稼働状況, the app): what an
+attacker, a careless clerk or a hostile mail could do, each a regression test against a real
+uvicorn (`tests/web_console.py`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_web_actions import decide, items, quarantine, register, web  # noqa: F401
+
+pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+
+
+def _japanese_error(answer, status: int) -> None:
+    assert answer.status_code == status, answer.text[:500]
+    assert "<html lang=\"ja\">" in answer.text and "Traceback" not in answer.text
+
+
+def test_a_non_ascii_digit_id_is_a_400_not_a_500(web):  # noqa: F811
+    # "²".isdigit() is True but int("²") raises: a crafted POST or a pasted URL was a 500.
+    held = quarantine(web, "maru", "35075-00003M")
+    clerk = web.login("maru-clerk")
+    for typed in ("²", "1²", "١"):
+        _japanese_error(clerk.post("/attention/act", {"kind": "quarantine", "id": typed,
+                                                      "action": "retry"},
+                                   token_page="/attention"), 400)
+    assert web.ledger.get(held).state == "quarantined"
+    contractor = web.login("contractor")
+    for typed in ("²", "1²", "١٢"):
+        answer = contractor.get("/submissions", params={"before": typed})
+        assert answer.status_code == 200, answer.text[:500]  # ignored, as any other garbage
