@@ -29,3 +29,19 @@ def test_a_non_ascii_digit_id_is_a_400_not_a_500(web):  # noqa: F811
     for typed in ("²", "1²", "١٢"):
         answer = contractor.get("/submissions", params={"before": typed})
         assert answer.status_code == 200, answer.text[:500]  # ignored, as any other garbage
+
+
+def test_an_error_page_carries_the_security_headers_too(web, monkeypatch):  # noqa: F811
+    # An unexpected exception is answered by Starlette's outermost ServerErrorMiddleware,
+    # outside the middleware that added the headers: a 500 went out without CSP.
+    from mailbot.web import health_view
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(health_view, "sources", broken)
+    answer = web.login("maru-clerk").get("/health")
+    _japanese_error(answer, 500)
+    assert "frame-ancestors 'none'" in answer.headers.get("content-security-policy", "")
+    assert answer.headers.get("x-content-type-options") == "nosniff"
+    assert answer.headers.get("cache-control") == "no-store"

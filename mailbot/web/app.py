@@ -339,6 +339,15 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class Console(Starlette):
+    """Starlette with `SecurityHeaders` outermost: Starlette puts its ServerErrorMiddleware
+    (which answers an unexpected exception, a 500) outside every user middleware, so a
+    header middleware among them would miss the error page."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def template_environment(directory: Path = WEB_TEMPLATES) -> Environment:
     env = Environment(loader=FileSystemLoader(str(directory)), undefined=StrictUndefined,
                       autoescape=select_autoescape(default=True), trim_blocks=True,
@@ -364,12 +373,11 @@ def create_app(config: Config, store: Store, *, clock: Clock = utc_now,
     ]
     secret = store.derived_key("web session").hex()
     middleware = [
-        Middleware(SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=secret, session_cookie="mailbot_session",
                    max_age=config.web.session_hours * 3600, same_site="strict",
                    https_only=config.web.https),
     ]
-    app = Starlette(routes=routes, middleware=middleware,
+    app = Console(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: http_error, 500: http_error})
     app.state.web = web
     return app
