@@ -4,8 +4,12 @@ uvicorn (`tests/web_console.py`)."""
 
 from __future__ import annotations
 
+import email
+from email import policy
+
 import pytest
 
+from .test_submission_forms import mail
 from .test_web_actions import decide, items, quarantine, register, web  # noqa: F401
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -45,3 +49,20 @@ def test_an_error_page_carries_the_security_headers_too(web, monkeypatch):  # no
     assert "frame-ancestors 'none'" in answer.headers.get("content-security-policy", "")
     assert answer.headers.get("x-content-type-options") == "nosniff"
     assert answer.headers.get("cache-control") == "no-store"
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u00ad", "\u2060", "\u200d"])
+def test_a_key_split_by_an_invisible_character_is_masked(web, invisible):  # noqa: F811
+    # A contractor types another guarantee's key into a Subject with a zero-width space
+    # (or a soft hyphen) inside it: the reader sees the key, the redactor saw two short runs.
+    register(web, "35075-00001M", "〇〇市")  # the store's key Z28YUEAJ38ux
+    message = email.message_from_bytes(mail("35075-00002M", "〇〇浄水場修繕工事"),
+                                       policy=policy.default)
+    del message["Subject"]
+    message["Subject"] = f"別件 Z28Y{invisible}UEAJ38ux です"
+    row = decide(web, "maru", message.as_bytes())
+    page = web.login("maru-clerk").get("/attention").text
+    assert f"review-{row}" in items(page)
+    shown = page.replace(invisible, "").replace("&shy;", "")
+    assert "Z28YUEAJ38ux" not in shown and "UEAJ38ux" not in shown
+    assert "別件 Z28Y********" in shown
