@@ -66,3 +66,23 @@ def test_a_key_split_by_an_invisible_character_is_masked(web, invisible):  # noq
     shown = page.replace(invisible, "").replace("&shy;", "")
     assert "Z28YUEAJ38ux" not in shown and "UEAJ38ux" not in shown
     assert "別件 Z28Y********" in shown
+
+
+def test_a_body_without_its_length_is_refused_before_it_is_read(web):  # noqa: F811
+    # read_form bounded the body by its Content-Length only: a chunked POST to /login (no
+    # account needed) was parsed whole, its "file" parts spooled to disk without limit.
+    sent: list[int] = []  # how much of it the server asked for
+
+    def body():
+        yield b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\n"
+        for _ in range(64):  # 8 MiB, more than MAX_FORM_BYTES
+            sent.append(1)
+            yield b"x" * (128 * 1024)
+        yield b"\r\n--b--\r\n"
+
+    client = web.client()
+    client.get("/login")
+    answer = client.http.post("/login", content=body(),
+                              headers={"content-type": "multipart/form-data; boundary=b"})
+    assert answer.status_code == 411, answer.status_code
+    assert "<html lang=\"ja\">" in answer.text

@@ -211,7 +211,9 @@ def _endpoint(fn: Callable[[Ctx], Response], role: str) -> Callable[[Request], A
 
 async def read_form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+    if length is None:  # chunked: nothing would bound it before it is all read (and spooled)
+        raise HTTPException(411)
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
         raise HTTPException(413)
     try:
         data = await request.form(max_files=2, max_fields=200)
@@ -310,6 +312,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
                      "ページを開き直してください。",
                 404: "指定されたページまたはデータは見つかりません。",
                 405: "この方法では操作できません。",
+                411: "送信されたデータの長さが分かりません。ブラウザのフォームから送信してください。",
                 413: "送信されたデータが大きすぎます。"}
     return render(request, web, "error.html.j2", status, account=None, code=status,
                   message=messages.get(status, "エラーが発生しました。"))
