@@ -86,3 +86,14 @@ def test_a_body_without_its_length_is_refused_before_it_is_read(web):  # noqa: F
                               headers={"content-type": "multipart/form-data; boundary=b"})
     assert answer.status_code == 411, answer.status_code
     assert "<html lang=\"ja\">" in answer.text
+
+
+def test_a_refused_retry_is_said_in_proper_japanese(web):  # noqa: F811
+    # The refusal glued the button's noun to 「ことはできません」: 「再試行ことはできません」.
+    from .test_web_actions import act, flash_after
+
+    held = quarantine(web, "maru", "35075-00003M")
+    clerk = web.login("maru-clerk")
+    flash_after(clerk, act(clerk, "quarantine", held, "retry"))
+    again = flash_after(clerk, act(clerk, "quarantine", held, "retry"))
+    assert "再試行することはできません" in again, again
