@@ -106,9 +106,12 @@ OWNERS: dict[tuple[str, str], Callable[[Ctx, Connection, Item], str | None]] = {
 }
 
 
+VERBS_JA = {**ACTIONS_JA, "retry": "再試行する"}  # the button's label as a verb
+
+
 def _refused(item: Item, action: str) -> str:
     label = f"{LABELS_JA[item.kind]} {item.id}"
-    return (f"{label} は現在「{item.state_ja}」のため、{ACTIONS_JA[action]}ことはできません"
+    return (f"{label} は現在「{item.state_ja}」のため、{VERBS_JA[action]}ことはできません"
             "（何も変更していません）。ページを開き直して、最新の状態を確認してください。")
 
 

@@ -211,7 +211,9 @@ def _endpoint(fn: Callable[[Ctx], Response], role: str) -> Callable[[Request], A
 
 async def read_form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+    if length is None:  # chunked: nothing would bound it before it is all read (and spooled)
+        raise HTTPException(411)
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
         raise HTTPException(413)
     try:
         data = await request.form(max_files=2, max_fields=200)
@@ -310,6 +312,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
                      "ページを開き直してください。",
                 404: "指定されたページまたはデータは見つかりません。",
                 405: "この方法では操作できません。",
+                411: "送信されたデータの長さが分かりません。ブラウザのフォームから送信してください。",
                 413: "送信されたデータが大きすぎます。"}
     return render(request, web, "error.html.j2", status, account=None, code=status,
                   message=messages.get(status, "エラーが発生しました。"))
@@ -339,6 +342,15 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class Console(Starlette):
+    """Starlette with `SecurityHeaders` outermost: Starlette puts its ServerErrorMiddleware
+    (which answers an unexpected exception, a 500) outside every user middleware, so a
+    header middleware among them would miss the error page."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def template_environment(directory: Path = WEB_TEMPLATES) -> Environment:
     env = Environment(loader=FileSystemLoader(str(directory)), undefined=StrictUndefined,
                       autoescape=select_autoescape(default=True), trim_blocks=True,
@@ -364,12 +376,11 @@ def create_app(config: Config, store: Store, *, clock: Clock = utc_now,
     ]
     secret = store.derived_key("web session").hex()
     middleware = [
-        Middleware(SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=secret, session_cookie="mailbot_session",
                    max_age=config.web.session_hours * 3600, same_site="strict",
                    https_only=config.web.https),
     ]
-    app = Starlette(routes=routes, middleware=middleware,
+    app = Console(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: http_error, 500: http_error})
     app.state.web = web
     return app

@@ -6,7 +6,8 @@ guarantee pages never read `key_hash`), but a page also shows what senders typed
 a header, a project name. A contractor who types the 認証キー of *another* guarantee into a
 Subject puts a key there that no notice of that mail names, so the decision cannot know to
 mask it. The store can: every run of 8 to 32 ASCII letters and digits in the page (its NFKC
-form, so full-width letters count too; the shape of `parsers.normalize.KEY_RE`) is hashed
+form, so full-width letters count too; the shape of `parsers.normalize.KEY_RE`; invisible
+characters such as a zero-width space between its letters are dropped) is hashed
 with the store's secret and looked up in `versions.key_hash`; one that matches is replaced by
 its masked form (`Z28Y********`) wherever it occurs.
 
@@ -25,9 +26,14 @@ from mailbot.pipeline.decide import mask_key
 from mailbot.store import Store
 from mailbot.store.schema import versions
 
-# A run of ASCII or full-width letters and digits; its NFKC form is what is looked up.
-_RUN = re.compile(r"[A-Za-z0-9\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]{8,32}")
-_LONGER = re.compile(r"[A-Za-z0-9\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]{33,}")
+# A run of ASCII or full-width letters and digits, possibly with invisible characters
+# between them (a zero-width space, a soft hyphen: the reader still sees the key); its NFKC
+# form without those is what is looked up.
+_ALNUM = r"[A-Za-z0-9\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]"
+_INVISIBLE = r"[\u00AD\u034F\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]"
+_INVISIBLE_RE = re.compile(_INVISIBLE)
+_RUN = re.compile(rf"{_ALNUM}(?:{_INVISIBLE}*{_ALNUM}){{7,31}}")
+_LONGER = re.compile(rf"{_ALNUM}(?:{_INVISIBLE}*{_ALNUM}){{32,}}")
 _CHUNK = 500
 
 
@@ -43,8 +49,7 @@ class KeyRedactor:
             return html
         hashes: dict[str, list[str]] = {}
         for run in runs:
-            hashes.setdefault(self.store.hash_key(unicodedata.normalize("NFKC", run)),
-                              []).append(run)
+            hashes.setdefault(self.store.hash_key(_plain(run)), []).append(run)
         known = self._known(list(hashes))
         if not known:
             return html
@@ -74,5 +79,9 @@ class KeyRedactor:
         return known
 
 
+def _plain(run: str) -> str:
+    return unicodedata.normalize("NFKC", _INVISIBLE_RE.sub("", run))
+
+
 def _masked(run: str) -> str:
-    return mask_key(unicodedata.normalize("NFKC", run))
+    return mask_key(_plain(run))

@@ -31,7 +31,8 @@ def attention(ctx: Ctx) -> Response:
 def attention_act(ctx: Ctx) -> Response:
     kind = ctx.form.get("kind", "")
     row_id = ctx.form.get("id", "")
-    if kind not in act_items.KINDS or not row_id.isdigit() or len(row_id) > 18:
+    if kind not in act_items.KINDS or not (row_id.isascii() and row_id.isdigit()) \
+            or len(row_id) > 18:
         raise HTTPException(400)
     flash = act(ctx, kind, int(row_id), ctx.form.get("action", ""), ctx.form.get("note", ""))
     return ctx.redirect("/attention", flash)

@@ -23,7 +23,7 @@ def _require_contractor_side(ctx: Ctx) -> None:
 
 def _before(ctx: Ctx) -> int | None:
     typed = ctx.param("before")
-    return int(typed) if typed.isdigit() and len(typed) < 12 else None
+    return int(typed) if typed.isascii() and typed.isdigit() and len(typed) < 12 else None
 
 
 @ROUTES.page("/submissions")
