@@ -164,7 +164,10 @@ def _day(text: str, label: str) -> date | None:
 
 
 def _jst_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), TOKYO).astimezone(UTC)
+    try:
+        return datetime.combine(day, time(0), TOKYO).astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01 JST is still year 0 in UTC
+        raise BadQuery("受信日が扱える範囲の外です。2026-12-01 のような年-月-日で入力してください。") from exc
 
 
 def conditions(filters: Filters, scope: Scope, offered: Choices) -> list[ColumnElement[bool]]:
@@ -194,6 +197,8 @@ def conditions(filters: Filters, scope: Scope, offered: Choices) -> list[ColumnE
     if first:
         where.append(ledger.c.received_at >= _jst_midnight(first))
     if last:
+        if last == date.max:
+            raise BadQuery("受信日が扱える範囲の外です。2026-12-01 のような年-月-日で入力してください。")
         where.append(ledger.c.received_at < _jst_midnight(last + timedelta(days=1)))
     if filters.q:
         where.append(_search(filters.q))

@@ -1,0 +1,35 @@
+"""Hostile review of 受付一覧 and one mail's page (issue 16): a careless clerk's parameters
+answer a Japanese 4xx page, never a 500; a key a contractor typed into From or a long header
+is never shown in clear. Real uvicorn via `tests/web_console.py`, mails decided by the real
+pipeline."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from .test_submission_forms import mail
+from .test_web_guarantees import register
+from .test_web_mails import KEY, START, Clock, deliver, plain
+from .web_console import console
+
+pytestmark = pytest.mark.clock
+
+
+@pytest.fixture
+def clock():
+    return Clock(START)
+
+
+@pytest.fixture
+def web(tmp_path, clock):
+    with console(tmp_path, clock=clock) as running:
+        yield running
+
+
+@pytest.mark.parametrize("params", [{"from": "0001-01-01"}, {"to": "9999-12-31"},
+                                    {"from": "0001-01-01", "to": "9999-12-31"}])
+def test_dates_at_the_ends_of_the_calendar_are_a_message(web, params):
+    answer = web.login("maru-clerk").get("/mails", params=params)
+    assert answer.status_code == 400 and 'class="error"' in answer.text, answer.text[:500]
