@@ -33,3 +33,18 @@ def web(tmp_path, clock):
 def test_dates_at_the_ends_of_the_calendar_are_a_message(web, params):
     answer = web.login("maru-clerk").get("/mails", params=params)
     assert answer.status_code == 400 and 'class="error"' in answer.text, answer.text[:500]
+
+
+def test_a_cursor_with_a_huge_id_or_time_is_a_message(web):
+    clerk = web.login("maru-clerk")
+    for raw in (f"0.{10**30}", f"{2**63}.1", f"{-(2**63)}.1"):
+        cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        answer = clerk.get("/mails", params={"after": cursor})
+        assert answer.status_code == 400, (raw, answer.status_code)
+        assert "ページの指定が正しくありません" in answer.text
+
+
+def test_a_huge_mail_id_is_404(web):
+    clerk = web.login("admin")
+    for path in (f"/mails/{10**30}", f"/mails/{10**30}/raw"):
+        assert clerk.get(path).status_code == 404, path

@@ -38,6 +38,7 @@ from .scope import Scope
 
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_ID = 2**63 - 1  # the largest id either database's BIGINT holds
 MAX_QUERY = 100
 STATES_JA: dict[str, str] = {"decided": "判定済", "review": "要確認", "quarantined": "隔離",
                              "duplicate": "重複", "pending": "未処理"}
@@ -80,7 +81,7 @@ class Cursor:
             at = EPOCH + timedelta(microseconds=micros)
         except (ValueError, binascii.Error, OverflowError, UnicodeDecodeError) as exc:
             raise BadQuery("ページの指定が正しくありません。一覧の先頭から開き直してください。") from exc
-        if row_id <= 0:
+        if not 0 < row_id <= MAX_ID:
             raise BadQuery("ページの指定が正しくありません。一覧の先頭から開き直してください。")
         return cls(at, row_id)
 

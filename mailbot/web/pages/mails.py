@@ -54,6 +54,8 @@ def _book(ctx: Ctx) -> Ledger:
 
 def _entry(ctx: Ctx) -> Entry:
     ledger_id = ctx.request.path_params["ledger_id"]
+    if ledger_id > listing.MAX_ID:  # the database refuses it (OverflowError): no such mail
+        raise not_found()
     with ctx.web.store.engine.connect() as conn:
         entry = view.scoped_entry(conn, ctx.scope, ledger_id)
     if entry is None:
