@@ -48,3 +48,13 @@ def test_a_huge_mail_id_is_404(web):
     clerk = web.login("admin")
     for path in (f"/mails/{10**30}", f"/mails/{10**30}/raw"):
         assert clerk.get(path).status_code == 404, path
+
+
+def test_a_key_cut_by_the_header_limit_is_not_shown_in_part(web, clock):
+    register(web, "35075-00001M", "〇〇市")
+    raw = mail("35075-00001M", "〇〇浄水場修繕工事").replace(
+        b"Subject: ", b"Subject: " + b"a " * 997 + KEY.encode() + b" ")
+    row = deliver(web, clock, "maru", raw)
+    page = web.login("maru-clerk").get(f"/mails/{row}")
+    assert page.status_code == 200
+    assert KEY[:6] not in page.text

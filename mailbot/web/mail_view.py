@@ -150,7 +150,7 @@ def headers_of(raw: bytes, mask: Callable[[str], str]) -> tuple[tuple[str, str],
     for name in HEADERS:
         value = raw_header(message, name)
         if value is not None:
-            shown.append((name, mask(decode_header_text(value)[:MAX_HEADER])))
+            shown.append((name, mask(decode_header_text(value))[:MAX_HEADER]))
     return tuple(shown)
 
 
