@@ -12,6 +12,7 @@ import pytest
 from .test_submission_forms import mail
 from .test_web_guarantees import register
 from .test_web_mails import KEY, START, Clock, deliver, plain
+from .servers import create_database
 from .web_console import console
 
 pytestmark = pytest.mark.clock
@@ -58,3 +59,14 @@ def test_a_key_cut_by_the_header_limit_is_not_shown_in_part(web, clock):
     page = web.login("maru-clerk").get(f"/mails/{row}")
     assert page.status_code == 200
     assert KEY[:6] not in page.text
+
+
+def test_a_nul_in_the_search_is_not_a_500_on_postgresql(tmp_path, clock, pg_server):
+    url = create_database(pg_server, "web_review2")
+    with console(tmp_path, clock=clock, store_url=url) as web:
+        deliver(web, clock, "maru", plain("jimu@sankaku-kogyo.example.jp", "ご相談"))
+        clerk = web.login("maru-clerk")
+        for q in ("sankaku\x00", "\x00", "35075-00001M\x00"):
+            answer = clerk.get("/mails", params={"q": q})
+            assert answer.status_code in (200, 400), (q, answer.status_code)
+            assert "<!doctype html>" in answer.text

@@ -58,6 +58,9 @@ def mask_key_like(text: str) -> str:
     return _KEY_LIKE.sub(lambda m: mask_key(m.group(0)), text)
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 class BadQuery(ValueError):
     """A parameter the list cannot use; the message is Japanese, for the page."""
 
@@ -124,7 +127,8 @@ class Filters:
     @classmethod
     def of(cls, params: Mapping[str, str]) -> Filters:
         def one(name: str, limit: int = 60) -> str:
-            return str(params.get(name, "")).strip()[:limit]
+            # Control characters out: PostgreSQL refuses a NUL in a query's text.
+            return _CONTROLS.sub(" ", str(params.get(name, ""))).strip()[:limit]
 
         return cls(one("mailbox", 120), one("issuer", 120), one("state"), one("outcome"),
                    one("from", 10), one("to", 10), one("q", MAX_QUERY))
