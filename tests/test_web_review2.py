@@ -70,3 +70,20 @@ def test_a_nul_in_the_search_is_not_a_500_on_postgresql(tmp_path, clock, pg_serv
             answer = clerk.get("/mails", params={"q": q})
             assert answer.status_code in (200, 400), (q, answer.status_code)
             assert "<!doctype html>" in answer.text
+
+
+def test_a_key_flush_against_letters_in_from_is_masked_on_the_list(web, clock):
+    """The page's redactor looks up whole runs only; the list must mask the sender itself."""
+    register(web, "35075-00001M", "〇〇市")
+    raw = mail("35075-00001M", "〇〇浄水場修繕工事").replace(
+        b"From: tanto@maru.example.jp", f"From: KEY{KEY} <tanto@maru.example.jp>".encode())
+    decided = deliver(web, clock, "maru", raw)
+    pending = web.ledger.receive("maru", plain(f"KEY{KEY} <jimu@maru.example.jp>", "ご相談"),
+                                 now=clock.tick()).id
+    clerk = web.login("maru-clerk")
+    listing = clerk.get("/mails")
+    assert f"/mails/{decided}" in listing.text and f"/mails/{pending}" in listing.text
+    assert KEY not in listing.text
+    for row in (decided, pending):
+        page = clerk.get(f"/mails/{row}")
+        assert page.status_code == 200 and KEY not in page.text, row

@@ -275,7 +275,9 @@ def list_page(conn: Connection, where: list[ColumnElement[bool]], after: Cursor 
                 numbers[ledger_id].append(number)
     out = tuple(MailRow(
         id=r.id, received_at=utc(r.received_at), mailbox=r.mailbox,
-        sender=r.sender or "", subject=_shown(r.subject, r.status), state=r.state,
+        # No decision masks the sender: every word that could be a key is masked here.
+        sender=mask_key_like(r.sender or ""), subject=_shown(r.subject, r.status),
+        state=r.state,
         duplicate=r.status == "duplicate" or r.copy_of is not None,
         outcomes=tuple(code_ja(c) for c in (r.outcomes or "").split()),
         numbers=tuple(numbers.get(r.id, ()))) for r in rows)

@@ -237,7 +237,7 @@ def mail_view(conn: Connection, book: Ledger, entry: Entry) -> MailView:
 
     headers = headers_of(raw, safe) if raw is not None and keys is not None else ()
     return MailView(
-        entry=entry, sender=mask_keys_in(entry.sender or "", keys or []),
+        entry=entry, sender=safe(entry.sender),
         subject=safe(entry.subject),
         message_id=safe(entry.message_id), raw_note=note,
         last_error=safe(entry.last_error[-2000:]) if entry.last_error else None, headers=headers,
