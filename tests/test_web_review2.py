@@ -87,3 +87,14 @@ def test_a_key_flush_against_letters_in_from_is_masked_on_the_list(web, clock):
     for row in (decided, pending):
         page = clerk.get(f"/mails/{row}")
         assert page.status_code == 200 and KEY not in page.text, row
+
+
+def test_bidi_controls_in_from_and_subject_cannot_spoof_the_list_or_the_page(web, clock):
+    """U+202E would show 'moc.live@' as 'evil.com'-like text reversed: a forged address."""
+    row = deliver(web, clock, "maru", plain("\u202epj.elpmaxe.uram@otnat\u202c <x@evil.example>",
+                                            "請求書\u2067確認\u2069"))
+    clerk = web.login("maru-clerk")
+    for html in (clerk.get("/mails").text, clerk.get(f"/mails/{row}").text):
+        assert f"/mails/{row}" in html or "otnat" in html
+        for control in ("\u202e", "\u202c", "\u2067", "\u2069"):
+            assert control not in html

@@ -58,6 +58,16 @@ def mask_key_like(text: str) -> str:
     return _KEY_LIKE.sub(lambda m: mask_key(m.group(0)), text)
 
 
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def without_bidi(text: str) -> str:
+    """`text` with each bidirectional control shown as U+FFFD: a sender's U+202E would show
+    a forged address (reversed) on the page. Replaced, not dropped, so that no two halves of
+    a key join after the masking."""
+    return _BIDI.sub("\ufffd", text)
+
+
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -257,7 +267,8 @@ MASKED_BY_DECISION = frozenset({"verified", "discrepancy"})
 def _shown(text: str | None, status: str | None) -> str:
     """A listing column as shown: as the decision masked it, else with every word that
     could be a key masked here."""
-    return (text or "") if status in MASKED_BY_DECISION else mask_key_like(text or "")
+    shown = (text or "") if status in MASKED_BY_DECISION else mask_key_like(text or "")
+    return without_bidi(shown)
 
 
 def list_page(conn: Connection, where: list[ColumnElement[bool]], after: Cursor | None,
@@ -276,7 +287,7 @@ def list_page(conn: Connection, where: list[ColumnElement[bool]], after: Cursor 
     out = tuple(MailRow(
         id=r.id, received_at=utc(r.received_at), mailbox=r.mailbox,
         # No decision masks the sender: every word that could be a key is masked here.
-        sender=mask_key_like(r.sender or ""), subject=_shown(r.subject, r.status),
+        sender=without_bidi(mask_key_like(r.sender or "")), subject=_shown(r.subject, r.status),
         state=r.state,
         duplicate=r.status == "duplicate" or r.copy_of is not None,
         outcomes=tuple(code_ja(c) for c in (r.outcomes or "").split()),

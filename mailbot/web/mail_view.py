@@ -34,7 +34,7 @@ from parsers.headers import decode_header_text, raw_header
 from parsers.sandbox import PdfPool
 
 from .codes import code_ja
-from .mail_list import MASKED_BY_DECISION, mask_key_like
+from .mail_list import MASKED_BY_DECISION, mask_key_like, without_bidi
 from .scope import Scope
 
 HEADERS = ("From", "To", "Cc", "Date", "Subject", "Message-ID", "Reply-To")
@@ -233,7 +233,7 @@ def mail_view(conn: Connection, book: Ledger, entry: Entry) -> MailView:
         came) also with every word that could be a key."""
         masked = mask_keys_in(text or "", keys or [])
         decided = (entry.record or {}).get("status") in MASKED_BY_DECISION
-        return masked if keys is not None and decided else mask_key_like(masked)
+        return without_bidi(masked if keys is not None and decided else mask_key_like(masked))
 
     headers = headers_of(raw, safe) if raw is not None and keys is not None else ()
     return MailView(
