@@ -9,10 +9,10 @@ import base64
 
 import pytest
 
+from .servers import create_database
 from .test_submission_forms import mail
 from .test_web_guarantees import register
 from .test_web_mails import KEY, START, Clock, deliver, plain
-from .servers import create_database
 from .web_console import console
 
 pytestmark = pytest.mark.clock
