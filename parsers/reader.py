@@ -25,7 +25,7 @@ from .limits import Limits
 from .mime import Attachment, BodyText, MailContents, sanitize_name, walk_message
 from .model import Ignored, Notice, ParseResult, Problem
 from .pdfread import PdfReading
-from .sandbox import InlineRunner, PdfRunner, WorkerStopped
+from .sandbox import InlineRunner, PdfPool, PdfRunner, WorkerStopped
 
 
 @dataclass
@@ -55,6 +55,14 @@ class _Whole:
 def _read_source(data: bytes, source: str, name: str, limits: Limits) -> ParseResult:
     """Inside a pool worker: one whole source, its PDFs read inline under the worker's limits."""
     return Reader(InlineRunner(limits), limits).read_bytes(data, source, name)
+
+
+def read_in_one_call(pool: PdfPool, data: bytes, source: str) -> ParseResult:
+    """`data` read whole in one call of `pool` (a `parsers.sandbox.PdfPool`): one timeout
+    (`pool.limits.pdf_timeout_s`) bounds the whole reading, however many PDFs and parts it
+    holds. Raises when the call fails or times out; no second reading PDF by PDF (for a
+    caller that must answer in bounded time, like the console's mail page)."""
+    return pool.call_result(pool.submit_call(_read_source, data, source, source, pool.limits))
 
 
 class Reader:

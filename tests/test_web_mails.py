@@ -24,6 +24,7 @@ from mailbot.store import Store
 from mailbot.store.schema import ledger, web_audit
 from mailbot.web.mail_list import Cursor
 from mailbot.web.mail_view import clear_keys
+from parsers.limits import Limits
 
 from .conftest import TEST_SECRET
 from .servers import create_database
@@ -361,3 +362,17 @@ def test_keys_count_as_unknown_when_the_reading_finds_less_than_the_decision():
     assert clear_keys(raw, {"notices": [{"guarantee_number": "35075-00001M"}]}) == [KEY]
     assert clear_keys(raw, {"notices": [{}, {}]}) is None
     assert clear_keys(raw, {"status": "recorded", "notices": []}) == []  # nothing to learn
+
+
+def test_the_pages_reading_is_bounded_as_a_whole_not_part_by_part(tmp_path):
+    """A mail of many parts cannot hold the mail page: one timeout bounds the whole reading
+    (hostile review: 200 slow PDFs, each under its own timeout, held a page for an hour).
+    Many typed notices read in the web process's own thread had no bound at all."""
+    body = "".join(f"保証契約番号 35075-{i:05d}M\n認証キー {KEY}\n" for i in range(1, 3000))
+    message = EmailMessage()
+    message["From"], message["Subject"] = "tanto@maru.example.jp", "多数"
+    message.set_content(body * 4)
+    raw = message.as_bytes()
+    record = {"notices": [{"guarantee_number": "35075-00001M"}]}
+    assert clear_keys(raw, record) == [KEY]  # read in full under the usual bound
+    assert clear_keys(raw, record, Limits(pdf_timeout_s=0.001)) is None  # over it: unknown

@@ -29,8 +29,9 @@ from mailbot.ledger import Entry, Ledger, RawPurged, entry_by_id
 from mailbot.outbox.rows import ROW_COLUMNS, OutboxRow, outbox_row
 from mailbot.pipeline.decide import mask_keys_in
 from mailbot.store.schema import ledger, outbox, reply_requests, utc
-from parsers import Reader
 from parsers.headers import decode_header_text, raw_header
+from parsers.limits import Limits
+from parsers.reader import read_in_one_call
 from parsers.sandbox import PdfPool
 
 from .codes import code_ja
@@ -123,17 +124,20 @@ def raw_of(book: Ledger, entry: Entry) -> tuple[bytes | None, str | None]:
         return None, "元のメールのファイルが見つかりません（スプールから失われています）。"
 
 
-def clear_keys(raw: bytes, record: dict[str, Any]) -> list[str] | None:
+def clear_keys(raw: bytes, record: dict[str, Any],
+               limits: Limits | None = None) -> list[str] | None:
     """The clear keys in `raw`, read as the pipeline reads it; [] when the decision read no
     notice (nothing to learn), None when the reading failed. A mail not decided yet (`record`
     empty) is read too: its listing columns are not masked yet. A reading that finds fewer
     notices than the decision did (a worker that could not start or died) is a failure: a
-    problem in place of a notice would leave its key unmasked."""
+    problem in place of a notice would leave its key unmasked. The whole reading runs in one
+    worker call under one timeout (`Limits.pdf_timeout_s`), so a mail of many slow parts
+    cannot hold the page: a timeout is a failed reading."""
     if record and not record.get("notices"):
         return []  # decided without a notice: no key to learn
     try:
-        with PdfPool(1) as pool:
-            parsed = Reader(pool, pool.limits).read_bytes(raw, "console", None)
+        with PdfPool(1, limits) as pool:
+            parsed = read_in_one_call(pool, raw, "console")
     except Exception:  # noqa: BLE001 — a hostile mail must not stop the page
         return None
     if len(parsed.notices) < len(record.get("notices") or []):
