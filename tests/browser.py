@@ -16,7 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -62,11 +66,20 @@ class Browser:
 
     def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
-        while not condition():
+        while not self._holds(condition):
             if time.monotonic() > deadline:
                 self.shot("timeout")
                 raise AssertionError(f"timed out waiting for {what} (at {self.path})")
             time.sleep(0.05)
+
+    @staticmethod
+    def _holds(condition: Callable[[], bool]) -> bool:
+        """The condition, false while the page it reads is being replaced (a submitted form:
+        the old page's elements go stale, the new page's are not there yet)."""
+        try:
+            return condition()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
 
     def login(self, name: str, password: str) -> None:
         self.open("/login")

@@ -1,5 +1,6 @@
 """PDF reading in limited worker processes: bombs and hangs cost one attachment, not the caller."""
 
+import os
 import time
 from dataclasses import replace
 
@@ -60,13 +61,31 @@ def test_workers_are_reused_across_documents(pool):
     assert len(pids) <= 2
 
 
+def _pid_held(seconds: float) -> int:
+    """In a worker: its pid, after holding the worker so that the next task goes to another."""
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def both_workers(pool) -> set[int]:  # noqa: ANN001
+    """The pids of both workers: one idle worker may take every quick task, so each round
+    holds both with a task at once (the slow PDF must land on a worker we watch)."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(pids) < 2:
+        assert time.monotonic() < deadline, f"only workers {pids} answered within 60 s"
+        futures = [pool._pool.schedule(_pid_held, args=(0.2,)) for _ in range(2)]
+        pids |= {f.result() for f in futures}
+    return pids
+
+
 def test_a_worker_stopped_by_sigterm_gives_no_verdict(pool):
     import os
     import signal
 
     from parsers.sandbox import WorkerStopped
 
-    pids = {pool._pool.schedule(os.getpid).result() for _ in range(4)}
+    pids = both_workers(pool)
     before = {pid: _cpu_ticks(pid) for pid in pids}
     slow = pool.submit(render_slow_pdf(), "slow.pdf")
     # Stop the workers only once one of them is busy with the slow document.
