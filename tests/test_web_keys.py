@@ -192,3 +192,12 @@ def test_a_key_of_the_store_in_a_page_is_masked_wherever_it_came_from(web):
     assert "<td>Qm7R********</td>" in out  # full-width: masked in its NFKC form
     assert f"<td>{MARU_OLD}a</td>" in out  # a longer run is no key
     assert "<td>NotAKey12345</td>" in out  # not a key of the store: unchanged
+
+
+def test_what_no_decision_masked_has_every_key_like_word_masked():
+    from mailbot.web.redact import mask_key_like
+
+    shown = mask_key_like(f"件名 {full_width(MARU_NEW)} / KEY{BATSU} / utf8mb4 / abcdefghij / "
+                          "20261201 / 〇〇建設")
+    assert shown == ("件名 Qm7R******** / KEYH*********** / utf8mb4 / abcdefghij / "
+                     "20261201 / 〇〇建設")

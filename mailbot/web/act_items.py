@@ -22,8 +22,6 @@ and errors taken from the raw mail go through `mask_key_like`.
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -38,6 +36,7 @@ from mailbot.ledger import LedgerState
 from mailbot.store.schema import ledger, outbox, reply_requests, submissions, utc
 from mailbot.submit.staff import STATE_JA as SUBMISSION_STATES_JA
 
+from .redact import mask_key_like
 from .scope import Scope
 
 KINDS = ("review", "quarantine", "outbox", "request", "submission")
@@ -52,9 +51,6 @@ OUTBOX_STATES_JA = {"queued": "送信待ち", "failed": "送信失敗", "sent": 
                     "cancelled": "取消"}
 REQUEST_STATES_JA = {"stored": "作成待ち", "failed": "作成失敗", "queued": "送信待ち",
                      "sent": "送信済", "cancelled": "取消", "suppressed": "送信抑止"}
-_KEY_LIKE = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])"
-                       r"([A-Za-z0-9]{4})([A-Za-z0-9]{4,28})(?![A-Za-z0-9])")
-
 
 @dataclass(frozen=True)
 class Item:
@@ -81,16 +77,6 @@ def target_of(kind: str, row_id: int) -> str:
     """The audit trail's name of an item's row."""
     table = {"review": "ledger", "quarantine": "ledger"}.get(kind, kind)
     return f"{table}:{row_id}"
-
-
-def mask_key_like(text: str | None) -> str:
-    """`text` with every word that looks like an 認証キー (4 to 32 ASCII letters and digits,
-    both present) masked after its first four characters, full-width forms folded first.
-    For what comes from a mail mailbot could not decide (its subject, an error)."""
-    if not text:
-        return ""
-    folded = unicodedata.normalize("NFKC", text)
-    return _KEY_LIKE.sub(lambda m: m.group(1) + "*" * len(m.group(2)), folded)
 
 
 def _first(*values: Any) -> datetime | None:

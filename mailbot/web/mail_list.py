@@ -28,12 +28,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mailbot.config import Config
 from mailbot.ledger import LedgerState
-from mailbot.pipeline.decide import mask_key
 from mailbot.store.schema import ledger, ledger_notices, utc
 from parsers.normalize import canonical_number
 
 from .codes import CODES, code_choices, code_ja
 from .format import TOKYO
+from .redact import mask_key_like
 from .scope import Scope
 
 PAGE_SIZE = 50
@@ -45,17 +45,6 @@ STATES_JA: dict[str, str] = {"decided": "判定済", "review": "要確認", "qua
 LISTED = [ledger.c.id, ledger.c.received_at, ledger.c.mailbox, ledger.c.sender,
           ledger.c.subject, ledger.c.state, ledger.c.status, ledger.c.outcomes,
           ledger.c.copy_of]
-
-
-_KEY_LIKE = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])"
-                       r"[A-Za-z0-9]{8,32}(?![A-Za-z0-9])")
-
-
-def mask_key_like(text: str) -> str:
-    """`text` with every word that could be a key (8 to 32 letters and digits, both) masked:
-    for what a mail that is not decided yet says (its keys are not known, and the ledger
-    keeps its subject as it came until the decision masks it)."""
-    return _KEY_LIKE.sub(lambda m: mask_key(m.group(0)), text)
 
 
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -35,7 +35,8 @@ from parsers.reader import read_in_one_call
 from parsers.sandbox import PdfPool
 
 from .codes import code_ja
-from .mail_list import MASKED_BY_DECISION, mask_key_like, without_bidi
+from .mail_list import MASKED_BY_DECISION, without_bidi
+from .redact import mask_key_like
 from .scope import Scope
 
 HEADERS = ("From", "To", "Cc", "Date", "Subject", "Message-ID", "Reply-To")

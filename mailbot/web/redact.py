@@ -13,6 +13,10 @@ its masked form (`Z28Y********`) wherever it occurs.
 
 Only whole runs are looked up: a key written flush against other ASCII letters or digits is
 not found here (the decision's own masking still covers a notice's key there).
+
+`mask_key_like` is the blunter tool for what no decision masked and the store may not know
+(the subject and sender of a mail not decided yet, a pipeline error): every word that could
+be a key is masked.
 """
 
 from __future__ import annotations
@@ -35,6 +39,22 @@ _INVISIBLE_RE = re.compile(_INVISIBLE)
 _RUN = re.compile(rf"{_ALNUM}(?:{_INVISIBLE}*{_ALNUM}){{7,31}}")
 _LONGER = re.compile(rf"{_ALNUM}(?:{_INVISIBLE}*{_ALNUM}){{32,}}")
 _CHUNK = 500
+_ALNUM = r"A-Za-z0-9\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A"
+_WORD = re.compile(rf"(?<![{_ALNUM}])[{_ALNUM}]{{8,32}}(?![{_ALNUM}])")
+
+
+def mask_key_like(text: str | None) -> str:
+    """`text` with every word that could be a key masked (`Z28Y********`): 8 to 32 letters
+    and digits with at least one of each (`parsers.normalize.KEY_RE`'s shape), full-width
+    forms included, the rest of the text as it was."""
+
+    def one(match: re.Match[str]) -> str:
+        word = unicodedata.normalize("NFKC", match.group(0))
+        if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
+            return mask_key(word)
+        return match.group(0)
+
+    return _WORD.sub(one, text or "")
 
 
 class KeyRedactor:
