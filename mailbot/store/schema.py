@@ -324,3 +324,39 @@ ledger.append_column(Column("folder", MailText))
 Index("ix_ledger_received", ledger.c.received_at, ledger.c.id)
 # Every console page is checked against the store's key hashes (mailbot/web/redact.py).
 Index("ix_versions_key_hash", versions.c.key_hash)
+
+# -- the cluster (migration 0012_cluster) --------------------------------------------------
+# Raw messages in the database (owner: mailbot/ledger/rawstore.py) when the store is
+# PostgreSQL, so that every node reads what any node received: one row per content, keyed
+# by the ledger's `spool_name` (which holds the SHA-256). SQLite keeps the local spool.
+raw_messages = Table(
+    "raw_messages",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("raw", LargeBinary, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("stored_at", DateTime(timezone=True), nullable=False),
+)
+
+# Leases (owner: mailbot/cluster/leases.py): who watches an IMAP mailbox, who runs a
+# scheduled job, which nodes are alive. A lease is held until `expires_at` (the database's
+# clock) and renewed by its holder; `token` grows at every change of holder (a fencing
+# token). `tick` and `done` say which run of a job the holder took and whether it finished.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(160), primary_key=True),
+    Column("holder", String(120), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("renewed_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("tick", String(40)),
+    Column("done", Boolean, nullable=False, default=False),
+)
+
+# Claims: the node that has a ledger row in `processing` (or an outbox row being sent) and
+# until when; a claim past its expiry belongs to a dead node and returns to the queue.
+ledger.append_column(Column("claimed_by", String(120)))
+ledger.append_column(Column("claim_expires", DateTime(timezone=True)))
+outbox.append_column(Column("claimed_by", String(120)))
