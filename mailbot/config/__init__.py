@@ -17,6 +17,7 @@ from mailbot.verify.policy import IssuerPolicy
 
 from .auth import read_auth, read_overrides
 from .check import CheckConfig
+from .cluster import ClusterConfig
 from .contractor import (
     ContractorConfig,
     ProjectRule,
@@ -37,6 +38,7 @@ from .web import WebConfig
 
 __all__ = [
     "CheckConfig",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "ContractorConfig",
@@ -125,6 +127,7 @@ class Config:
     projects: tuple[ProjectRule, ...] = key(_projects, default=())
     check: CheckConfig = key(section(CheckConfig), default_factory=CheckConfig)
     retention: RetentionConfig = key(section(RetentionConfig), default_factory=RetentionConfig)
+    cluster: ClusterConfig = key(section(ClusterConfig), default_factory=ClusterConfig)
     auth: AuthSettings = key(read_auth, default_factory=AuthSettings)
     # (issuer ID, "issuer" | "contractor") → requirement: [issuers.ID] auth and
     # [issuers.ID.submission] auth
