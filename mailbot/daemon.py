@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import socket
 import threading
 import traceback
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from mailbot.auth import Authenticator
+from mailbot.cluster import Node
+from mailbot.cluster.jobs import daily_tick, interval_tick
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import UsageError
 from mailbot.ledger import Earlier, Entry, Ledger, LedgerState, Spool
@@ -60,7 +63,7 @@ class Pipeline:
 
     def __init__(self, config: Config, store: Store, ledger: Ledger, reader: Reader,
                  clock: Callable[[], datetime] | None = None, monitor: Monitor | None = None,
-                 authenticator: Authenticator | None = None) -> None:
+                 authenticator: Authenticator | None = None, holder: str | None = None) -> None:
         self.config = config
         self.clock = clock or wall_clock  # decisions and the mail they cause are stamped by it
         self.monitor = monitor or Monitor()  # told of each decision and quarantine
@@ -72,11 +75,13 @@ class Pipeline:
         self.auth = AuthStep(config.auth, authenticator)  # `[auth]`: the verdict on each author
         self._lock = threading.Lock()
         self._orphans: list[tuple[int, int, str]] = []  # claimed rows to release
+        self.holder = holder  # the cluster node's `node#incarnation`, kept on each claim
 
     def process_one(self) -> bool:
         """Decide the oldest waiting message; False when there is none."""
         self._release_orphans()
-        entry = self.ledger.claim(now=self.clock())
+        entry = self.ledger.claim(now=self.clock(), holder=self.holder,
+                                  claim_seconds=self.config.cluster.claim_seconds)
         if entry is None:
             return False
         try:
@@ -229,28 +234,36 @@ class Daemon:
         self.pool = PdfPool(workers, limits or Limits())
         self.clock = clock or wall_clock
         self.monitor = Monitor(config.metrics, store.engine, self.clock)  # [metrics], /healthz
+        # This process as a cluster node: mailbox and job leases, claims (docs/cluster.md).
+        self.node = Node(config.cluster.node, self.ledger,
+                         lease_seconds=config.cluster.lease_seconds,
+                         claim_seconds=config.cluster.claim_seconds,
+                         place=f"{socket.gethostname()}:{self.ledger.spool.folder.resolve()}")
         self.pipeline = Pipeline(config, store, self.ledger,
                                  Reader(self.monitor.timed(self.pool), self.pool.limits),
-                                 clock=self.clock, monitor=self.monitor)
+                                 clock=self.clock, monitor=self.monitor, holder=self.node.holder)
         self.since = since
         self.pipelines = workers + 1
         self.outbox_seconds = outbox_seconds or config.smtp.flush_seconds
         self.outgoing = Outgoing(config, store)  # the replier and the submitter
+        self.outgoing.outbox.holder = self.node.holder
         self.reply_to_backfill = reply_to_backfill
         self.stop = threading.Event()
         self.news = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._watchers: list[Any] = []
+        self._watchers: dict[str, tuple[Any, threading.Thread, threading.Event]] = {}
         self._listeners: list[Any] = []
         self._scheduler: Any = None
         self._lock_file: Any = None
+        self._purge: Callable[[], None] = daily_job(config, store, self.clock)
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
         self.config.reveal_secrets()  # a password that cannot be read stops us here (exit 2)
         self._lock_spool()
         self.monitor.start()
-        recovered = self.ledger.recover()
+        self.node.join(self.stop)  # waits out an earlier run's node lease (kill -9)
+        recovered = self.ledger.recover(self.node.holder)
         if recovered:
             log.warning("recovered %d message(s) left in processing by a previous run", recovered)
         interrupted = self.outgoing.outbox.recover(self.clock())
@@ -258,8 +271,16 @@ class Daemon:
             log.warning("%d outgoing mail(s) were being sent when a previous run stopped: "
                         "they go again with the same Message-ID", interrupted)
         for mailbox in self.config.mailboxes:
-            if mailbox.kind == "imap":
-                self._start_watcher(mailbox)
+            if mailbox.kind == "imap":  # watched while this node holds its lease
+                self.monitor.mailbox(mailbox.name)
+                self.monitor.source(mailbox.name, True)  # standby counts as healthy
+                self.monitor.loop(f"IMAP watcher {mailbox.name}",
+                                  partial(self._watcher_alive, mailbox.name))
+                self.node.watch(mailbox.name, partial(self._start_watcher, mailbox),
+                                partial(self._stop_watcher, mailbox.name))
+        self.node.chores.append(self._reclaim_outbox)
+        self.node.start()  # its first heartbeat takes the free mailboxes
+        self.monitor.loop("cluster heartbeat", self.node.alive)
         self._start_listeners()
         self._start_scheduler()
         self.news.set()  # decide what is already waiting
@@ -329,10 +350,9 @@ class Daemon:
             self._scheduler.shutdown(wait=False)
         for listener in self._listeners:
             listener.stop()
+        self.node.stop()  # stops the watchers, gives the leases up for another node
         for thread in self._threads:
             thread.join(timeout=15)
-        for watcher in self._watchers:
-            watcher.close()
         self.pool.close()
         if self._lock_file is not None:
             self._lock_file.close()  # releases the lock
@@ -347,6 +367,7 @@ class Daemon:
         self._on_new(count)
 
     def _start_watcher(self, mailbox: MailboxConfig) -> None:
+        """Watch `mailbox` (this node took its lease)."""
         from mailbot.sources.imap import ImapSettings, ImapWatcher
 
         settings = ImapSettings(
@@ -361,12 +382,37 @@ class Daemon:
         self.monitor.mailbox(mailbox.name)
         watcher = ImapWatcher(settings, self.ledger, on_new=partial(self._received, mailbox.name),
                               progress=True, on_state=self.monitor.source_reporter(mailbox.name))
-        thread = threading.Thread(target=watcher.run, args=(self.stop,),
+        stop = threading.Event()
+        thread = threading.Thread(target=watcher.run, args=(stop,),
                                   name=f"imap-{mailbox.name}", daemon=True)
-        self._watchers.append(watcher)
-        self._threads.append(thread)
-        self.monitor.loop(f"IMAP watcher {mailbox.name}", thread.is_alive)
+        self._watchers[mailbox.name] = (watcher, thread, stop)
         thread.start()
+
+    def _stop_watcher(self, name: str) -> None:
+        """Stop watching `name` (its lease is lost or given up); the watcher finishes the
+        message in hand, which the ledger keeps from being taken twice."""
+        found = self._watchers.pop(name, None)
+        if found is None:
+            return
+        watcher, thread, stop = found
+        stop.set()
+        wake: Callable[[], None] | None = getattr(watcher, "wake", None)
+        if wake is not None:
+            wake()
+        thread.join(timeout=15)
+        watcher.close()
+        self.monitor.source(name, True)  # standby again
+
+    def _watcher_alive(self, name: str) -> bool:
+        found = self._watchers.get(name)
+        return found is None or found[1].is_alive()
+
+    def _reclaim_outbox(self, live: set[str]) -> None:
+        """Outbox rows a dead node was sending go again (same Message-ID)."""
+        again = self.outgoing.outbox.reclaim_dead(live, self.clock())
+        if again:
+            log.warning("%d outgoing mail(s) were being sent by a node that stopped: they go "
+                        "again with the same Message-ID", again)
 
     def _start_listeners(self) -> None:
         from mailbot.sources.smtp import IntakeListener, ListenerSettings
@@ -395,7 +441,7 @@ class Daemon:
                                            "port": listener.port})
 
     def _wake_watchers(self) -> None:
-        for watcher in self._watchers:
+        for watcher, _thread, _stop in list(self._watchers.values()):
             wake: Callable[[], None] | None = getattr(watcher, "wake", None)
             if wake is not None:
                 wake()
@@ -416,7 +462,7 @@ class Daemon:
         if self.config.contractor is not None:
             self._scheduler.add_job(self.remind_tick, "interval", minutes=REMIND_MINUTES,
                                     id="remind", **common)
-        self._scheduler.add_job(daily_job(self.config, self.store, self.clock), "cron", id="purge",
+        self._scheduler.add_job(self.purge_tick, "cron", id="purge",
                                 hour=self.config.retention.at.hour,
                                 minute=self.config.retention.at.minute, **common)
         if self._watchers:
@@ -426,24 +472,41 @@ class Daemon:
         self._scheduler.start()
         self.monitor.loop("scheduler", lambda: bool(self._scheduler.running))
 
+    def _once(self, job: str, tick: str, work: Callable[[], object], failed: str) -> None:
+        """Run `work` if this node takes run `tick` of `job` (once across the cluster)."""
+        def guarded() -> None:
+            try:
+                work()
+            except Exception:
+                log.exception(failed)
+        try:
+            self.node.jobs.run(job, tick, guarded)
+        except Exception:  # the lease itself could not be read: the database is out
+            log.exception("job %s could not take its lease; it is tried at the next tick", job)
+
     def outbox_tick(self) -> None:
         """Render stored replies into the outbox and send what the window allows."""
-        try:
-            now = self.clock()
+        now = self.clock()
+
+        def work() -> None:
             self.outgoing.queue(now)
             self.outgoing.flush(now)
-        except Exception:
-            log.exception("outbox run failed; it is tried again at the next tick")
+        self._once("outbox", interval_tick(now, self.outbox_seconds), work,
+                   "outbox run failed; it is tried again at the next tick")
 
     def digest_tick(self) -> None:
-        try:
-            self.outgoing.digest(self.clock())
-        except Exception:
-            log.exception("the staff digest could not be queued")
+        now = self.clock()
+        self._once("digest", daily_tick(now), partial(self.outgoing.digest, now),
+                   "the staff digest could not be queued")
 
     def remind_tick(self) -> None:
         """Tell the contractor's staff about submissions no issuer has answered in time."""
-        try:
-            self.outgoing.submitter.remind(self.clock())
-        except Exception:
-            log.exception("the reminder run failed; it is tried again at the next tick")
+        now = self.clock()
+        self._once("remind", interval_tick(now, REMIND_MINUTES * 60),
+                   partial(self.outgoing.submitter.remind, now),
+                   "the reminder run failed; it is tried again at the next tick")
+
+    def purge_tick(self) -> None:
+        """The daily retention job (raw mail past `[retention] raw_days`)."""
+        now = self.clock()
+        self._once("purge", daily_tick(now), self._purge, "the daily purge failed")

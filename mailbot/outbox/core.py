@@ -52,6 +52,9 @@ class OutboxCore:
         # A row being sent is not due again before this (a second flush must not send it too;
         # after a crash in mid-send it comes due again).
         self.lease = timedelta(seconds=max(600.0, 4 * smtp.timeout))
+        # The cluster node sending (`node#incarnation`, mailbot/cluster), kept on each row it
+        # claims: a dead node's rows are due again once its node lease has run out.
+        self.holder: str | None = None
 
     def get(self, row_id: int, with_raw: bool = False) -> OutboxRow | None:
         columns = [*ROW_COLUMNS, outbox.c.raw] if with_raw else ROW_COLUMNS

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import smtplib
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 
 from mailbot.store.schema import outbox
 
@@ -28,16 +29,34 @@ log = logging.getLogger("mailbot.outbox")
 
 class Delivery(OutboxCore):
     def recover(self, now: datetime) -> int:
-        """Rows a killed process was sending: due again now, with the same Message-ID.
+        """Rows a killed run of this node was sending: due again now, with the same
+        Message-ID. With a cluster `holder` set, only rows of earlier runs of the same node
+        (or claimed without a holder); another node's rows come back by `reclaim_dead`.
 
-        Call it only when no other flush can be running (the daemon holds the spool lock).
         Whether the relay got such a message is unknown; the receiving side recognises a
         second copy by its Message-ID and body (see the ledger's body hash)."""
+        where = [outbox.c.state == "queued", outbox.c.claimed_at.is_not(None)]
+        if self.holder is not None:
+            node = self.holder.split("#", 1)[0]
+            where.append(or_(outbox.c.claimed_by.is_(None),
+                             func.substr(outbox.c.claimed_by, 1, len(node) + 1) == node + "#"))
+        return self._interrupted(where, now)
+
+    def reclaim_dead(self, live: set[str], now: datetime) -> int:
+        """Rows claimed by a node whose node lease has run out (`live`: the holders of
+        unexpired node leases): due again now, with the same Message-ID."""
+        where = [outbox.c.state == "queued", outbox.c.claimed_at.is_not(None),
+                 outbox.c.claimed_by.is_not(None)]
+        if live:
+            where.append(outbox.c.claimed_by.not_in(sorted(live)))
+        return self._interrupted(where, now)
+
+    def _interrupted(self, where: list[Any], now: datetime) -> int:
         with self.engine.begin() as conn:
             return conn.execute(
                 update(outbox)
-                .where(outbox.c.state == "queued", outbox.c.claimed_at.is_not(None))
-                .values(next_attempt_at=aware_utc(now), claimed_at=None,
+                .where(*where)
+                .values(next_attempt_at=aware_utc(now), claimed_at=None, claimed_by=None,
                         attempts=outbox.c.attempts + 1,
                         last_error="interrupted while sending (outcome unknown); "
                                    "sent again with the same Message-ID")
@@ -107,7 +126,8 @@ class Delivery(OutboxCore):
                 update(outbox)
                 .where(outbox.c.id == row_id, outbox.c.state == "queued",
                        outbox.c.next_attempt_at <= now)
-                .values(next_attempt_at=now + self.lease, claimed_at=now)
+                .values(next_attempt_at=now + self.lease, claimed_at=now,
+                        claimed_by=self.holder)
             ).rowcount)
 
     def _sent(self, row: OutboxRow, now: datetime, refused: dict[str, tuple[int, bytes]],

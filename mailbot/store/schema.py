@@ -353,6 +353,9 @@ leases = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("tick", String(40)),
     Column("done", Boolean, nullable=False, default=False),
+    # a node lease: where the holder runs (host and working folder); a new run in the
+    # same place, which holds that folder's lock, knows the earlier holder is dead
+    Column("place", Text),
 )
 
 # Claims: the node that has a ledger row in `processing` (or an outbox row being sent) and

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tick", sa.String(40)),
         sa.Column("done", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("place", sa.Text),
     )
     with op.batch_alter_table("ledger") as batch:
         batch.add_column(sa.Column("claimed_by", sa.String(120)))
