@@ -278,7 +278,7 @@ class Daemon:
                                   partial(self._watcher_alive, mailbox.name))
                 self.node.watch(mailbox.name, partial(self._start_watcher, mailbox),
                                 partial(self._stop_watcher, mailbox.name))
-        self.node.chores.append(self._reclaim_outbox)
+        self.node.chores.append(self._reclaim_dead)
         self.node.start()  # its first heartbeat takes the free mailboxes
         self.monitor.loop("cluster heartbeat", self.node.alive)
         self._start_listeners()
@@ -407,8 +407,13 @@ class Daemon:
         found = self._watchers.get(name)
         return found is None or found[1].is_alive()
 
-    def _reclaim_outbox(self, live: set[str]) -> None:
-        """Outbox rows a dead node was sending go again (same Message-ID)."""
+    def _reclaim_dead(self, live: set[str]) -> None:
+        """What a dead node had in hand goes back in line: ledger rows, and outbox rows it
+        was sending (again with the same Message-ID)."""
+        back = self.ledger.reclaim_dead(live)
+        if back:
+            log.warning("%d message(s) in hand at a node that stopped are back in line", back)
+            self.news.set()
         again = self.outgoing.outbox.reclaim_dead(live, self.clock())
         if again:
             log.warning("%d outgoing mail(s) were being sent by a node that stopped: they go "

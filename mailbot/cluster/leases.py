@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -137,6 +137,20 @@ class Leases:
             conn.execute(update(leases).where(leases.c.holder == self.holder,
                                               leases.c.expires_at > now)
                          .values(expires_at=now))
+
+    def end_earlier_runs(self, node: str) -> int:
+        """End the leases of earlier runs of `node` (holders `node#…` but this one): once
+        this process holds `node:<node>`, they are dead, and their mailboxes and job runs
+        need not wait for their expiry."""
+        prefix = f"{node}#"
+        with self.engine.begin() as conn:
+            now = database_now(conn)
+            return conn.execute(
+                update(leases)
+                .where(func.substr(leases.c.holder, 1, len(prefix)) == prefix,
+                       leases.c.holder != self.holder, leases.c.expires_at > now)
+                .values(expires_at=now)
+            ).rowcount
 
     def live_holders(self) -> set[str]:
         """The holders of unexpired node leases: the nodes alive now."""

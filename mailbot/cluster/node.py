@@ -87,6 +87,9 @@ class Node:
                 waited = True
             stop.wait(min(1.0, self.interval))
         self.state.last_renewal = time.monotonic()
+        ended = self.leases.end_earlier_runs(self.name)
+        if ended:
+            log.warning("node %s: took over %d lease(s) of its previous run", self.name, ended)
         log.info("cluster node %s (%s) joined", self.name, self.holder,
                  extra={"node": self.name, "holder": self.holder})
 

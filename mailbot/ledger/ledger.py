@@ -237,6 +237,16 @@ class Ledger(Copies, MailboxSync):
                               ledger.c.claim_expires < now],
                              "the node deciding this message stopped")
 
+    def reclaim_dead(self, live: set[str]) -> int:
+        """Rows in hand at a node whose node lease has run out (`live`: the holders of
+        unexpired node leases) go back in line at once, without waiting for their claim to
+        run out. A node that was only cut off and decides such a row anyway is refused by
+        `decide()` (the attempt it claimed is no longer the row's)."""
+        where = [ledger.c.state == LedgerState.PROCESSING, ledger.c.claimed_by.is_not(None)]
+        if live:
+            where.append(ledger.c.claimed_by.not_in(sorted(live)))
+        return self._requeue(where, "the node deciding this message stopped")
+
     def _requeue(self, where: list[Any], why: str) -> int:
         with self.engine.begin() as conn:
             conn.execute(
