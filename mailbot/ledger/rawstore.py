@@ -104,9 +104,9 @@ class DbSpool:
         """The row's bytes (also while a purge has it aside); without a row, the local file
         an older release spooled (`FileNotFoundError` when that is missing too)."""
         with self.engine.connect() as conn:
-            found = dict(conn.execute(select(raw_messages.c.name, raw_messages.c.raw)
-                                      .where(raw_messages.c.name.in_((name, aside_name(name))))
-                                      ).tuples())
+            found = {stored: raw for stored, raw in conn.execute(
+                select(raw_messages.c.name, raw_messages.c.raw)
+                .where(raw_messages.c.name.in_((name, aside_name(name)))))}
         if found:  # the live row, or the aside one while a purge has it
             return bytes(found[name] if name in found else found[aside_name(name)])
         try:
@@ -170,11 +170,11 @@ class DbSpool:
         added = 0
         for done, name in enumerate(names, 1):
             raw = self.files.read(name)
-            if self.name_for(self.digest(raw)) != name:  # not what its name says: leave it
-                continue
-            with self.engine.begin() as conn:
-                if not _has(conn, name):
-                    added += self._insert(conn, name, raw)
+            if self.name_for(self.digest(raw)) == name:  # else not what its name says: left
+                with self.engine.begin() as conn:
+                    if not _has(conn, name):
+                        self._insert(conn, name, raw)
+                        added += 1
             if progress is not None:
                 progress(done, len(names))
         return added
@@ -183,11 +183,10 @@ class DbSpool:
         dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
         return dialect.insert(raw_messages)
 
-    def _insert(self, conn: Connection, name: str, raw: bytes) -> int:
-        result = conn.execute(self._insert_statement()
-                              .values(name=name, raw=raw, size=len(raw), stored_at=self.clock())
-                              .on_conflict_do_nothing(index_elements=["name"]))
-        return int(result.rowcount or 0)
+    def _insert(self, conn: Connection, name: str, raw: bytes) -> None:
+        conn.execute(self._insert_statement()
+                     .values(name=name, raw=raw, size=len(raw), stored_at=self.clock())
+                     .on_conflict_do_nothing(index_elements=["name"]))
 
 
 def _has(conn: Connection, name: str) -> bool:
