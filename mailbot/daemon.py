@@ -32,7 +32,7 @@ from mailbot.cluster import Node
 from mailbot.cluster.jobs import daily_tick, interval_tick
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import UsageError
-from mailbot.ledger import Earlier, Entry, Ledger, LedgerState, Spool
+from mailbot.ledger import Earlier, Entry, Ledger, LedgerState, spool_for
 from mailbot.monitor import Monitor
 from mailbot.outgoing import Outgoing, outbox_for
 from mailbot.pipeline.authenticate import AuthStep, deferral_reason, note, verdict_result
@@ -230,7 +230,7 @@ class Daemon:
                  clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.store = store
-        self.ledger = Ledger(store.engine, Spool(config.spool_dir))
+        self.ledger = Ledger(store.engine, spool_for(config, store))
         self.pool = PdfPool(workers, limits or Limits())
         self.clock = clock or wall_clock
         self.monitor = Monitor(config.metrics, store.engine, self.clock)  # [metrics], /healthz

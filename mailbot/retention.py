@@ -18,9 +18,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from mailbot.config import Config
-from mailbot.ledger import Spool
+from mailbot.ledger import RawStore, spool_for
 from mailbot.ledger import purge as ledger_purge
 from mailbot.outbox import purge as outbox_purge
 from mailbot.store import Store
@@ -50,10 +51,10 @@ class PurgeReport:
 
 
 def purge(config: Config, store: Store, now: datetime, *, dry_run: bool = False,
-          spool: Spool | None = None) -> PurgeReport:
+          spool: RawStore[Any] | None = None) -> PurgeReport:
     """Purge what `[retention] raw_days` lets go at `now`."""
     cutoff = now - timedelta(days=config.retention.raw_days)
-    spool = spool or Spool(config.spool_dir)
+    spool = spool or spool_for(config, store)
     report = PurgeReport(cutoff, dry_run)
     with store.engine.connect() as conn:
         files = ledger_purge.purgeable(conn, cutoff)

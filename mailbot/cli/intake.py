@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..auth import AuthVerdict
 from ..config import Config, load_config
 from ..errors import UsageError
-from ..ledger import Ledger, Spool
+from ..ledger import Ledger, spool_for
 from ..store import Store
 from ..submit import table
 from ..systemd import notify
@@ -75,7 +75,7 @@ def register(commands: Commands) -> None:
 def _open(args: argparse.Namespace) -> tuple[Config, Store, Ledger]:
     config = load_config(args.config)
     store = open_store(args, config)
-    return config, store, Ledger(store.engine, Spool(config.spool_dir))
+    return config, store, Ledger(store.engine, spool_for(config, store))
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -287,7 +287,7 @@ def run_quarantine(args: argparse.Namespace) -> int:
             print(f"id {entry.id}  mailbox {entry.mailbox}  attempts {entry.attempts}")
             print(f"message-id {entry.message_id}\nfrom {entry.sender}\nsubject {entry.subject}")
             purged = f" (purged on {entry.purged_at:%Y-%m-%d})" if entry.purged_at else ""
-            print(f"spool {ledger.spool.path(entry.spool_name)}{purged}\n\n{entry.last_error}")
+            print(f"spool {ledger.spool.location(entry.spool_name)}{purged}\n\n{entry.last_error}")
             return 0
         ledger.retry(entry.id)
         print(f"ledger entry {entry.id} is back in line; the running daemon will decide it")

@@ -3,11 +3,17 @@
 `Store.open` migrates at every start as well; this command lets an admin do it before a
 rollout (docs/deploy.md, upgrades) and see from which revision to which. It needs no
 key-hashing secret: it touches the schema, never a key.
+
+With a PostgreSQL store and a `--config`, it then copies the raw mail an older release kept
+in the local `[spool] dir` into the `raw_messages` table (`DbSpool.copy_files`), so that
+every node of a cluster reads it: idempotent (a message already in the table is left), with
+progress; the files stay until retention purges them with their rows.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -18,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import load_config
 from ..errors import UsageError
+from ..ledger import DbSpool
 from ..store import resolve_store_url
 from ..store.existing import create_private
 from ..store.migrate import MIGRATIONS, upgrade
@@ -50,7 +57,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     shown = make_url(url).render_as_string(hide_password=True)
     head = head_revision()
     create_private(url)
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)  # raw mail is a parameter of the copy
     try:
         try:
             before = current_revision(engine)
@@ -64,14 +71,29 @@ def run_migrate(args: argparse.Namespace) -> int:
                              "newer release?")
         if before == head:
             print(f"{shown}: already at revision {head}, nothing to do")
-            return 0
-        try:
-            upgrade(engine)
-        except (CommandError, SQLAlchemyError) as exc:
-            raise UsageError(f"migrating the store {shown} from revision "
-                             f"{before or '(empty)'} failed: {exc}") from exc
-        after = current_revision(engine)
+        else:
+            try:
+                upgrade(engine)
+            except (CommandError, SQLAlchemyError) as exc:
+                raise UsageError(f"migrating the store {shown} from revision "
+                                 f"{before or '(empty)'} failed: {exc}") from exc
+            after = current_revision(engine)
+            print(f"{shown}: migrated from revision {before or '(empty database)'} to {after}")
+        if config is not None and engine.dialect.name == "postgresql":
+            copy_spool(engine, config.spool_dir)
     finally:
         engine.dispose()
-    print(f"{shown}: migrated from revision {before or '(empty database)'} to {after}")
     return 0
+
+
+def copy_spool(engine: Engine, folder: Path) -> None:
+    """Copy the raw mail files of `folder` into `raw_messages`, saying how far it got."""
+    if not folder.is_dir():
+        return
+
+    def progress(done: int, total: int) -> None:
+        if done % 500 == 0 or done == total:
+            print(f"spool {folder}: {done}/{total} file(s) checked", flush=True)
+
+    added = DbSpool(engine, folder).copy_files(progress)
+    print(f"spool {folder}: copied {added} raw message(s) into the raw_messages table")

@@ -38,7 +38,7 @@ from . import requests
 from .copies import Copies
 from .entry import ENTRY_COLUMNS, Entry, LedgerState, RawPurged, Receipt, ReplyRequest, entry_of
 from .listing import listing
-from .spool import Spool
+from .spool import RawStore
 from .sync import MailboxSync
 
 # A decision record (`mailbot.pipeline.records.DecisionRecord`): the ledger stores it as JSON
@@ -103,7 +103,7 @@ class Ledger(Copies, MailboxSync):
     claims and decisions here; copies of a message (`Copies`) and IMAP sync state
     (`MailboxSync`) in their own modules."""
 
-    def __init__(self, engine: Engine, spool: Spool) -> None:
+    def __init__(self, engine: Engine, spool: RawStore[Any]) -> None:
         self.engine = engine
         self.spool = spool
 
@@ -128,7 +128,7 @@ class Ledger(Copies, MailboxSync):
         (SMTP/LMTP) the same bytes in the same mailbox are the same row.
 
         A purge may have taken the spool file away between `put` (which found it) and the
-        row's commit: the file is written again once the row is there (`Spool.keep`). A row
+        row's commit: the file is written again once the row is there (`RawStore.keep`). A row
         found again whose raw mail was purged has it back (a later purge takes it again)."""
         digest, name = self.spool.put(raw)
         receipt = self._record(mailbox, raw, digest, name, uidvalidity, uid, reply_wanted, now)

@@ -10,7 +10,9 @@ stay, decision and all (keys masked), with `purged_at` set: `Ledger.raw` then ra
 A purge of one file: `Spool.withdraw` renames it aside, the rows are checked again (a new
 row may have arrived for the same bytes meanwhile: the file is put back), marked purged,
 and the file deleted before the commit. `Ledger.receive` writes the file again when it finds
-it gone after recording its row, so neither order of a purge and a receive loses bytes.
+it gone after recording its row, so neither order of a purge and a receive loses bytes. The
+`raw_messages` table of a PostgreSQL store (`mailbot/ledger/rawstore.py`) takes the same
+steps with rows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, case, func, not_, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -26,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mailbot.store.schema import ledger, utc
 
 from .entry import LedgerState
-from .spool import Spool
+from .spool import RawStore
 
 DONE = (LedgerState.DECIDED, LedgerState.REPLIED)
 
@@ -66,7 +69,7 @@ def purgeable(conn: Connection, cutoff: datetime) -> list[SpoolFile]:
             for f in found]
 
 
-def purge_file(engine: Engine, spool: Spool, file: SpoolFile, cutoff: datetime,
+def purge_file(engine: Engine, spool: RawStore[Any], file: SpoolFile, cutoff: datetime,
                now: datetime) -> bool:
     """Delete `file` and mark its rows purged; False when a row that must keep it turned up
     (the file stays)."""

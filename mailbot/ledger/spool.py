@@ -9,6 +9,10 @@ Raw mail carries clear 認証キー: files are 0600 (`tempfile.mkstemp`) and the
 makes are 0700, the spool folder itself included (docs/security.md). Retention takes a file
 out in two steps (`withdraw`, then `bury` or `put_back`), so that a purge racing with a new
 copy of the same bytes never leaves a ledger row without its file (`mailbot/ledger/purge.py`).
+
+`RawStore` is what the ledger, retention, the command line and the console use of a store of
+raw messages: this folder, or the `raw_messages` table of a PostgreSQL store
+(`mailbot/ledger/rawstore.py`, which every node of a cluster reads).
 """
 
 from __future__ import annotations
@@ -18,10 +22,56 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 log = logging.getLogger("mailbot.ledger.spool")
 FOLDER_MODE = 0o700
 WITHDRAWN = ".purging-"  # prefix of a file being purged
+A = TypeVar("A")  # what `withdraw` hands to `put_back` / `bury`: opaque to callers
+
+
+class RawStore(Protocol[A]):
+    """Raw messages stored durably under a content name (`name_for(sha256)`)."""
+
+    folder: Path  # local: the daemon's one-daemon-per-spool lock file lives here
+
+    def digest(self, raw: bytes) -> str: ...
+
+    def name_for(self, digest: str) -> str: ...
+
+    def location(self, name: str) -> str:
+        """Where `name` is kept, for a person to read (`mailbot quarantine show`)."""
+        ...
+
+    def put(self, raw: bytes) -> tuple[str, str]:
+        """Store `raw` durably (on return); returns (sha256, name). The same bytes twice is
+        a no-op."""
+        ...
+
+    def keep(self, name: str, raw: bytes) -> None:
+        """`raw` is stored under `name` again if a purge took it since `put`."""
+        ...
+
+    def read(self, name: str) -> bytes:
+        """The bytes; `FileNotFoundError` when nothing is stored under `name`."""
+        ...
+
+    def withdraw(self, name: str) -> A | None:
+        """Take `name` aside before it is purged; None when it is not there. From now on a
+        `put` of the same bytes stores them anew."""
+        ...
+
+    def put_back(self, aside: A, name: str) -> None:
+        """A withdrawn message is needed after all (a new row uses it)."""
+        ...
+
+    def bury(self, aside: A) -> None:
+        """Delete a withdrawn message for good."""
+        ...
+
+    def names(self) -> list[str]:
+        """Every stored message's name, sorted (withdrawn ones not included)."""
+        ...
 
 
 class Spool:
@@ -42,6 +92,9 @@ class Spool:
 
     def path(self, name: str) -> Path:
         return self.folder / name
+
+    def location(self, name: str) -> str:
+        return str(self.folder / name)
 
     def put(self, raw: bytes) -> tuple[str, str]:
         """Store `raw` durably; returns (sha256, spool name)."""
@@ -80,13 +133,14 @@ class Spool:
     # -- retention ------------------------------------------------------------------------
     def withdraw(self, name: str) -> Path | None:
         """Rename `name` aside before it is purged; None when it is not there. From now on a
-        `put` of the same bytes writes a new file."""
+        `put` of the same bytes writes a new file. A file a crashed purge left aside is
+        withdrawn again (this purge puts it back or deletes it), not left behind."""
         final = self.folder / name
         aside = final.with_name(WITHDRAWN + final.name)
         try:
             os.replace(final, aside)
         except FileNotFoundError:
-            return None
+            return aside if aside.exists() else None
         return aside
 
     def put_back(self, aside: Path, name: str) -> None:

@@ -24,7 +24,7 @@ from typing import TypeVar
 from sqlalchemy.engine import Connection
 from starlette.exceptions import HTTPException
 
-from mailbot.ledger import Ledger, Spool, requests
+from mailbot.ledger import Ledger, requests, spool_for
 from mailbot.outbox import Outbox
 from mailbot.outgoing import outbox_for
 from mailbot.submit import table
@@ -50,7 +50,7 @@ DONE_JA = {
 
 def _ledger(ctx: Ctx) -> Ledger:
     return _service(ctx, "attention_ledger", lambda: Ledger(
-        ctx.web.store.engine, Spool(ctx.web.config.spool_dir)), Ledger)
+        ctx.web.store.engine, spool_for(ctx.web.config, ctx.web.store)), Ledger)
 
 
 def _outbox(ctx: Ctx) -> Outbox:

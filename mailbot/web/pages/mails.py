@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from mailbot.ledger import Entry, Ledger, Spool
+from mailbot.ledger import Entry, Ledger, spool_for
 
 from .. import mail_list as listing
 from .. import mail_view as view
@@ -48,7 +48,8 @@ def _book(ctx: Ctx) -> Ledger:
     book = ctx.web.services.get("mail_ledger")
     if not isinstance(book, Ledger):
         book = ctx.web.services["mail_ledger"] = Ledger(ctx.web.store.engine,
-                                                        Spool(ctx.web.config.spool_dir))
+                                                        spool_for(ctx.web.config,
+                                                                  ctx.web.store))
     return book
 
 
