@@ -91,3 +91,36 @@ def test_one_daemon_per_spool(setup):
     third = Daemon(config, store, workers=1)
     third._lock_spool()  # released by the first one's shutdown
     third.shutdown()
+
+
+def test_status_shows_which_node_holds_what_and_claims_past_their_expiry(setup):
+    import json
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from mailbot.cluster import Leases
+    from mailbot.store.schema import leases, ledger
+
+    path, config, store = setup
+    book = Ledger(store.engine, Spool(config.spool_dir))
+    n1 = Leases(store.engine, "n1#aaaa", 30)
+    assert n1.hold("node:n1") and n1.hold("mailbox:keiyaku")
+    assert n1.start_tick("job:digest", "d2026-12-01") is not None
+    book.receive("keiyaku", RAW)
+    book.claim(now=datetime.now(UTC), holder="n2#dead", claim_seconds=60)
+    with store.engine.begin() as conn:  # n2 stopped long ago: its claim ran out
+        conn.execute(update(ledger).values(claim_expires=datetime(2000, 1, 1, tzinfo=UTC)))
+    status = mailbot("status", "--config", str(path))
+    assert status.returncode == 0, status.stderr
+    assert "  mailbox:keiyaku: n1#aaaa (until " in status.stdout
+    assert "  job:digest: n1#aaaa (until " in status.stdout and "run d2026-12-01 running" \
+        in status.stdout
+    assert "PROBLEM: 1 message(s) claimed past their expiry" in status.stdout
+    report = json.loads(mailbot("status", "--config", str(path), "--json").stdout)["(cluster)"]
+    assert {(lease["lease"], lease["node"]) for lease in report["leases"]} == {
+        ("node:n1", "n1"), ("mailbox:keiyaku", "n1"), ("job:digest", "n1")}
+    assert report["expired_claims"] == 1
+    with store.engine.begin() as conn:  # n1 dies too: nobody is left
+        conn.execute(update(leases).values(expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
+    assert "expired" in mailbot("status", "--config", str(path)).stdout

@@ -119,6 +119,7 @@ def run_status(args: argparse.Namespace) -> int:
     """Per mailbox: the ledger's counts, the backlog (what waits and what is stuck, replies
     and outgoing mail included) and the last error; then the submissions and a total."""
     from ..backlog import OUTGOING, backlogs, total
+    from ..cluster.view import cluster_report, report_lines
     from ..ledger.sync import source_states
 
     if args.check:
@@ -134,6 +135,8 @@ def run_status(args: argparse.Namespace) -> int:
             states = {state.mailbox: state for state in source_states(conn)}
             submitted = table.counts(conn)
             waiting = backlogs(conn)
+        cluster = cluster_report(store.engine,
+                                 [m.name for m in config.mailboxes if m.kind == "imap"])
     finally:
         store.close()
     configured = [m.name for m in config.mailboxes]
@@ -155,6 +158,8 @@ def run_status(args: argparse.Namespace) -> int:
         extra: dict[str, Any] = {"submissions": submitted} if submitted else {}
         if OUTGOING in waiting:
             extra[OUTGOING] = waiting[OUTGOING].to_json()
+        if cluster["leases"]:
+            extra["(cluster)"] = cluster
         print(json.dumps({**report, **extra, "(total)": whole.to_json()}, ensure_ascii=False))
         return 0
     if submitted:
@@ -170,6 +175,8 @@ def run_status(args: argparse.Namespace) -> int:
     if OUTGOING in waiting:
         print(f"outgoing mail of no received message (digests, alerts): {waiting[OUTGOING].text()}")
     print(f"total: {whole.text()}")
+    for line in report_lines(cluster):
+        print(line)
     return 0
 
 
