@@ -121,4 +121,21 @@ class StoreCollector(Collector):
                 waiting.add_metric([mailbox], backlog.total)
             for mailbox, first in sorted(oldest_waiting_by_mailbox(conn).items()):
                 oldest.add_metric([mailbox], max(0.0, (now - first).total_seconds()))
-        return [states, waiting, oldest]
+        return [states, waiting, oldest, *self._cluster()]
+
+    def _cluster(self) -> list[Metric]:
+        """Who holds which lease (docs/cluster.md), and claims past their expiry."""
+        from mailbot.cluster.view import cluster_report
+
+        report = cluster_report(self.engine, [])
+        holder = GaugeMetricFamily("mailbot_lease_held", "1 for each lease (node:, mailbox:, "
+                                   "job:) and the node holding it; 0 once it has expired.",
+                                   labels=["lease", "node"])
+        for lease in report["leases"]:
+            holder.add_metric([lease["lease"], lease["node"]], 0 if lease["expired"] else 1)
+        expired = GaugeMetricFamily("mailbot_claims_expired", "Rows claimed by a node past "
+                                    "their expiry (ledger) or by a node that stopped "
+                                    "(outbox), not yet back in line.", labels=["kind"])
+        expired.add_metric(["ledger"], report["expired_claims"])
+        expired.add_metric(["outbox"], report["dead_sending"])
+        return [holder, expired]
