@@ -366,6 +366,16 @@ def settled(engine: Engine, total: int) -> bool:
     return decided(engine) == total and waiting == 0 and unsent == 0
 
 
+def unsent(engine: Engine) -> list[tuple[Any, ...]]:
+    """Outbox rows still queued: (id, kind, claimed_by, claimed_at, next_attempt_at,
+    last_error)."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(outbox.c.id, outbox.c.kind, outbox.c.claimed_by, outbox.c.claimed_at,
+                   outbox.c.next_attempt_at, outbox.c.last_error)
+            .where(outbox.c.state == "queued").order_by(outbox.c.id))]
+
+
 def lease_holder(engine: Engine, name: str) -> str | None:
     """The holder of an unexpired lease `name`, or None."""
     for row in lease_rows(engine):
