@@ -9,7 +9,7 @@ lease time:
 - takes the lease of each IMAP mailbox no live node watches, and starts its watcher;
 - stops a watcher whose lease it could not renew in time (self-fencing: the database was
   out of reach for the lease time, so another node may have taken the mailbox over);
-- takes over a job run a dead node left unfinished.
+- takes over a job run a dead node left unfinished (on a thread of its own).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class Node:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._resuming: threading.Thread | None = None
         self.chores: list[Callable[[set[str]], None]] = []  # each beat, with the live holders
 
     @property
@@ -155,10 +156,27 @@ class Node:
                 live = self.leases.live_holders()
                 for chore in self.chores:
                     chore(live)
-            self.jobs.resume()
+            self._resume()
         except Exception:
             log.warning("node %s: heartbeat step failed", self.name, exc_info=True)
         self.state.held = held
+
+    def _resume(self) -> None:
+        """Take over unfinished job runs on a thread of their own: a digest may take longer
+        than the lease, and the heartbeat must go on renewing meanwhile."""
+        if self._resuming is not None and self._resuming.is_alive():
+            return
+        if not self.jobs.jobs:
+            return
+
+        def resume() -> None:
+            try:
+                self.jobs.resume()
+            except Exception:
+                log.warning("node %s: taking over an unfinished job run failed", self.name,
+                            exc_info=True)
+        self._resuming = threading.Thread(target=resume, name="cluster-resume", daemon=True)
+        self._resuming.start()
 
     def _mailboxes(self, held: set[str]) -> None:
         with self._lock:
