@@ -131,13 +131,6 @@ class Leases:
                          .where(leases.c.name == name, leases.c.holder == self.holder)
                          .values(expires_at=now))
 
-    def release_all(self) -> None:
-        with self.engine.begin() as conn:
-            now = database_now(conn)
-            conn.execute(update(leases).where(leases.c.holder == self.holder,
-                                              leases.c.expires_at > now)
-                         .values(expires_at=now))
-
     def end_earlier_runs(self, node: str) -> int:
         """End the leases of earlier runs of `node` (holders `node#…` but this one): once
         this process holds `node:<node>`, they are dead, and their mailboxes and job runs

@@ -107,7 +107,8 @@ class Node:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
-        """A clean stop: watchers stopped, leases given up so others take over at once."""
+        """A clean stop: watchers stopped, mailbox leases given up so that another node
+        takes them over at its next heartbeat."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -116,11 +117,16 @@ class Node:
                 if watched.running:
                     watched.stop()
                     watched.running = False
-        try:
-            self.leases.release_all()
-        except Exception:
-            log.warning("node %s: could not give its leases up (they expire by themselves)",
-                        self.name, exc_info=True)
+        # Only the mailboxes are given up at once: a job still running on the scheduler's
+        # thread keeps its run, and the node lease keeps what it was sending its own, until
+        # they expire by themselves (a run cut short is then taken over; nothing twice).
+        for name in self.mailboxes:
+            try:
+                self.leases.release(f"mailbox:{name}")
+            except Exception:
+                log.warning("node %s: could not give the lease of %s up (it expires by "
+                            "itself)", self.name, name, exc_info=True)
+                break
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
