@@ -61,6 +61,7 @@ class Daemon:
         self.pipeline = Pipeline(config, store, self.ledger,
                                  Reader(self.monitor.timed(self.pool), self.pool.limits),
                                  clock=self.clock, monitor=self.monitor, holder=self.node.holder)
+        self.node.in_hand = self.pipeline.in_hand  # the only claims its heartbeat renews
         self.since = since
         self.pipelines = workers + 1
         self.outbox_seconds = outbox_seconds or config.smtp.flush_seconds

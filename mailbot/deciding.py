@@ -59,6 +59,12 @@ class Pipeline:
         self._lock = threading.Lock()
         self._orphans: list[tuple[int, int, str]] = []  # claimed rows to release
         self.holder = holder  # the cluster node's `node#incarnation`, kept on each claim
+        self._in_hand: set[int] = set()  # ledger ids the loops are deciding now
+
+    def in_hand(self) -> frozenset[int]:
+        """The ledger rows being decided right now: the only claims the heartbeat renews."""
+        with self._lock:
+            return frozenset(self._in_hand)
 
     def process_one(self) -> bool:
         """Decide the oldest waiting message; False when there is none."""
@@ -67,6 +73,8 @@ class Pipeline:
                                   claim_seconds=self.config.cluster.claim_seconds)
         if entry is None:
             return False
+        with self._lock:
+            self._in_hand.add(entry.id)
         try:
             self._decide(entry)
         except Exception:
@@ -85,6 +93,9 @@ class Pipeline:
                       extra={"ledger_id": entry.id, "mailbox": entry.mailbox,
                              "message_id": entry.message_id, "attempt": entry.attempts,
                              "state": state})
+        finally:
+            with self._lock:
+                self._in_hand.discard(entry.id)
         return True
 
     def _release_orphans(self) -> None:

@@ -366,6 +366,23 @@ def settled(engine: Engine, total: int) -> bool:
     return decided(engine) == total and waiting == 0 and unsent == 0
 
 
+def stuck(engine: Engine, mails: list[Mail]) -> str:
+    """What keeps the run from settling: ledger rows not decided (or with their mailbox
+    action not done) and mails with no ledger row at all."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ledger.c.id, ledger.c.mailbox, ledger.c.uid, ledger.c.state,
+                   ledger.c.action_state, ledger.c.action, ledger.c.claimed_by,
+                   ledger.c.claim_expires, ledger.c.attempts, ledger.c.last_error,
+                   ledger.c.message_id).order_by(ledger.c.id)).all()
+    seen = {r.message_id for r in rows}
+    open_rows = [tuple(r) for r in rows
+                 if r.state not in ("decided", "replied") or r.action_state not in ("done", "none")]
+    missing = [(m.message_id, "imap" if m.imap else "lmtp") for m in mails
+               if m.message_id not in seen]
+    return f"{len(rows)} ledger rows; not settled: {open_rows}; no ledger row: {missing}"
+
+
 def unsent(engine: Engine) -> list[tuple[Any, ...]]:
     """Outbox rows still queued: (id, kind, claimed_by, claimed_at, next_attempt_at,
     last_error)."""

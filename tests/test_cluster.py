@@ -40,6 +40,7 @@ from .cluster_nodes import (
     own_postgres,
     settled,
     sink_report,
+    stuck,
     unsent,
     wait_for,
 )
@@ -148,7 +149,7 @@ def test_a_killed_node_s_mailbox_is_taken_over_and_nothing_is_lost_or_doubled(
         for mail in rest:
             cluster.deliver(mail)
         wait_for(lambda: settled(store.engine, TOTAL), 600, f"all {TOTAL} decided and answered",
-                 cluster.logs)
+                 lambda: f"{stuck(store.engine, mails)}\n{cluster.logs()}")
         wait_for(lambda: sum(sink_report(sink.accepted, mails).digests.values()) >= len(STAFF),
                  240, "the digest", cluster.logs)
         time.sleep(3)  # let a second digest or reply show up, if one were coming
@@ -210,7 +211,8 @@ def test_postgres_stopped_for_10_s_under_load_nodes_back_off_and_resume(
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; decided {decided(store.engine)}; outbox rows "
                                      f"still queued (id, kind, claimed_by, claimed_at, "
-                                     f"next_attempt_at, last_error): {unsent(store.engine)}"
+                                     f"next_attempt_at, last_error): {unsent(store.engine)}; "
+                                     f"{stuck(store.engine, mails)}"
                                      f"\n{cluster.logs()}") from None
             resumed = time.monotonic() - restarted
             time.sleep(3)  # let a second reply show up, if one were coming

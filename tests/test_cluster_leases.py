@@ -128,6 +128,28 @@ def test_claims_carry_their_node_and_only_the_dead_nodes_rows_come_back(store, t
     assert holder is None
 
 
+def test_the_heartbeat_renews_only_the_claims_a_pipeline_has_in_hand(store, tmp_path):
+    """A claim whose commit reached the database but whose answer the outage swallowed is
+    the node's in the ledger and in no pipeline's hand: its claim is not renewed, runs out
+    and the row comes back in line (it once stayed `processing` for ever)."""
+    book = Ledger(store.engine, Spool(tmp_path / "spool"))
+    node = Node("n1", book, lease_seconds=3, claim_seconds=60)
+    node.join(threading.Event())
+    working = book.receive("keiyaku", RAW % 21).id
+    lost = book.receive("keiyaku", RAW % 22).id
+    for _ in range(2):
+        book.claim(now=datetime.now(UTC), holder=node.holder, claim_seconds=60)
+    node.in_hand = lambda: {working}
+    with store.engine.begin() as conn:  # both claims about to run out
+        conn.execute(update(ledger).where(ledger.c.id.in_([working, lost]))
+                     .values(claim_expires=datetime(2000, 1, 1, tzinfo=UTC)))
+    node.beat()  # renews the claim in hand, then reclaims the one that ran out
+    assert book.get(working).state == "processing"
+    assert book.get(lost).state == "received"
+    node.in_hand = lambda: set()
+    assert book.renew_claims(node.holder, 60, node.in_hand()) == 0
+
+
 def test_a_row_in_hand_at_three_dead_nodes_is_quarantined(store, tmp_path):
     book = Ledger(store.engine, Spool(tmp_path / "spool"))
     row = book.receive("keiyaku", RAW % 9).id

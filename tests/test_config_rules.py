@@ -117,4 +117,5 @@ def test_the_allowed_keys_are_the_declared_fields(cls):
 def test_the_top_level_keys_come_from_the_config_fields():
     assert allowed_keys(specs(Config)) == (
         "store", "spool", "issuers", "mailboxes", "routes", "smtp", "send_window", "digest",
-        "metrics", "web", "templates", "contractor", "projects", "check", "retention", "auth")
+        "metrics", "web", "templates", "contractor", "projects", "check", "retention", "cluster",
+        "auth")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from mailbot.errors import UsageError
@@ -66,6 +66,9 @@ class Node:
         self._lock = threading.Lock()
         self._resuming: threading.Thread | None = None
         self.chores: list[Callable[[set[str]], None]] = []  # each beat, with the live holders
+        # The ledger rows this process is deciding (`Pipeline.in_hand`); None: every row
+        # claimed by this holder is renewed.
+        self.in_hand: Callable[[], Collection[int]] | None = None
 
     @property
     def interval(self) -> float:
@@ -136,7 +139,8 @@ class Node:
         """One heartbeat (see the module's docstring); never raises."""
         try:
             held = {lease.name for lease in self.leases.renew_all()}
-            self.ledger.renew_claims(self.holder, self.claim_seconds)
+            self.ledger.renew_claims(self.holder, self.claim_seconds,
+                                     self.in_hand() if self.in_hand is not None else None)
         except Exception as exc:
             self.state.failures += 1
             log.warning("node %s: cannot renew its leases (%d in a row): %s", self.name,

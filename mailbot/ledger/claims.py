@@ -5,6 +5,7 @@ death with the same row in hand, quarantine it (docs/reliability.md, docs/cluste
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,13 +81,23 @@ class Claims:
                 .values(state=LedgerState.RECEIVED, claimed_by=None, claim_expires=None)
             ).rowcount
 
-    def renew_claims(self, holder: str, seconds: float) -> int:
-        """Push the claim expiry of the rows `holder` has in hand `seconds` ahead."""
+    def renew_claims(self, holder: str, seconds: float,
+                     ids: Collection[int] | None = None) -> int:
+        """Push the claim expiry of the rows `holder` has in hand `seconds` ahead.
+
+        `ids` are the rows the holder's pipeline really is deciding (`Pipeline.in_hand`):
+        a row claimed by a commit whose answer the outage swallowed is the holder's in
+        the ledger but in no pipeline's hand — left unrenewed, its claim runs out and it
+        comes back in line (`reclaim_expired`) instead of staying `processing` for ever."""
+        where = [ledger.c.state == LedgerState.PROCESSING, ledger.c.claimed_by == holder]
+        if ids is not None:
+            if not ids:
+                return 0
+            where.append(ledger.c.id.in_(sorted(ids)))
         with self.engine.begin() as conn:
             now = database_now(conn)
             return conn.execute(
-                update(ledger)
-                .where(ledger.c.state == LedgerState.PROCESSING, ledger.c.claimed_by == holder)
+                update(ledger).where(*where)
                 .values(claim_expires=now + timedelta(seconds=seconds))
             ).rowcount
 
