@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from itsdangerous import TimestampSigner
 
 from mailbot.web.accounts import AccountError, Accounts
+from mailbot.web.audit import Audit
+from mailbot.web.sessions import Sessions
 
 from .web_console import PASSWORD, console
 
@@ -34,6 +39,33 @@ def test_log_in_then_pages_then_log_out(web):
     out = clerk.post("/logout")
     assert out.status_code == 303
     assert clerk.get("/account").status_code == 303  # back to the log in
+
+
+def test_log_out_ends_the_session_for_a_copy_of_its_cookie_too(web):
+    """A copy of the cookie (a proxy log, a shared machine) is refused once its session
+    logged out; the same account's session on another machine goes on."""
+    clerk = web.login("maru-clerk")
+    elsewhere = web.login("maru-clerk")
+    thief = web.client()
+    thief.http.cookies.update(clerk.http.cookies)
+    assert thief.get("/account").status_code == 200
+    assert clerk.post("/logout").status_code == 303
+    assert thief.get("/account").status_code == 303  # back to the log in
+    assert elsewhere.get("/account").status_code == 200
+    logged = [(e.account, e.action) for e in Audit(web.store.engine).recent()]
+    assert ("maru-clerk", "logout") in logged
+
+
+def test_a_session_cookie_without_a_server_session_is_refused(web):
+    """A cookie signed with the right key but naming no session the server holds (the
+    cookie-only form before 0013_web_sessions) does not log anyone in."""
+    secret = web.store.derived_key("web session").hex()
+    payload = base64.b64encode(json.dumps(
+        {"account": "maru-clerk", "issued": datetime.now(UTC).timestamp() + 60,
+         "csrf": "x", "sid": "made-up"}).encode())
+    forged = web.client()
+    forged.http.cookies.set("mailbot_session", TimestampSigner(secret).sign(payload).decode())
+    assert forged.get("/account").status_code == 303
 
 
 def test_a_wrong_password_says_so_in_japanese_and_names_neither(web):
@@ -133,3 +165,19 @@ def test_changing_ones_own_password_keeps_this_session_and_ends_the_others(web):
     assert here.get("/account").status_code == 200
     assert there.get("/account").status_code == 303
     assert web.client().login("maru-clerk", "a new long password").status_code == 303
+
+
+def test_a_session_lasts_its_hours_after_its_last_use_not_after_its_log_in(store):
+    """`[web] session_hours` without use (docs/console.md): a session used after an hour is
+    still live seven hours later, and one left alone for eight is not."""
+    sessions = Sessions(store.engine, hours=8)
+    start = datetime.now(UTC)
+    used = sessions.open("maru-clerk", "127.0.0.1", start)
+    idle = sessions.open("maru-clerk", "127.0.0.1", start)
+    assert sessions.live(used, "maru-clerk", start + timedelta(hours=1))
+    assert sessions.live(used, "maru-clerk", start + timedelta(hours=8, minutes=30))
+    assert not sessions.live(idle, "maru-clerk", start + timedelta(hours=8, minutes=30))
+    assert not sessions.live(used, "maru-viewer", start + timedelta(hours=2))
+    assert sessions.end(used, start + timedelta(hours=9))
+    assert not sessions.live(used, "maru-clerk", start + timedelta(hours=9))
+    assert not sessions.end(used, start + timedelta(hours=9))

@@ -363,3 +363,19 @@ leases = Table(
 ledger.append_column(Column("claimed_by", String(120)))
 ledger.append_column(Column("claim_expires", DateTime(timezone=True)))
 outbox.append_column(Column("claimed_by", String(120)))
+
+# -- console sessions (migration 0013_web_sessions) ----------------------------------------
+# One row per console log in (owner: mailbot/web/sessions.py): the SHA-256 of the random
+# session id the signed cookie carries (never the id itself), the account, and when it
+# ends. Logging out ends the row, so a copy of the cookie is refused from then on.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("address", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+)
+Index("ix_web_sessions_expires", web_sessions.c.expires_at)

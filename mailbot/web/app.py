@@ -10,8 +10,9 @@ synchronous SQLAlchemy), after a POST's CSRF token was checked. Each page module
 Safety, for a console in front of municipal staff:
 - the session is a signed cookie (itsdangerous, via Starlette), HttpOnly, SameSite=Strict,
   Secure with `[web] https`, keyed by a key derived from the store's secret; it names the
-  account and when it was issued, and ends when the account is disabled or its password
-  changed after that;
+  account, when it was issued and a session id the server keeps (`sessions.py`); it ends
+  at log out (a copy of the cookie too), after `[web] session_hours`, and when the account
+  is disabled or its password changed after it was issued;
 - every POST carries the session's CSRF token (`csrf` field), log in included;
 - log ins are throttled per account and per address (`throttle.py`);
 - every response has a CSP without inline script, `frame-ancestors 'none'`, nosniff,
@@ -56,6 +57,7 @@ from .audit import Audit
 from .format import FILTERS
 from .redact import KeyRedactor
 from .scope import Scope
+from .sessions import Sessions
 from .throttle import LoginThrottle
 
 Clock = Callable[[], datetime]
@@ -88,6 +90,7 @@ class Web:
     accounts: Accounts
     audit: Audit
     throttle: LoginThrottle
+    sessions: Sessions
     templates: Environment
     redactor: KeyRedactor
     services: dict[str, Any] = field(default_factory=dict)  # page modules' own, by name
@@ -242,13 +245,17 @@ def check_csrf(request: Request, form: Mapping[str, str]) -> None:
 
 
 def session_account(request: Request, web: Web) -> Account | None:
-    """The logged-in account, None when there is none or its session has ended."""
+    """The logged-in account, None when there is none or its session has ended (logged
+    out, expired, or the account disabled or its password changed since)."""
     name = request.session.get("account")
     issued = request.session.get("issued")
-    if not isinstance(name, str) or not isinstance(issued, (int, float)):
+    session_id = request.session.get("sid")
+    if (not isinstance(name, str) or not isinstance(issued, (int, float))
+            or not isinstance(session_id, str)):
         return None
     account = web.accounts.get(name)
-    if account is None or account.disabled or account.changed_at.timestamp() > issued:
+    if (account is None or account.disabled or account.changed_at.timestamp() > issued
+            or not web.sessions.live(session_id, name, web.clock())):
         request.session.pop("account", None)
         return None
     return account
@@ -289,8 +296,9 @@ async def login(request: Request) -> Response:
                                 address=address)
         return render(request, web, "login.html.j2", 401, next=target, account=None,
                       error="アカウント名またはパスワードが違います。")
+    session_id = await run_in_threadpool(web.sessions.open, account.name, address, now)
     request.session.clear()  # a new session: no fixation, a fresh CSRF token
-    request.session.update(account=account.name, issued=now.timestamp(),
+    request.session.update(account=account.name, issued=now.timestamp(), sid=session_id,
                            csrf=secrets.token_urlsafe(32))
     await run_in_threadpool(web.audit.write, account.name, "login", at=now, address=address)
     return RedirectResponse(form.get("next") and _safe_next(form["next"]) or target,
@@ -300,7 +308,15 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     form, _files = await read_form(request)
     check_csrf(request, form)
+    web: Web = request.app.state.web
+    session_id, name = request.session.get("sid"), request.session.get("account")
     request.session.clear()
+    if isinstance(session_id, str):  # a copy of the cookie is refused from now on
+        now = web.clock()
+        if await run_in_threadpool(web.sessions.end, session_id, now) and isinstance(name, str):
+            await run_in_threadpool(web.audit.write, name, "logout", at=now,
+                                    address=client_address(request,
+                                                           web.config.web.trusted_proxies))
     return RedirectResponse("/login", status_code=303)
 
 
@@ -366,6 +382,7 @@ def create_app(config: Config, store: Store, *, clock: Clock = utc_now,
 
     web = Web(config=config, store=store, clock=clock, accounts=Accounts(store.engine),
               audit=Audit(store.engine), throttle=throttle or LoginThrottle(),
+              sessions=Sessions(store.engine, config.web.session_hours),
               templates=template_environment(), redactor=KeyRedactor(store))
     routes: list[BaseRoute] = [
         Route("/login", endpoint=login, methods=["GET", "POST"], name="login"),
