@@ -2,9 +2,8 @@
 valid for its row's current state.
 
 Five kinds, each read from its owner's table under `Scope.ledger_clause()`:
-- `review`: decided mail filed to its mailbox's review folder (the decision record's
-  "folder"), decided in the last `REVIEW_DAYS` days — a LIKE on the decision's JSON text
-  picks the candidates, parsing the JSON confirms;
+- `review`: decided mail filed to its mailbox's review folder (`ledger.folder`, the
+  decision record's "folder"), decided in the last `REVIEW_DAYS` days;
 - `quarantine`: ledger rows the pipeline gave up on;
 - `outbox`: failed outbox rows, and replies queued but not sent yet (waiting for the send
   window); a row of no received mail (a digest, an alert) only for accounts of every issuer;
@@ -102,13 +101,14 @@ def _reviews(conn: Connection, config: Config, scope: Scope, now: datetime,
     folders = _review_folders(config, scope)
     if not folders:
         return []
-    patterns = [ledger.c.decision.contains(json.dumps({"folder": f}, ensure_ascii=False)[1:-1],
-                                           autoescape=True) for f in set(folders.values())]
+    # `ledger.folder` is where the decision filed the mail (mailbot/ledger/listing.py).
+    filed = [and_(ledger.c.mailbox == name, ledger.c.folder == folder)
+             for name, folder in sorted(folders.items())]
     query = (select(ledger.c.id, ledger.c.mailbox, ledger.c.state, ledger.c.sender,
                     ledger.c.subject, ledger.c.decided_at, ledger.c.decision)
              .where(ledger.c.state.in_((LedgerState.DECIDED, LedgerState.REPLIED)),
                     ledger.c.decided_at >= now - timedelta(days=REVIEW_DAYS),
-                    or_(*patterns), scope.ledger_clause(), where)
+                    or_(*filed), scope.ledger_clause(), where)
              .order_by(ledger.c.id.desc()).limit(MAX_PER_KIND))
     out = []
     for row in conn.execute(query):
@@ -116,7 +116,7 @@ def _reviews(conn: Connection, config: Config, scope: Scope, now: datetime,
             record = json.loads(row.decision)
         except ValueError:
             continue
-        if not isinstance(record, dict) or record.get("folder") != folders.get(row.mailbox):
+        if not isinstance(record, dict):
             continue
         outcomes = ", ".join(str(o) for o in record.get("outcomes") or []) or "-"
         problems = ", ".join(str(p.get("code")) for p in record.get("problems") or []
