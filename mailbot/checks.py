@@ -1,6 +1,6 @@
 """`mailbot status --check`: one summary line and a Nagios-style exit code for monitoring.
 
-0 OK, 1 WARNING, 2 CRITICAL. Four figures, each against its `[check]` thresholds
+0 OK, 1 WARNING, 2 CRITICAL. Four figures (five when the cluster has a problem), each against its `[check]` thresholds
 (`mailbot/config/check.py`):
 
 - **waiting**: minutes since the oldest message not yet decided (received, processing) came
@@ -10,7 +10,11 @@
   (`mailbot.backlog`, stuck);
 - **sources down**: an IMAP source whose last error is newer than its last good sync, for
   the minutes since that sync (`mailbox_state`, `mailbot.ledger.source_states`); one that
-  never synced and keeps failing is at least WARNING, for want of a moment to count from.
+  never synced and keeps failing is at least WARNING, for want of a moment to count from;
+- **cluster problems** (only when there are, WARNING): messages whose claim ran out with
+  nobody to take them back, outgoing mail claimed by a node that stopped, and configured
+  IMAP mailboxes no live node watches while some node is alive
+  (`mailbot.cluster.view.cluster_report`, docs/cluster.md).
 
 A store that cannot be opened or read is CRITICAL (2), not UNKNOWN (3): monitoring must page
 when the database is gone, and mailbot cannot work without it. The line ends with Nagios
@@ -69,9 +73,11 @@ def _minutes(now: datetime, since: datetime) -> int:
 
 
 def check(conn: Connection, thresholds: CheckConfig, now: datetime,
-          sources: Collection[str] | None = None) -> CheckReport:
+          sources: Collection[str] | None = None,
+          cluster: Collection[str] = ()) -> CheckReport:
     """The check at `now`; `sources` are the mailboxes whose sync state counts (the
-    configured IMAP ones), None: every mailbox with a sync state."""
+    configured IMAP ones), None: every mailbox with a sync state. `cluster` are the
+    problems `mailbot.cluster.view.cluster_report` found (a figure only when there are)."""
     t = thresholds
     oldest = oldest_waiting(conn)
     waiting = 0 if oldest is None else _minutes(now, oldest)
@@ -108,6 +114,9 @@ def check(conn: Connection, thresholds: CheckConfig, now: datetime,
     worst = max((f.level for f in down), default=OK)
     figures.append(Figure(f"sources down {len(down)}" + "".join(f", {f.text}" for f in down),
                           worst, f"sources_down={len(down)}"))
+    if cluster:  # claims nobody took back, mail a dead node was sending, unwatched mailboxes
+        figures.append(Figure(f"cluster problems {len(cluster)}: " + "; ".join(cluster),
+                              WARNING, f"cluster_problems={len(cluster)}"))
     return CheckReport(max(f.level for f in figures), tuple(figures))
 
 
@@ -148,8 +157,11 @@ def status_check(config_path: str | None, store_arg: str | None, now: datetime) 
         problem = schema_problem(engine)
         if problem is not None:
             return unreachable(problem)
+        from mailbot.cluster.view import cluster_report
+
+        cluster = cluster_report(engine, sorted(sources or ()))["problems"]
         with engine.connect() as conn:
-            return check(conn, config.check, now, sources)
+            return check(conn, config.check, now, sources, cluster)
     except Exception as exc:  # the database is down or refuses us
         return unreachable(exc)
     finally:

@@ -178,3 +178,23 @@ def test_a_broken_configuration_is_critical(tmp_path):
     assert result.returncode == 2
     assert result.stdout.startswith("MAILBOT CRITICAL - configuration: ")
     assert "[check.failed_warn] must be a whole number" in result.stdout
+
+
+def test_cluster_problems_warn_a_mailbox_no_live_node_watches(store, store_url, tmp_path):
+    """A node is alive but no node holds the IMAP mailbox's lease (its watcher died with the
+    lease lost): `status --check` says WARNING and names it; once held, OK again."""
+    from mailbot.cluster import Leases
+
+    path = tmp_path / "mailbot.toml"
+    path.write_text(issuer_config(store_url, imap_port=free_port()), encoding="utf-8")
+    node = Leases(store.engine, "n1#0001", 60)
+    assert node.hold("node:n1", "host-a:/srv/a") is not None
+    unwatched = _status_check(path)
+    assert unwatched.returncode == 1, unwatched.stdout + unwatched.stderr
+    assert "cluster problems 1: IMAP mailbox keiyaku is watched by no live node" \
+        in unwatched.stdout
+    assert "cluster_problems=1" in unwatched.stdout
+    assert node.hold("mailbox:keiyaku") is not None
+    watched = _status_check(path)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert "cluster" not in watched.stdout
