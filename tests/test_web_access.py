@@ -12,9 +12,10 @@ from itsdangerous import TimestampSigner
 
 from mailbot.web.accounts import AccountError, Accounts
 from mailbot.web.audit import Audit
+from mailbot.web.server import Background
 from mailbot.web.sessions import Sessions
 
-from .web_console import PASSWORD, console
+from .web_console import PASSWORD, Client, console
 
 
 @pytest.fixture
@@ -84,6 +85,22 @@ def test_the_sixth_wrong_password_in_a_minute_is_throttled_even_when_right(web):
     assert "しばらく受け付けません" in answer.text
     # Another account from the same address is throttled too (per address) ...
     assert web.client().login("batsu-clerk").status_code == 429
+
+
+def test_two_consoles_on_one_store_count_the_same_failures(tmp_path, store_url):
+    """Two nodes' consoles behind one proxy (or one console restarted): five failures on
+    the first throttle the sixth try on the second, on SQLite and PostgreSQL."""
+    with console(tmp_path, store_url=store_url) as web:
+        other = Background(web.config, web.store, clock=web.clock, listen=("127.0.0.1", 0))
+        other.start()
+        try:
+            first, second = web.client(), Client(other.url)
+            for _ in range(5):
+                assert first.login("maru-clerk", "wrong password 123").status_code == 401
+            assert second.login("maru-clerk").status_code == 429
+            second.close()
+        finally:
+            other.stop()
 
 
 def test_the_throttle_ends_after_its_window(tmp_path):

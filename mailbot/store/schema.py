@@ -379,3 +379,14 @@ web_sessions = Table(
     Column("ended_at", DateTime(timezone=True)),
 )
 Index("ix_web_sessions_expires", web_sessions.c.expires_at)
+
+# Failed console log ins of the last minute (owner: mailbot/web/throttle.py), per
+# "account:NAME" and per "address:IP": every node's console counts the same failures.
+web_login_failures = Table(
+    "web_login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_web_login_failures_key", web_login_failures.c.key, web_login_failures.c.at)

@@ -6,7 +6,7 @@ JavaScript. Modules:
 - `app`: the ASGI application, sessions, log in, CSRF, security headers, `Routes`/`Ctx`;
 - `accounts` (owns `web_accounts`), `audit` (owns `web_audit`), `sessions` (owns
   `web_sessions`: logging out ends a session for every copy of its cookie), `scope` (what
-  an account sees), `throttle` (log in throttling), `format` (JST times, Japanese labels);
+  an account sees), `throttle` (owns `web_login_failures`: log in throttling), `format` (JST times, Japanese labels);
 - `pages/`: one module per page;
 - `server`: serving the app with uvicorn, alone or beside the daemon.
 """

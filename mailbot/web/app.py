@@ -283,7 +283,7 @@ async def login(request: Request) -> Response:
     address = client_address(request, web.config.web.trusted_proxies)
     keys = [f"account:{name}", f"address:{address}"]
     now = web.clock()
-    if web.throttle.blocked(keys, now):
+    if await run_in_threadpool(web.throttle.blocked, keys, now):
         await run_in_threadpool(web.audit.write, name or "-", "login_throttled", at=now,
                                 address=address)
         return render(request, web, "login.html.j2", 429, next=target, account=None,
@@ -291,7 +291,7 @@ async def login(request: Request) -> Response:
                             "1分ほど待ってからやり直してください。")
     account = await run_in_threadpool(web.accounts.verify, name, password)
     if account is None:
-        web.throttle.failed(keys, now)
+        await run_in_threadpool(web.throttle.failed, keys, now)
         await run_in_threadpool(web.audit.write, name or "-", "login_failed", at=now,
                                 address=address)
         return render(request, web, "login.html.j2", 401, next=target, account=None,
@@ -381,7 +381,7 @@ def create_app(config: Config, store: Store, *, clock: Clock = utc_now,
     from .pages import all_routes
 
     web = Web(config=config, store=store, clock=clock, accounts=Accounts(store.engine),
-              audit=Audit(store.engine), throttle=throttle or LoginThrottle(),
+              audit=Audit(store.engine), throttle=throttle or LoginThrottle(store.engine),
               sessions=Sessions(store.engine, config.web.session_hours),
               templates=template_environment(), redactor=KeyRedactor(store))
     routes: list[BaseRoute] = [

@@ -1,6 +1,8 @@
 """Console sessions held by the server: `web_sessions`, so that logging out ends a session
 even for a copy of its cookie (mailbot/web/sessions.py). Sessions of the earlier cookie-only
-form carry no id and end at once: everyone logs in again after the upgrade.
+form carry no id and end at once: everyone logs in again after the upgrade. And
+`web_login_failures`: the log in throttle's failures in the store (mailbot/web/throttle.py),
+shared by every node's console.
 
 Revision ID: 0013_web_sessions
 """
@@ -23,8 +25,17 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True)),
     )
     op.create_index("ix_web_sessions_expires", "web_sessions", ["expires_at"])
+    op.create_table(
+        "web_login_failures",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_web_login_failures_key", "web_login_failures", ["key", "at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_web_login_failures_key", "web_login_failures")
+    op.drop_table("web_login_failures")
     op.drop_index("ix_web_sessions_expires", "web_sessions")
     op.drop_table("web_sessions")
