@@ -321,7 +321,8 @@ class Daemon:
 
     def digest_tick(self) -> None:
         now = self.clock()
-        self._once("digest", daily_tick(now), partial(self.outgoing.digest, now),
+        tick = daily_tick(now)
+        self._once("digest", tick, partial(self.outgoing.digest, now, f"digest {tick}"),
                    "the staff digest could not be queued")
 
     def remind_tick(self) -> None:

@@ -86,10 +86,11 @@ class Outgoing:
                      extra={"sent": len(report.sent), "deferred": len(report.deferred),
                             "failed": len(report.failed), "waiting": report.waiting})
 
-    def digest(self, now: datetime) -> int:
+    def digest(self, now: datetime, run: str | None = None) -> int:
         """Queue the daily digests (each issuer's, then the contractor's); returns how many
-        were queued."""
-        return self.replier.digest(now) + int(self.submitter.digest(now))
+        were queued. `run` names the scheduled run (the daemon's `digest <tick>`): a run
+        taken over by another node queues none of them twice."""
+        return self.replier.digest(now, run) + int(self.submitter.digest(now, run))
 
     def _failed_for_good(self, row: OutboxRow) -> None:
         """Tell the staff of the side that wrote the mail (not for a failed alert)."""

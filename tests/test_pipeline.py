@@ -210,3 +210,31 @@ def test_a_key_in_the_subject_is_masked_in_the_decision_and_the_reply(setup):
     decision = run_decide(setup, message.as_bytes())
     assert decision.subject == "認証キー Z28Y********"
     assert decision.record["subject"] == decision.reply.context["subject"] == decision.subject
+
+
+def test_a_digest_run_taken_over_queues_no_digest_twice(setup, tmp_path):
+    """A node that dies in the middle of the day's digest run leaves it to another node,
+    which runs the same tick again: the digests the first node queued are not queued a
+    second time (their Message-ID is the run's), the rest are. A run with no name (an
+    admin's manual one) is a new digest."""
+    config, store, _ = setup
+    ledger = Ledger(store.engine, Spool(tmp_path / "spool"))
+    pipeline = Pipeline(config, store, ledger, Reader())
+    ledger.receive("keiyaku", SAMPLES["ejcs_cid"].data)
+    while pipeline.process_one():
+        pass
+    now = datetime.now(UTC)
+
+    def digests() -> list[str]:
+        with store.engine.connect() as conn:
+            return list(conn.execute(select(outbox.c.message_id)
+                                     .where(outbox.c.kind == "digest")).scalars())
+
+    outgoing = Outgoing(config, store)
+    assert outgoing.digest(now, "digest d-today") == 1
+    first = digests()
+    assert Outgoing(config, store).digest(now, "digest d-today") == 1  # the takeover
+    assert digests() == first
+    assert outgoing.digest(now, "digest d-tomorrow") == 1
+    assert outgoing.digest(now) == 1
+    assert len(set(digests())) == 3

@@ -51,6 +51,7 @@ decodes it with a plain ISO-2022-JP decoder.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -119,6 +120,17 @@ def new_message_id(domain: str) -> str:
     if not _DOMAIN.fullmatch(domain or ""):
         raise ValueError(f"not a usable Message-ID domain: {domain!r}")
     return f"<{time.time_ns() // 1_000_000:x}.{secrets.token_hex(12)}@{domain}>"
+
+
+def run_message_id(domain: str, run: str, part: str) -> str:
+    """The ``<…@domain>`` of mail `part` (its recipients, say) of scheduled run `run` ("digest
+    d2026-12-03"): the same for the same run, so a run taken over by another cluster node
+    queues again only what its first node had not (the outbox keeps one row per
+    Message-ID)."""
+    if not _DOMAIN.fullmatch(domain or ""):
+        raise ValueError(f"not a usable Message-ID domain: {domain!r}")
+    digest = hashlib.sha256(f"{run}\0{part}".encode("utf-8", "replace")).hexdigest()
+    return f"<run.{digest[:32]}@{domain}>"
 
 
 def render_reply(template: str, context: dict[str, Any], to_addr: str, settings: ReplySettings,

@@ -29,6 +29,7 @@ from .render import (
     new_message_id,
     render_reply,
     render_staff,
+    run_message_id,
     template_dirs,
 )
 
@@ -77,9 +78,11 @@ class Replier:
         return render_reply(row.template, row.context, row.to_addr, self._row_settings(row),
                             message_id, now)
 
-    def digest(self, now: datetime) -> int:
+    def digest(self, now: datetime, run: str | None = None) -> int:
         """Queue one digest per issuer with staff, and one per address a route names in
-        `notify` that the day's messages were routed to; returns how many were queued."""
+        `notify` that the day's messages were routed to; returns how many were queued.
+        `run` names the scheduled run ("digest d2026-12-03"): run again (taken over by
+        another node), it queues no digest twice (`run_message_id`)."""
         since = now - timedelta(days=1)
         queued = 0
         for key, policy in self.config.issuers.items():
@@ -88,21 +91,23 @@ class Replier:
             mailboxes = {m.name for m in self.config.mailboxes if m.issuer == key}
             context = digest_context(self.outbox, policy.name, mailboxes, since, now,
                                      self.config.auth_requirement(key, "issuer"))
-            self._queue_digest(policy, list(policy.staff), context, now)
+            self._queue_digest(policy, list(policy.staff), context, now, run)
             queued += 1
         mailboxes = {m.name for m in self.config.mailboxes}
         for address in sorted({a for route in self.config.routes for a in route.notify}):
             routed = routed_context(self.outbox, address, mailboxes, since, now)
             if routed is not None:
                 issuer, context = routed
-                self._queue_digest(self._policy(issuer), [address], context, now)
+                self._queue_digest(self._policy(issuer), [address], context, now, run)
                 queued += 1
         return queued
 
     def _queue_digest(self, policy: IssuerPolicy, to_addrs: list[str],
-                      context: dict[str, Any], now: datetime) -> None:
+                      context: dict[str, Any], now: datetime, run: str | None) -> None:
         settings = self.settings_for(policy)
-        message_id = new_message_id(self._domain(settings))
+        domain = self._domain(settings)
+        message_id = (new_message_id(domain) if run is None else
+                      run_message_id(domain, run, f"{policy.name}|{','.join(sorted(to_addrs))}"))
         raw = render_staff("digest", context, to_addrs, settings, message_id, now)
         self.outbox.queue("digest", to_addrs, raw, message_id,
                           f"mailbot digest {now:%Y-%m-%d}", now)

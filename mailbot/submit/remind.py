@@ -58,8 +58,9 @@ class Submitter:
         log.info("reminded the staff of %d unanswered submission(s)", len(rows))
         return len(rows)
 
-    def digest(self, now: datetime) -> bool:
-        """Queue the contractor's daily report; False when there is nothing to report."""
+    def digest(self, now: datetime, run: str | None = None) -> bool:
+        """Queue the contractor's daily report; False when there is nothing to report.
+        `run` names the scheduled run: run again, it queues no second report."""
         contractor = self.config.contractor
         if contractor is None:
             return False
@@ -83,7 +84,7 @@ class Submitter:
             return False
         context = {"period_start": since.isoformat(), "period_end": now.isoformat(),
                    "open": open_rows, "answered": answered, "needs_action": needs_action}
-        raw, message_id, subject = staff_mail(self.config, "contractor_digest", context, now)
+        raw, message_id, subject = staff_mail(self.config, "contractor_digest", context, now, run)
         self.outbox.queue("digest", list(contractor.staff), raw, message_id, subject, now)
         return True
 

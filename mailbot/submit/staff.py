@@ -17,6 +17,7 @@ from mailbot.replies.render import (
     ReplySettings,
     new_message_id,
     render_staff,
+    run_message_id,
     template_dirs,
 )
 from parsers.headers import clean_header_text
@@ -58,13 +59,16 @@ def contractor_settings(config: Config) -> ReplySettings:
                          template_dirs=template_dirs(config.template_dir))
 
 
-def staff_mail(config: Config, template: str, context: dict[str, Any], now: datetime
-               ) -> tuple[bytes, str, str]:
-    """(bytes, Message-ID, subject for listings) of one mail to the contractor's staff."""
+def staff_mail(config: Config, template: str, context: dict[str, Any], now: datetime,
+               run: str | None = None) -> tuple[bytes, str, str]:
+    """(bytes, Message-ID, subject for listings) of one mail to the contractor's staff;
+    `run` (a scheduled run's name) makes its Message-ID that run's (`run_message_id`)."""
     contractor = config.contractor
     assert contractor is not None
     settings = contractor_settings(config)
-    message_id = new_message_id(domain_of(settings.from_addr) or "localhost")
+    domain = domain_of(settings.from_addr) or "localhost"
+    message_id = (new_message_id(domain) if run is None
+                  else run_message_id(domain, run, template))
     full = {"contractor": contractor.name, "excerpt": [], **context}
     try:
         raw = render_staff(template, full, list(contractor.staff), settings, message_id, now)
