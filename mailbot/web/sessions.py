@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from mailbot.store.schema import utc, web_sessions
 
-# Ended and expired rows are deleted this long after their end, at a later log in.
+# Session rows (ended or not) are deleted this long after their expiry, at a later log in.
 KEEP = timedelta(days=7)
 # A session's end is pushed back at a use at most this often.
 SLIDE = timedelta(minutes=5)
